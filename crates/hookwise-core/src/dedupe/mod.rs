@@ -1,0 +1,194 @@
+//! Dedupe: process each event once although senders deliver it more than once.
+//!
+//! The protocol is claim → process → commit on success, release on failure:
+//!
+//! - [`DedupeStore::claim`] atomically takes a key: exactly one of many concurrent
+//!   claims of one key wins; the others see a [`Duplicate`].
+//! - [`DedupeStore::commit`] records the event as processed for the retention time, so
+//!   retries during that time are duplicates.
+//! - [`DedupeStore::release`] gives the key back (processing failed or was refused),
+//!   so the sender's retry is processed. It only removes the claim it was given.
+//! - A claim nobody commits or releases (a crash) expires after the lease, and the
+//!   event can be claimed again.
+//!
+//! [`MemoryStore`] keeps keys in this process; the trait is async and fallible so an
+//! out-of-process store (Redis) fits behind it too.
+
+mod memory;
+
+use std::{fmt, future::Future, sync::Arc, time::Duration};
+
+pub use self::memory::{DEFAULT_MAX_KEYS, DedupeStats, MemoryStore};
+
+/// The default time a processed event is remembered: 96 h covers senders that retry
+/// for three days.
+pub const DEFAULT_RETENTION: Duration = Duration::from_secs(96 * 60 * 60);
+
+/// The default lease of an in-flight claim before it expires.
+pub const DEFAULT_LEASE: Duration = Duration::from_secs(5 * 60);
+
+/// An event's identity in a dedupe store: the provider's name, `:`, then the
+/// provider's key for the event, so one store can serve several providers.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct DedupeKey {
+    full: String,
+    split: usize,
+}
+
+impl DedupeKey {
+    /// The key for `id` under the namespace `provider`.
+    ///
+    /// ```
+    /// use hookwise_core::DedupeKey;
+    ///
+    /// let key = DedupeKey::new("hoursmith", "4f9c2a1e");
+    /// assert_eq!(key.as_str(), "hoursmith:4f9c2a1e");
+    /// assert_eq!(key.id(), "4f9c2a1e");
+    /// ```
+    pub fn new(provider: &str, id: &str) -> Self {
+        let mut full = String::with_capacity(provider.len() + 1 + id.len());
+        full.push_str(provider);
+        full.push(':');
+        full.push_str(id);
+        Self {
+            full,
+            split: provider.len() + 1,
+        }
+    }
+
+    /// The full, namespaced key, as stored.
+    pub fn as_str(&self) -> &str {
+        &self.full
+    }
+
+    /// The provider's part of the key (the event id, for Hoursmith).
+    pub fn id(&self) -> &str {
+        &self.full[self.split..]
+    }
+}
+
+impl fmt::Display for DedupeKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.full)
+    }
+}
+
+/// A won claim on a key: present it to commit or release.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Claim {
+    key: DedupeKey,
+    token: u64,
+}
+
+impl Claim {
+    /// A claim on `key`, identified by a store-chosen `token` unique among the claims
+    /// of that key (for store implementors).
+    pub fn new(key: DedupeKey, token: u64) -> Self {
+        Self { key, token }
+    }
+
+    /// The claimed key.
+    pub fn key(&self) -> &DedupeKey {
+        &self.key
+    }
+
+    /// The store's token for this claim.
+    pub fn token(&self) -> u64 {
+        self.token
+    }
+}
+
+/// Why a claim lost: the key is already taken.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Duplicate {
+    /// Another claim on the key is being processed (within its lease).
+    InFlight,
+    /// The event was processed and committed within the retention time.
+    Processed,
+}
+
+/// The answer to a claim.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ClaimOutcome {
+    /// The key was free: this caller processes the event.
+    Claimed(Claim),
+    /// The key is taken: the event must not be processed again.
+    Duplicate(Duplicate),
+}
+
+/// A dedupe store failed; the delivery should be retried by the sender (503).
+#[derive(Debug, thiserror::Error)]
+#[error("dedupe store unavailable: {message}")]
+pub struct StoreError {
+    message: String,
+    #[source]
+    source: Option<Box<dyn std::error::Error + Send + Sync>>,
+}
+
+impl StoreError {
+    /// An error with a message for logs.
+    pub fn new(message: impl Into<String>) -> Self {
+        Self {
+            message: message.into(),
+            source: None,
+        }
+    }
+
+    /// An error caused by `source` (a connection error, a timeout).
+    pub fn with_source(
+        message: impl Into<String>,
+        source: impl std::error::Error + Send + Sync + 'static,
+    ) -> Self {
+        Self {
+            message: message.into(),
+            source: Some(Box::new(source)),
+        }
+    }
+}
+
+/// Where claims on event keys live. See the [module docs](self) for the protocol.
+///
+/// Implementations must make `claim` atomic: of concurrent claims of one free key,
+/// exactly one returns [`ClaimOutcome::Claimed`].
+pub trait DedupeStore: Send + Sync + 'static {
+    /// Claims `key` for processing, for at most the store's lease.
+    fn claim(
+        &self,
+        key: &DedupeKey,
+    ) -> impl Future<Output = Result<ClaimOutcome, StoreError>> + Send;
+
+    /// Records the claimed event as processed, for the store's retention time.
+    ///
+    /// An event that was processed is recorded even when its claim has expired
+    /// meanwhile: being processed is a fact about the event, not about the claim.
+    fn commit(&self, claim: &Claim) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Gives the key back so the event can be claimed again, unless the key is now
+    /// held by another claim (which is left alone).
+    fn release(&self, claim: &Claim) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// How long a committed event is remembered. The [`Receiver`](crate::Receiver)
+    /// checks it covers the provider's replay window.
+    fn retention(&self) -> Duration;
+}
+
+impl<S: DedupeStore> DedupeStore for Arc<S> {
+    fn claim(
+        &self,
+        key: &DedupeKey,
+    ) -> impl Future<Output = Result<ClaimOutcome, StoreError>> + Send {
+        (**self).claim(key)
+    }
+
+    fn commit(&self, claim: &Claim) -> impl Future<Output = Result<(), StoreError>> + Send {
+        (**self).commit(claim)
+    }
+
+    fn release(&self, claim: &Claim) -> impl Future<Output = Result<(), StoreError>> + Send {
+        (**self).release(claim)
+    }
+
+    fn retention(&self) -> Duration {
+        (**self).retention()
+    }
+}

@@ -1,0 +1,271 @@
+//! Why a delivery was refused, and why a configuration was.
+//!
+//! A [`Rejection`] carries a [`RejectionKind`], which fixes the HTTP status and the
+//! stable error code of the receiver contract. Every adapter answers with
+//! [`Rejection::status`] and [`Rejection::body`], so the contract lives here once.
+
+use std::{borrow::Cow, fmt, time::Duration};
+
+use http::StatusCode;
+
+/// The reason a delivery was refused. Fixes the status and the error code.
+///
+/// | kind | status | code |
+/// | --- | --- | --- |
+/// | [`PayloadTooLarge`](Self::PayloadTooLarge) | 413 | `payload_too_large` |
+/// | [`SignatureMissing`](Self::SignatureMissing) | 401 | `signature_missing` |
+/// | [`SignatureMalformed`](Self::SignatureMalformed) | 401 | `signature_malformed` |
+/// | [`SignatureMismatch`](Self::SignatureMismatch) | 401 | `signature_mismatch` |
+/// | [`TimestampTooOld`](Self::TimestampTooOld) | 401 | `timestamp_too_old` |
+/// | [`TimestampTooNew`](Self::TimestampTooNew) | 401 | `timestamp_too_new` |
+/// | [`InvalidPayload`](Self::InvalidPayload) | 400 | `invalid_payload` |
+/// | [`StoreUnavailable`](Self::StoreUnavailable) | 503 | `store_unavailable` |
+/// | [`QueueFull`](Self::QueueFull) | 503 | `queue_full` |
+/// | [`ShuttingDown`](Self::ShuttingDown) | 503 | `shutting_down` |
+/// | [`HandlerFailed`](Self::HandlerFailed) | 500 | `handler_failed` |
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum RejectionKind {
+    /// The body is larger than the configured limit.
+    PayloadTooLarge,
+    /// The signature header is absent (or empty).
+    SignatureMissing,
+    /// The signature header is present but not in the provider's format.
+    SignatureMalformed,
+    /// No signature matches the body under any configured secret.
+    SignatureMismatch,
+    /// The signed (or payload) timestamp is older than the tolerance or max age.
+    TimestampTooOld,
+    /// The signed (or payload) timestamp is further in the future than the tolerance.
+    TimestampTooNew,
+    /// The body verified but is not the provider's envelope.
+    InvalidPayload,
+    /// The dedupe store could not be reached; the sender should retry.
+    StoreUnavailable,
+    /// The processing queue is full; the sender should retry.
+    QueueFull,
+    /// The receiver is shutting down; the sender should retry.
+    ShuttingDown,
+    /// The handler failed while the sender waited for it (ack-after-handler mode).
+    HandlerFailed,
+}
+
+impl RejectionKind {
+    /// The HTTP status of the receiver contract for this kind.
+    pub fn status(self) -> StatusCode {
+        match self {
+            Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::SignatureMissing
+            | Self::SignatureMalformed
+            | Self::SignatureMismatch
+            | Self::TimestampTooOld
+            | Self::TimestampTooNew => StatusCode::UNAUTHORIZED,
+            Self::InvalidPayload => StatusCode::BAD_REQUEST,
+            Self::StoreUnavailable | Self::QueueFull | Self::ShuttingDown => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
+            Self::HandlerFailed => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    /// The stable, machine-readable error code sent in the response body.
+    pub fn code(self) -> &'static str {
+        match self {
+            Self::PayloadTooLarge => "payload_too_large",
+            Self::SignatureMissing => "signature_missing",
+            Self::SignatureMalformed => "signature_malformed",
+            Self::SignatureMismatch => "signature_mismatch",
+            Self::TimestampTooOld => "timestamp_too_old",
+            Self::TimestampTooNew => "timestamp_too_new",
+            Self::InvalidPayload => "invalid_payload",
+            Self::StoreUnavailable => "store_unavailable",
+            Self::QueueFull => "queue_full",
+            Self::ShuttingDown => "shutting_down",
+            Self::HandlerFailed => "handler_failed",
+        }
+    }
+
+    /// Every kind, in declaration order (for tables, metrics and tests).
+    pub const ALL: [Self; 11] = [
+        Self::PayloadTooLarge,
+        Self::SignatureMissing,
+        Self::SignatureMalformed,
+        Self::SignatureMismatch,
+        Self::TimestampTooOld,
+        Self::TimestampTooNew,
+        Self::InvalidPayload,
+        Self::StoreUnavailable,
+        Self::QueueFull,
+        Self::ShuttingDown,
+        Self::HandlerFailed,
+    ];
+}
+
+impl fmt::Display for RejectionKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.code())
+    }
+}
+
+/// How long a sender is asked to wait before retrying a 503.
+const RETRY_AFTER: Duration = Duration::from_secs(60);
+
+/// A delivery the receiver refused: the contract's status, code, and a detail for logs.
+///
+/// The detail never holds a secret or an expected signature, and it is not sent to the
+/// client: the response body is only the stable code.
+///
+/// ```
+/// use hookwise_core::{Rejection, RejectionKind};
+///
+/// let rejection = Rejection::new(RejectionKind::SignatureMismatch);
+/// assert_eq!(rejection.status(), 401);
+/// assert_eq!(rejection.body(), r#"{"error":"signature_mismatch"}"#);
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rejection {
+    kind: RejectionKind,
+    detail: Option<Cow<'static, str>>,
+}
+
+impl Rejection {
+    /// A rejection of this kind, without detail.
+    pub fn new(kind: RejectionKind) -> Self {
+        Self { kind, detail: None }
+    }
+
+    /// Adds a human-readable detail for logs (never sent to the client).
+    #[must_use]
+    pub fn with_detail(mut self, detail: impl Into<Cow<'static, str>>) -> Self {
+        self.detail = Some(detail.into());
+        self
+    }
+
+    /// Why the delivery was refused.
+    pub fn kind(&self) -> RejectionKind {
+        self.kind
+    }
+
+    /// The detail for logs, if any.
+    pub fn detail(&self) -> Option<&str> {
+        self.detail.as_deref()
+    }
+
+    /// The HTTP status to answer with.
+    pub fn status(&self) -> StatusCode {
+        self.kind.status()
+    }
+
+    /// The stable error code, e.g. `signature_mismatch`.
+    pub fn code(&self) -> &'static str {
+        self.kind.code()
+    }
+
+    /// The `Retry-After` to send with a 503, `None` for other statuses.
+    pub fn retry_after(&self) -> Option<Duration> {
+        (self.status() == StatusCode::SERVICE_UNAVAILABLE).then_some(RETRY_AFTER)
+    }
+
+    /// The JSON response body: `{"error":"<code>"}`.
+    pub fn body(&self) -> String {
+        // Codes are fixed ASCII identifiers, so no escaping is needed.
+        format!(r#"{{"error":"{}"}}"#, self.code())
+    }
+
+    /// The complete HTTP response of the contract, for adapters.
+    ///
+    /// Status, `content-type: application/json`, `Retry-After` for 503, and
+    /// [`body`](Self::body). Adapters convert the body into their own type.
+    pub fn to_response(&self) -> http::Response<String> {
+        let mut response = http::Response::new(self.body());
+        *response.status_mut() = self.status();
+        let headers = response.headers_mut();
+        headers.insert(
+            http::header::CONTENT_TYPE,
+            http::HeaderValue::from_static("application/json"),
+        );
+        if let Some(after) = self.retry_after() {
+            headers.insert(http::header::RETRY_AFTER, after.as_secs().into());
+        }
+        response
+    }
+}
+
+impl From<RejectionKind> for Rejection {
+    fn from(kind: RejectionKind) -> Self {
+        Self::new(kind)
+    }
+}
+
+impl fmt::Display for Rejection {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.detail {
+            Some(detail) => write!(f, "{}: {detail}", self.kind),
+            None => write!(f, "{}", self.kind),
+        }
+    }
+}
+
+impl std::error::Error for Rejection {}
+
+/// A configuration the receiver refuses to be built with.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// A secret was empty: every signature would be forgeable by anyone.
+    #[error("webhook secret is empty")]
+    EmptySecret,
+    /// No secret was given at all.
+    #[error("at least one webhook secret is required")]
+    NoSecrets,
+    /// A provider accepts deliveries older than the dedupe store remembers them, so a
+    /// replay could be processed twice.
+    #[error(
+        "{provider} accepts deliveries up to {window:?} old, longer than the dedupe \
+         retention of {retention:?}: a replay could be processed twice"
+    )]
+    ReplayWindowExceedsRetention {
+        /// The provider's name.
+        provider: &'static str,
+        /// How old a delivery the provider accepts.
+        window: Duration,
+        /// How long the dedupe store remembers a processed event.
+        retention: Duration,
+    },
+    /// A size, count or duration that must be positive was zero.
+    #[error("{0} must be greater than zero")]
+    Zero(&'static str),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codes_are_distinct_and_statuses_follow_the_contract() {
+        let mut codes: Vec<_> = RejectionKind::ALL.iter().map(|k| k.code()).collect();
+        codes.sort_unstable();
+        codes.dedup();
+        assert_eq!(codes.len(), RejectionKind::ALL.len());
+        for kind in RejectionKind::ALL {
+            let status = kind.status().as_u16();
+            assert!(matches!(status, 400 | 401 | 413 | 500 | 503), "{kind}: {status}");
+        }
+    }
+
+    #[test]
+    fn response_has_json_body_and_retry_after_only_for_503() {
+        let busy = Rejection::new(RejectionKind::QueueFull).to_response();
+        assert_eq!(busy.status(), 503);
+        assert_eq!(busy.headers()[http::header::RETRY_AFTER], "60");
+        assert_eq!(busy.body(), r#"{"error":"queue_full"}"#);
+
+        let forged = Rejection::new(RejectionKind::SignatureMismatch)
+            .with_detail("no v1 matched")
+            .to_response();
+        assert_eq!(forged.status(), 401);
+        assert!(forged.headers().get(http::header::RETRY_AFTER).is_none());
+        assert_eq!(forged.headers()[http::header::CONTENT_TYPE], "application/json");
+        assert_eq!(forged.body(), r#"{"error":"signature_mismatch"}"#);
+    }
+}

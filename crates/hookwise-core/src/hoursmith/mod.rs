@@ -1,0 +1,150 @@
+//! Hoursmith: `Hoursmith-Signature: t=<unix seconds>,v1=<hex>` over `t.body`.
+//!
+//! The decisions of PROVIDERS.md, as implemented here:
+//!
+//! - The signed payload is `t` exactly as sent, a `.`, then the raw body; HMAC-SHA256
+//!   keyed with the secret's UTF-8 bytes, verbatim; hex of either case.
+//! - The header is parsed strictly ([`SignatureHeader`]); a delivery is valid when any
+//!   `v1` matches under any configured secret (rotation), and the matching secret is
+//!   reported.
+//! - `|now - t|` must be at most the tolerance (300 s by default) in both directions.
+//! - Dedupe key: the envelope `id`, shared by every retry.
+//! - Test events (`livemode: false`, `data.test: true`) are delivered and marked
+//!   ([`Event::is_test`]); [`Hoursmith::drop_test_events`] acknowledges them without
+//!   processing instead.
+//!
+//! ```
+//! use std::time::Duration;
+//! use bytes::Bytes;
+//! use http::HeaderMap;
+//! use hookwise_core::{Provider, hoursmith::{EventData, Hoursmith}, sign};
+//!
+//! let hoursmith = Hoursmith::new("whsec_test_secret")?;
+//! let body = Bytes::from_static(br#"{"id":"e1","type":"client.created","created":1,
+//!     "orgId":"o1","livemode":true,"data":{"client":{"id":"c1"}}}"#);
+//! let now = Duration::from_secs(1_700_000_000);
+//!
+//! let mut headers = HeaderMap::new();
+//! sign::hoursmith(b"whsec_test_secret", now.as_secs(), &body).insert_into(&mut headers);
+//!
+//! let verified = hoursmith.verify(&headers, &body, now)?;
+//! assert_eq!(verified.secret_index(), 0);
+//! let event = hoursmith.parse(&headers, &body, now)?;
+//! assert!(matches!(event.data(), EventData::ClientCreated { .. }));
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+
+mod event;
+mod header;
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::HeaderMap;
+
+pub use self::{
+    event::{Event, EventData},
+    header::{MAX_SIGNATURES, SignatureHeader},
+};
+use crate::{
+    ConfigError, Provider, Rejection, RejectionKind, Secrets, Verified,
+    provider::{check_timestamp, single_header},
+};
+
+/// The signature header's name (header names are case-insensitive).
+pub const SIGNATURE_HEADER: &str = "hoursmith-signature";
+
+/// The default tolerance between the signed `t` and now, both directions.
+pub const DEFAULT_TOLERANCE: Duration = Duration::from_secs(300);
+
+/// The Hoursmith provider: verification, envelope, dedupe key.
+///
+/// See the [module docs](self) for the rules and an example.
+#[derive(Debug, Clone)]
+#[must_use]
+pub struct Hoursmith {
+    secrets: Secrets,
+    tolerance: Duration,
+    drop_test_events: bool,
+}
+
+impl Hoursmith {
+    /// A provider accepting one secret (the UTF-8 bytes of the string shown by
+    /// Hoursmith). An empty secret is a [`ConfigError`].
+    pub fn new(secret: impl AsRef<[u8]>) -> Result<Self, ConfigError> {
+        Ok(Self::with_secrets(Secrets::new([secret])?))
+    }
+
+    /// A provider accepting several secrets, for rotation.
+    pub fn with_secrets(secrets: Secrets) -> Self {
+        Self {
+            secrets,
+            tolerance: DEFAULT_TOLERANCE,
+            drop_test_events: false,
+        }
+    }
+
+    /// Sets how far `t` may be from now, in either direction (default 300 s).
+    /// Must be at least one second.
+    pub fn tolerance(mut self, tolerance: Duration) -> Result<Self, ConfigError> {
+        if tolerance.as_secs() == 0 {
+            return Err(ConfigError::Zero("Hoursmith tolerance"));
+        }
+        self.tolerance = tolerance;
+        Ok(self)
+    }
+
+    /// Acknowledges test events after verification without processing them
+    /// (default `false`: they are delivered, marked by [`Event::is_test`]).
+    pub fn drop_test_events(mut self, drop: bool) -> Self {
+        self.drop_test_events = drop;
+        self
+    }
+}
+
+impl Provider for Hoursmith {
+    type Event = Event;
+
+    fn name(&self) -> &'static str {
+        "hoursmith"
+    }
+
+    fn verify(
+        &self,
+        headers: &HeaderMap,
+        body: &[u8],
+        now: Duration,
+    ) -> Result<Verified, Rejection> {
+        let value = single_header(headers, SIGNATURE_HEADER)?
+            .ok_or(RejectionKind::SignatureMissing)?;
+        let header = SignatureHeader::parse(value)?;
+        check_timestamp(
+            i128::from(header.timestamp()),
+            now,
+            self.tolerance,
+            self.tolerance,
+        )?;
+        let signed = [header.timestamp_text().as_bytes(), b".", body];
+        let index = self
+            .secrets
+            .find_match(&signed, header.signatures())
+            .ok_or(RejectionKind::SignatureMismatch)?;
+        Ok(Verified::new(index).signed_at(header.timestamp()))
+    }
+
+    fn parse(&self, _: &HeaderMap, body: &Bytes, _: Duration) -> Result<Event, Rejection> {
+        Event::from_json(body)
+    }
+
+    fn dedupe_key(&self, event: &Event, _: &[u8]) -> String {
+        event.id().to_owned()
+    }
+
+    fn should_process(&self, event: &Event) -> bool {
+        !(self.drop_test_events && event.is_test())
+    }
+
+    fn replay_window(&self) -> Duration {
+        self.tolerance
+    }
+}

@@ -1,0 +1,179 @@
+//! Mojave: `X-Mojave-Signature: [sha256=]<hex>` over the raw body.
+//!
+//! The decisions of PROVIDERS.md, as implemented here:
+//!
+//! - The signature is the hex HMAC-SHA256 of the exact raw body, keyed with the
+//!   secret's UTF-8 bytes; either case, with or without a `sha256=` prefix. Any other
+//!   shape is malformed.
+//! - Mojave signs no timestamp, so the replay defence reads the payload's
+//!   `timestamp` after verification: older than the max age (24 h by default) or more
+//!   than the tolerance (300 s) in the future is refused; inside that window the dedupe
+//!   store catches replays. The [`Receiver`](crate::Receiver) refuses a dedupe store
+//!   whose retention is shorter than the max age.
+//! - The payload has no event id, so the default dedupe key is the SHA-256 of the raw
+//!   body (a retry resends the same bytes). [`Mojave::dedupe_key_with`] plugs in
+//!   another.
+//!
+//! ```
+//! use std::time::Duration;
+//! use bytes::Bytes;
+//! use http::HeaderMap;
+//! use hookwise_core::{Provider, mojave::Mojave, sign};
+//!
+//! let mojave = Mojave::new("mojave_secret")?;
+//! let body = Bytes::from_static(br#"{"type":"invoice.paid","timestamp":1700000000,"data":{"id":"inv_1"}}"#);
+//! let mut headers = HeaderMap::new();
+//! sign::mojave(b"mojave_secret", &body).insert_into(&mut headers);
+//!
+//! let now = Duration::from_secs(1_700_000_060);
+//! assert_eq!(mojave.verify(&headers, &body, now)?.secret_index(), 0);
+//! assert_eq!(mojave.parse(&headers, &body, now)?.event_type(), "invoice.paid");
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+
+mod event;
+
+use std::{fmt, sync::Arc, time::Duration};
+
+use bytes::Bytes;
+use http::HeaderMap;
+use sha2::{Digest as _, Sha256};
+
+pub use self::event::{Event, EventData};
+use crate::{
+    ConfigError, Provider, Rejection, RejectionKind, Secrets, Verified, hex,
+    provider::{check_timestamp, single_header},
+};
+
+/// The signature header's name (header names are case-insensitive).
+pub const SIGNATURE_HEADER: &str = "x-mojave-signature";
+
+/// The default max age of a payload `timestamp`.
+pub const DEFAULT_MAX_AGE: Duration = Duration::from_secs(24 * 60 * 60);
+
+/// The default tolerance for a payload `timestamp` in the future.
+pub const DEFAULT_TOLERANCE: Duration = Duration::from_secs(300);
+
+type KeyFn = dyn Fn(&Event, &[u8]) -> String + Send + Sync;
+
+/// The Mojave provider: verification, envelope, dedupe key.
+///
+/// See the [module docs](self) for the rules and an example.
+#[derive(Clone)]
+#[must_use]
+pub struct Mojave {
+    secrets: Secrets,
+    max_age: Duration,
+    tolerance: Duration,
+    dedupe_key: Option<Arc<KeyFn>>,
+}
+
+impl Mojave {
+    /// A provider accepting one secret (the UTF-8 bytes of the string shown in
+    /// Settings → Webhooks). An empty secret is a [`ConfigError`].
+    pub fn new(secret: impl AsRef<[u8]>) -> Result<Self, ConfigError> {
+        Ok(Self::with_secrets(Secrets::new([secret])?))
+    }
+
+    /// A provider accepting several secrets, for rotation.
+    pub fn with_secrets(secrets: Secrets) -> Self {
+        Self {
+            secrets,
+            max_age: DEFAULT_MAX_AGE,
+            tolerance: DEFAULT_TOLERANCE,
+            dedupe_key: None,
+        }
+    }
+
+    /// Sets how old a payload `timestamp` may be (default 24 h). Must be at least one
+    /// second, and no longer than the dedupe store's retention (checked when the
+    /// [`Receiver`](crate::Receiver) is built).
+    pub fn max_age(mut self, max_age: Duration) -> Result<Self, ConfigError> {
+        if max_age.as_secs() == 0 {
+            return Err(ConfigError::Zero("Mojave max age"));
+        }
+        self.max_age = max_age;
+        Ok(self)
+    }
+
+    /// Sets how far in the future a payload `timestamp` may be (default 300 s).
+    pub fn tolerance(mut self, tolerance: Duration) -> Self {
+        self.tolerance = tolerance;
+        self
+    }
+
+    /// Replaces the default dedupe key (SHA-256 of the raw body) with your own, e.g.
+    /// the resource id and type when you know each is sent once.
+    ///
+    /// ```
+    /// use hookwise_core::mojave::Mojave;
+    ///
+    /// let mojave = Mojave::new("secret")?.dedupe_key_with(|event, _body| {
+    ///     format!("{}:{}", event.event_type(), event.timestamp())
+    /// });
+    /// # Ok::<(), hookwise_core::ConfigError>(())
+    /// ```
+    pub fn dedupe_key_with<F>(mut self, key: F) -> Self
+    where
+        F: Fn(&Event, &[u8]) -> String + Send + Sync + 'static,
+    {
+        self.dedupe_key = Some(Arc::new(key));
+        self
+    }
+}
+
+impl fmt::Debug for Mojave {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Mojave")
+            .field("secrets", &self.secrets)
+            .field("max_age", &self.max_age)
+            .field("tolerance", &self.tolerance)
+            .field("custom_dedupe_key", &self.dedupe_key.is_some())
+            .finish()
+    }
+}
+
+/// Parses `[sha256=]<64 hex digits>`.
+fn parse_signature(value: &str) -> Result<crate::secret::Digest, Rejection> {
+    let hex_digits = value.strip_prefix("sha256=").unwrap_or(value);
+    hex::decode_digest(hex_digits).ok_or_else(|| {
+        Rejection::new(RejectionKind::SignatureMalformed)
+            .with_detail("X-Mojave-Signature is not [sha256=] and 64 hex digits")
+    })
+}
+
+impl Provider for Mojave {
+    type Event = Event;
+
+    fn name(&self) -> &'static str {
+        "mojave"
+    }
+
+    fn verify(&self, headers: &HeaderMap, body: &[u8], _: Duration) -> Result<Verified, Rejection> {
+        let value = single_header(headers, SIGNATURE_HEADER)?
+            .ok_or(RejectionKind::SignatureMissing)?;
+        let signature = parse_signature(value)?;
+        let index = self
+            .secrets
+            .find_match(&[body], &[signature])
+            .ok_or(RejectionKind::SignatureMismatch)?;
+        Ok(Verified::new(index))
+    }
+
+    fn parse(&self, _: &HeaderMap, body: &Bytes, now: Duration) -> Result<Event, Rejection> {
+        let event = Event::from_json(body)?;
+        check_timestamp(i128::from(event.timestamp()), now, self.max_age, self.tolerance)?;
+        Ok(event)
+    }
+
+    fn dedupe_key(&self, event: &Event, body: &[u8]) -> String {
+        match &self.dedupe_key {
+            Some(key) => key(event, body),
+            None => hex::encode(&Sha256::digest(body)),
+        }
+    }
+
+    fn replay_window(&self) -> Duration {
+        self.max_age.max(self.tolerance)
+    }
+}

@@ -1,0 +1,275 @@
+//! The framework-agnostic entry point: headers and body in, an outcome out.
+//!
+//! Every adapter (the tower layer, the axum extractor, the actix example) calls
+//! [`Receiver::receive`], so the order of the contract lives here once:
+//! size limit → signature over the raw bytes → parse → dedupe claim.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http::{HeaderMap, StatusCode, header::CONTENT_LENGTH};
+
+use crate::{
+    Clock, ConfigError, DedupeKey, DedupeStore, Provider, Rejection, RejectionKind, Verified,
+    clock,
+    dedupe::{Claim, ClaimOutcome, Duplicate, StoreError},
+};
+
+/// The default limit on a delivery's body: 1 MiB.
+pub const DEFAULT_BODY_LIMIT: usize = 1024 * 1024;
+
+/// Receives deliveries of one provider into one dedupe store.
+///
+/// ```
+/// use bytes::Bytes;
+/// use http::HeaderMap;
+/// use hookwise_core::{Hoursmith, MemoryStore, Outcome, Receiver, sign};
+///
+/// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+/// let receiver = Receiver::new(Hoursmith::new("whsec_test_secret")?, MemoryStore::new())?;
+///
+/// let body = Bytes::from_static(br#"{"id":"e1","type":"project.created","created":1,
+///     "orgId":"o1","livemode":true,"data":{"project":{"id":"p1"}}}"#);
+/// let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_secs();
+/// let mut headers = HeaderMap::new();
+/// sign::hoursmith(b"whsec_test_secret", now, &body).insert_into(&mut headers);
+///
+/// match receiver.receive(&headers, body.clone()).await? {
+///     Outcome::Accepted { delivery, claim } => {
+///         assert_eq!(delivery.event().id(), "e1");
+///         // ... process the event, then:
+///         receiver.commit(&claim).await?;
+///     }
+///     other => panic!("unexpected {other:?}"),
+/// }
+/// // The sender retries: answered 200, not processed again.
+/// assert!(matches!(receiver.receive(&headers, body).await?, Outcome::Duplicate { .. }));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// # }).unwrap();
+/// ```
+#[derive(Debug)]
+pub struct Receiver<P, S> {
+    provider: P,
+    store: S,
+    clock: Arc<dyn Clock>,
+    body_limit: usize,
+}
+
+impl<P: Provider, S: DedupeStore> Receiver<P, S> {
+    /// A receiver for `provider`'s deliveries, deduped in `store`.
+    ///
+    /// Fails when the store forgets processed events sooner than the provider accepts
+    /// old deliveries ([`Provider::replay_window`] over [`DedupeStore::retention`]),
+    /// since a replay could then be processed twice.
+    pub fn new(provider: P, store: S) -> Result<Self, ConfigError> {
+        let (window, retention) = (provider.replay_window(), store.retention());
+        if window > retention {
+            return Err(ConfigError::ReplayWindowExceedsRetention {
+                provider: provider.name(),
+                window,
+                retention,
+            });
+        }
+        Ok(Self {
+            provider,
+            store,
+            clock: clock::system(),
+            body_limit: DEFAULT_BODY_LIMIT,
+        })
+    }
+
+    /// Sets the largest body accepted, in bytes (default 1 MiB).
+    pub fn body_limit(mut self, bytes: usize) -> Result<Self, ConfigError> {
+        if bytes == 0 {
+            return Err(ConfigError::Zero("body limit"));
+        }
+        self.body_limit = bytes;
+        Ok(self)
+    }
+
+    /// Reads time from `clock` instead of the system clock (for tests).
+    #[must_use]
+    pub fn clock(mut self, clock: impl Clock) -> Self {
+        self.clock = Arc::new(clock);
+        self
+    }
+
+    /// The provider.
+    pub fn provider(&self) -> &P {
+        &self.provider
+    }
+
+    /// The dedupe store.
+    pub fn store(&self) -> &S {
+        &self.store
+    }
+
+    /// The largest body accepted, in bytes.
+    pub fn limit(&self) -> usize {
+        self.body_limit
+    }
+
+    /// Refuses a request whose `Content-Length` is over the limit, before its body is
+    /// read. Adapters call it first, then buffer at most [`limit`](Self::limit) bytes.
+    pub fn check_content_length(&self, headers: &HeaderMap) -> Result<(), Rejection> {
+        let declared = headers
+            .get(CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u64>().ok());
+        match declared {
+            Some(len) if len > self.body_limit as u64 => Err(self.too_large(len)),
+            _ => Ok(()),
+        }
+    }
+
+    /// The rejection for a body of `len` bytes over the limit; adapters use it when a
+    /// streamed body crosses the limit.
+    pub fn too_large(&self, len: u64) -> Rejection {
+        Rejection::new(RejectionKind::PayloadTooLarge)
+            .with_detail(format!("{len} bytes over the limit of {}", self.body_limit))
+    }
+
+    /// Takes one delivery through the contract: size limit, signature over the raw
+    /// bytes, parse, then the dedupe claim. Nothing that fails verification reaches
+    /// the store.
+    ///
+    /// On [`Outcome::Accepted`] the caller owns the claim: [`commit`](Self::commit)
+    /// it once the event is processed, or [`release`](Self::release) it when
+    /// processing failed or was refused, so the sender's retry is processed.
+    pub async fn receive(
+        &self,
+        headers: &HeaderMap,
+        body: Bytes,
+    ) -> Result<Outcome<P::Event>, Rejection> {
+        if body.len() > self.body_limit {
+            return Err(self.too_large(body.len() as u64));
+        }
+        let now = self.clock.now();
+        let verified = self.provider.verify(headers, &body, now)?;
+        let event = self.provider.parse(headers, &body, now)?;
+        let key = DedupeKey::new(
+            self.provider.name(),
+            &self.provider.dedupe_key(&event, &body),
+        );
+        let process = self.provider.should_process(&event);
+        let delivery = Delivery {
+            provider: self.provider.name(),
+            event,
+            raw: body,
+            key,
+            verified,
+        };
+        if !process {
+            return Ok(Outcome::Skipped(delivery));
+        }
+        match self.store.claim(&delivery.key).await {
+            Ok(ClaimOutcome::Claimed(claim)) => Ok(Outcome::Accepted { delivery, claim }),
+            Ok(ClaimOutcome::Duplicate(state)) => Ok(Outcome::Duplicate {
+                key: delivery.key,
+                state,
+            }),
+            Err(e) => Err(store_unavailable(&e)),
+        }
+    }
+
+    /// Records a claimed event as processed.
+    pub async fn commit(&self, claim: &Claim) -> Result<(), StoreError> {
+        self.store.commit(claim).await
+    }
+
+    /// Gives a claim back so the sender's retry is processed.
+    pub async fn release(&self, claim: &Claim) -> Result<(), StoreError> {
+        self.store.release(claim).await
+    }
+}
+
+fn store_unavailable(e: &StoreError) -> Rejection {
+    Rejection::new(RejectionKind::StoreUnavailable).with_detail(e.to_string())
+}
+
+/// What happened to a delivery that was not rejected. Each is answered `200`.
+#[derive(Debug)]
+pub enum Outcome<E> {
+    /// A new event, claimed for processing by the caller.
+    Accepted {
+        /// The verified, typed delivery.
+        delivery: Delivery<E>,
+        /// The dedupe claim to commit or release.
+        claim: Claim,
+    },
+    /// An event already processed or in flight: acknowledged so the sender stops
+    /// retrying, and not processed again.
+    Duplicate {
+        /// The event's dedupe key.
+        key: DedupeKey,
+        /// Processed, or in flight.
+        state: Duplicate,
+    },
+    /// A verified event the provider is configured not to process (e.g. a dropped
+    /// test event): acknowledged, not claimed, not processed.
+    Skipped(Delivery<E>),
+}
+
+impl<E> Outcome<E> {
+    /// A short, stable label: `accepted`, `duplicate` or `skipped`.
+    pub fn label(&self) -> &'static str {
+        match self {
+            Self::Accepted { .. } => "accepted",
+            Self::Duplicate { .. } => "duplicate",
+            Self::Skipped(_) => "skipped",
+        }
+    }
+
+    /// The `200` the sender is answered with: `{"status":"<label>"}`.
+    pub fn to_response(&self) -> http::Response<String> {
+        let mut response = http::Response::new(format!(r#"{{"status":"{}"}}"#, self.label()));
+        *response.status_mut() = StatusCode::OK;
+        response.headers_mut().insert(
+            http::header::CONTENT_TYPE,
+            http::HeaderValue::from_static("application/json"),
+        );
+        response
+    }
+}
+
+/// A verified delivery: the typed event, the raw body it came from, and its identity.
+#[derive(Debug, Clone)]
+pub struct Delivery<E> {
+    provider: &'static str,
+    event: E,
+    raw: Bytes,
+    key: DedupeKey,
+    verified: Verified,
+}
+
+impl<E> Delivery<E> {
+    /// The typed event.
+    pub fn event(&self) -> &E {
+        &self.event
+    }
+
+    /// Consumes the delivery, returning the typed event.
+    pub fn into_event(self) -> E {
+        self.event
+    }
+
+    /// The exact bytes that were verified.
+    pub fn raw_body(&self) -> &Bytes {
+        &self.raw
+    }
+
+    /// The event's dedupe key.
+    pub fn dedupe_key(&self) -> &DedupeKey {
+        &self.key
+    }
+
+    /// Which secret matched, and the signed timestamp.
+    pub fn verified(&self) -> &Verified {
+        &self.verified
+    }
+
+    /// The provider's name.
+    pub fn provider(&self) -> &'static str {
+        self.provider
+    }
+}
