@@ -249,7 +249,10 @@ mod tests {
         assert_eq!(codes.len(), RejectionKind::ALL.len());
         for kind in RejectionKind::ALL {
             let status = kind.status().as_u16();
-            assert!(matches!(status, 400 | 401 | 413 | 500 | 503), "{kind}: {status}");
+            assert!(
+                matches!(status, 400 | 401 | 413 | 500 | 503),
+                "{kind}: {status}"
+            );
         }
     }
 
@@ -265,7 +268,10 @@ mod tests {
             .to_response();
         assert_eq!(forged.status(), 401);
         assert!(forged.headers().get(http::header::RETRY_AFTER).is_none());
-        assert_eq!(forged.headers()[http::header::CONTENT_TYPE], "application/json");
+        assert_eq!(
+            forged.headers()[http::header::CONTENT_TYPE],
+            "application/json"
+        );
         assert_eq!(forged.body(), r#"{"error":"signature_mismatch"}"#);
     }
 }

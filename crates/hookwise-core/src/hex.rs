@@ -51,7 +51,10 @@ mod tests {
     fn round_trip_both_cases() {
         let bytes: Vec<u8> = (0..32).map(|i| i * 7).collect();
         let lower = encode(&bytes);
-        assert_eq!(decode_digest(&lower).map(|d| d.to_vec()), Some(bytes.clone()));
+        assert_eq!(
+            decode_digest(&lower).map(|d| d.to_vec()),
+            Some(bytes.clone())
+        );
         let upper = lower.to_ascii_uppercase();
         assert_eq!(decode_digest(&upper).map(|d| d.to_vec()), Some(bytes));
     }

@@ -70,16 +70,24 @@ pub trait Provider: Send + Sync + 'static {
     /// Checks the signature over the exact raw `body`, before anything parses it.
     ///
     /// Must compare MACs in constant time and never panic on any header value.
-    fn verify(&self, headers: &HeaderMap, body: &[u8], now: Duration)
-    -> Result<Verified, Rejection>;
+    fn verify(
+        &self,
+        headers: &HeaderMap,
+        body: &[u8],
+        now: Duration,
+    ) -> Result<Verified, Rejection>;
 
     /// Parses a verified body into the typed event.
     ///
     /// Returns [`RejectionKind::InvalidPayload`](crate::RejectionKind::InvalidPayload)
     /// when the body is not the provider's envelope, and may return a timestamp
     /// rejection for a provider whose replay defence reads the payload.
-    fn parse(&self, headers: &HeaderMap, body: &Bytes, now: Duration)
-    -> Result<Self::Event, Rejection>;
+    fn parse(
+        &self,
+        headers: &HeaderMap,
+        body: &Bytes,
+        now: Duration,
+    ) -> Result<Self::Event, Rejection>;
 
     /// The event's identity for dedupe: equal for every retry of one event, different
     /// for distinct events. The receiver prefixes it with [`name`](Self::name).

@@ -13,8 +13,14 @@ use subtle::ConstantTimeEq;
 
 use crate::{ConfigError, hex::DIGEST_LEN};
 
-/// An HMAC-SHA256 tag.
-pub(crate) type Digest = [u8; DIGEST_LEN];
+/// An HMAC-SHA256 tag: 32 bytes.
+pub type Digest = [u8; DIGEST_LEN];
+
+/// Decodes a hex HMAC-SHA256 tag: exactly 64 hex digits of either case; `None` for
+/// anything else (never panics).
+pub fn decode_hex_digest(text: &str) -> Option<Digest> {
+    crate::hex::decode_digest(text)
+}
 
 /// One secret, ready to sign: the HMAC key schedule is computed once.
 #[derive(Clone)]
@@ -25,9 +31,10 @@ impl SigningKey {
     /// HMAC key; refusing empty secrets is [`Secrets`]' job, so a signer can still
     /// produce what a misconfigured sender would.
     pub(crate) fn new(secret: &[u8]) -> Self {
-        Self(<Hmac<Sha256> as KeyInit>::new_from_slice(secret).unwrap_or_else(|_| {
-            unreachable!("HMAC accepts keys of every length")
-        }))
+        Self(
+            <Hmac<Sha256> as KeyInit>::new_from_slice(secret)
+                .unwrap_or_else(|_| unreachable!("HMAC accepts keys of every length")),
+        )
     }
 
     /// The HMAC of the concatenation of `parts`, without copying them together.
@@ -100,18 +107,33 @@ impl Secrets {
         self.keys.is_empty()
     }
 
-    /// Finds the first secret under which any candidate tag is the HMAC of `parts`.
+    /// The index of the first secret under which any of `signatures` is the
+    /// HMAC-SHA256 of the concatenation of `signed_parts`; `None` when none matches.
     ///
-    /// Computes one HMAC per secret and compares it with every candidate in constant
-    /// time, so the time taken does not depend on where a forged tag differs.
-    pub(crate) fn find_match(&self, parts: &[&[u8]], candidates: &[Digest]) -> Option<usize> {
+    /// One HMAC is computed per secret and compared with every signature in constant
+    /// time (`subtle`), so the time taken does not depend on where a forged signature
+    /// differs. This is the check both built-in providers use; a provider of your own
+    /// can use it too.
+    ///
+    /// ```
+    /// use hookwise_core::{Secrets, sign};
+    ///
+    /// let secrets = Secrets::new(["current", "previous"])?;
+    /// // A sender still signing with the previous secret.
+    /// let header = sign::mojave(b"previous", b"body");
+    /// let signature = hookwise_core::secret::decode_hex_digest(header.value()).unwrap();
+    /// assert_eq!(secrets.verify(&[b"body"], &[signature]), Some(1));
+    /// assert_eq!(secrets.verify(&[b"tampered"], &[signature]), None);
+    /// # Ok::<(), hookwise_core::ConfigError>(())
+    /// ```
+    pub fn verify(&self, signed_parts: &[&[u8]], signatures: &[Digest]) -> Option<usize> {
         self.keys.iter().position(|key| {
-            let expected = key.sign(parts);
-            // Fold without short-circuit: every candidate is compared.
-            candidates
+            let expected = key.sign(signed_parts);
+            // Fold without short-circuit: every signature is compared.
+            signatures
                 .iter()
-                .fold(subtle::Choice::from(0), |found, candidate| {
-                    found | expected.ct_eq(candidate)
+                .fold(subtle::Choice::from(0), |found, signature| {
+                    found | expected.ct_eq(signature)
                 })
                 .into()
         })
@@ -150,9 +172,9 @@ mod tests {
         let secrets = Secrets::new(["current", "previous"]).expect("valid");
         let old = SigningKey::new(b"previous").sign(&[b"body"]);
         let other = SigningKey::new(b"other").sign(&[b"body"]);
-        assert_eq!(secrets.find_match(&[b"body"], &[other, old]), Some(1));
-        assert_eq!(secrets.find_match(&[b"body"], &[other]), None);
-        assert_eq!(secrets.find_match(&[b"body"], &[]), None);
+        assert_eq!(secrets.verify(&[b"body"], &[other, old]), Some(1));
+        assert_eq!(secrets.verify(&[b"body"], &[other]), None);
+        assert_eq!(secrets.verify(&[b"body"], &[]), None);
     }
 
     #[test]

@@ -74,10 +74,7 @@ pub(crate) fn take(
 ) -> Result<Snapshot, crate::Rejection> {
     match data.remove(key) {
         Some(Value::Object(object)) => Ok(Snapshot(object)),
-        _ => Err(
-            crate::Rejection::new(crate::RejectionKind::InvalidPayload).with_detail(format!(
-                "{event_type} requires data.{key} to be an object"
-            )),
-        ),
+        _ => Err(crate::Rejection::new(crate::RejectionKind::InvalidPayload)
+            .with_detail(format!("{event_type} requires data.{key} to be an object"))),
     }
 }

@@ -341,7 +341,42 @@ impl DedupeStore for MemoryStore {
         Ok(())
     }
 
-    fn retention(&self) -> Duration {
+    fn retention_period(&self) -> Duration {
         self.retention
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn claim(store: &MemoryStore, id: &str) -> Claim {
+        match store.claim_now(&DedupeKey::new("t", id)) {
+            ClaimOutcome::Claimed(claim) => claim,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    fn queue_len(store: &MemoryStore) -> usize {
+        store.order.lock().map(|q| q.len()).unwrap_or_default()
+    }
+
+    #[test]
+    fn stale_queue_entries_from_release_cycles_stay_bounded() {
+        let store = MemoryStore::new();
+        let _keeper = claim(&store, "keeper");
+        for _ in 0..100_000 {
+            let flapping = claim(&store, "flapping");
+            store.release_now(&flapping);
+        }
+        // Compaction keeps the queue within twice the live keys (floor 1024).
+        assert!(queue_len(&store) <= 2 * 1024 + 1, "{}", queue_len(&store));
+        assert_eq!(store.stats().keys, 1);
+    }
+
+    #[test]
+    fn a_slot_is_small() {
+        // 16-byte fingerprint + 24-byte slot: the per-key budget of the bound.
+        assert_eq!(size_of::<Fingerprint>() + size_of::<Slot>(), 40);
     }
 }

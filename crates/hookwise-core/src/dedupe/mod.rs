@@ -169,7 +169,7 @@ pub trait DedupeStore: Send + Sync + 'static {
 
     /// How long a committed event is remembered. The [`Receiver`](crate::Receiver)
     /// checks it covers the provider's replay window.
-    fn retention(&self) -> Duration;
+    fn retention_period(&self) -> Duration;
 }
 
 impl<S: DedupeStore> DedupeStore for Arc<S> {
@@ -188,7 +188,7 @@ impl<S: DedupeStore> DedupeStore for Arc<S> {
         (**self).release(claim)
     }
 
-    fn retention(&self) -> Duration {
-        (**self).retention()
+    fn retention_period(&self) -> Duration {
+        (**self).retention_period()
     }
 }

@@ -229,8 +229,14 @@ mod tests {
     fn every_documented_type_parses_to_its_variant() {
         let cases = [
             ("invoice.sent", r#"{"invoice":{"id":"x"}}"#),
-            ("invoice.paid", r#"{"invoice":{"id":"x"},"payment":{"id":"p"}}"#),
-            ("invoice.payment_failed", r#"{"invoice":{"id":"x"},"payment":{"id":"p"}}"#),
+            (
+                "invoice.paid",
+                r#"{"invoice":{"id":"x"},"payment":{"id":"p"}}"#,
+            ),
+            (
+                "invoice.payment_failed",
+                r#"{"invoice":{"id":"x"},"payment":{"id":"p"}}"#,
+            ),
             ("time_entry.created", r#"{"time_entry":{"id":"x"}}"#),
             ("task.completed", r#"{"task":{"id":"x"}}"#),
             ("task.created", r#"{"task":{"id":"x"}}"#),
@@ -241,14 +247,18 @@ mod tests {
             let event = Event::from_json(envelope(event_type, data).as_bytes())
                 .unwrap_or_else(|e| panic!("{event_type}: {e}"));
             assert_eq!(event.event_type(), event_type);
-            assert!(!matches!(event.data(), EventData::Unknown { .. }), "{event_type}");
+            assert!(
+                !matches!(event.data(), EventData::Unknown { .. }),
+                "{event_type}"
+            );
         }
     }
 
     #[test]
     fn envelope_fields_are_carried() {
-        let event = Event::from_json(envelope("task.created", r#"{"task":{"id":"t_9"}}"#).as_bytes())
-            .expect("valid");
+        let event =
+            Event::from_json(envelope("task.created", r#"{"task":{"id":"t_9"}}"#).as_bytes())
+                .expect("valid");
         assert_eq!(event.id(), "evt_1");
         assert_eq!(event.created(), 1717603200);
         assert_eq!(event.org_id(), "org_1");
@@ -267,15 +277,18 @@ mod tests {
             ("invoice.sent", r#"{}"#),
             ("task.created", r#"{"task":"t_1"}"#),
         ] {
-            let err = Event::from_json(envelope(event_type, data).as_bytes()).expect_err(event_type);
+            let err =
+                Event::from_json(envelope(event_type, data).as_bytes()).expect_err(event_type);
             assert_eq!(err.kind(), RejectionKind::InvalidPayload);
         }
     }
 
     #[test]
     fn unknown_type_keeps_type_and_data() {
-        let event = Event::from_json(envelope("invoice.voided", r#"{"invoice":{"id":"x"},"n":1}"#).as_bytes())
-            .expect("unknown types are not errors");
+        let event = Event::from_json(
+            envelope("invoice.voided", r#"{"invoice":{"id":"x"},"n":1}"#).as_bytes(),
+        )
+        .expect("unknown types are not errors");
         match event.data() {
             EventData::Unknown { event_type, data } => {
                 assert_eq!(event_type, "invoice.voided");

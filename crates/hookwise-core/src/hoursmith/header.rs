@@ -17,7 +17,8 @@ pub const MAX_SIGNATURES: usize = 16;
 /// ```
 /// use hookwise_core::hoursmith::SignatureHeader;
 ///
-/// let header = SignatureHeader::parse(&format!("t=1492774577, v0=abc, v1={}", "0".repeat(64)))?;
+/// let value = format!("t=1492774577, v0=abc, v1={}", "0".repeat(64));
+/// let header = SignatureHeader::parse(&value)?;
 /// assert_eq!(header.timestamp(), 1492774577);
 /// assert_eq!(header.signature_count(), 1);
 /// assert!(SignatureHeader::parse("t=1,t=2").is_err());
@@ -77,7 +78,7 @@ impl<'a> SignatureHeader<'a> {
     }
 
     /// `t` exactly as sent: the bytes that were signed.
-    pub(crate) fn timestamp_text(&self) -> &'a str {
+    pub fn timestamp_text(&self) -> &'a str {
         self.timestamp_text
     }
 
@@ -86,7 +87,8 @@ impl<'a> SignatureHeader<'a> {
         self.signatures.len()
     }
 
-    pub(crate) fn signatures(&self) -> &[Digest] {
+    /// The `v1` signatures, decoded.
+    pub fn signatures(&self) -> &[Digest] {
         &self.signatures
     }
 }
@@ -151,7 +153,15 @@ mod tests {
 
     #[test]
     fn overflowing_or_signed_or_empty_t_is_malformed() {
-        for t in ["18446744073709551616", "99999999999999999999999", "+5", "-5", "", " 5", "1e3"] {
+        for t in [
+            "18446744073709551616",
+            "99999999999999999999999",
+            "+5",
+            "-5",
+            "",
+            " 5",
+            "1e3",
+        ] {
             assert_eq!(
                 kind(&format!("t={t},v1={}", sig('a'))),
                 Some(RejectionKind::SignatureMalformed),
@@ -164,14 +174,25 @@ mod tests {
 
     #[test]
     fn missing_t_or_v1_is_malformed() {
-        assert_eq!(kind(&format!("v1={}", sig('a'))), Some(RejectionKind::SignatureMalformed));
+        assert_eq!(
+            kind(&format!("v1={}", sig('a'))),
+            Some(RejectionKind::SignatureMalformed)
+        );
         assert_eq!(kind("t=1"), Some(RejectionKind::SignatureMalformed));
-        assert_eq!(kind(&format!("t=1,v0={}", sig('a'))), Some(RejectionKind::SignatureMalformed));
+        assert_eq!(
+            kind(&format!("t=1,v0={}", sig('a'))),
+            Some(RejectionKind::SignatureMalformed)
+        );
     }
 
     #[test]
     fn bad_v1_values_are_malformed() {
-        for v1 in [String::new(), sig('a')[..63].to_owned(), sig('a') + "a", sig('g')] {
+        for v1 in [
+            String::new(),
+            sig('a')[..63].to_owned(),
+            sig('a') + "a",
+            sig('g'),
+        ] {
             assert_eq!(
                 kind(&format!("t=1,v1={v1}")),
                 Some(RejectionKind::SignatureMalformed),
@@ -182,9 +203,18 @@ mod tests {
 
     #[test]
     fn empty_items_and_items_without_equals_are_malformed() {
-        assert_eq!(kind(&format!("t=1,v1={},", sig('a'))), Some(RejectionKind::SignatureMalformed));
-        assert_eq!(kind(&format!("t=1,,v1={}", sig('a'))), Some(RejectionKind::SignatureMalformed));
-        assert_eq!(kind(&format!("t=1,junk,v1={}", sig('a'))), Some(RejectionKind::SignatureMalformed));
+        assert_eq!(
+            kind(&format!("t=1,v1={},", sig('a'))),
+            Some(RejectionKind::SignatureMalformed)
+        );
+        assert_eq!(
+            kind(&format!("t=1,,v1={}", sig('a'))),
+            Some(RejectionKind::SignatureMalformed)
+        );
+        assert_eq!(
+            kind(&format!("t=1,junk,v1={}", sig('a'))),
+            Some(RejectionKind::SignatureMalformed)
+        );
     }
 
     #[test]
@@ -198,6 +228,9 @@ mod tests {
             value
         };
         assert!(SignatureHeader::parse(&many(MAX_SIGNATURES)).is_ok());
-        assert_eq!(kind(&many(MAX_SIGNATURES + 1)), Some(RejectionKind::SignatureMalformed));
+        assert_eq!(
+            kind(&many(MAX_SIGNATURES + 1)),
+            Some(RejectionKind::SignatureMalformed)
+        );
     }
 }

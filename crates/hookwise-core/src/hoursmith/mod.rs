@@ -115,8 +115,8 @@ impl Provider for Hoursmith {
         body: &[u8],
         now: Duration,
     ) -> Result<Verified, Rejection> {
-        let value = single_header(headers, SIGNATURE_HEADER)?
-            .ok_or(RejectionKind::SignatureMissing)?;
+        let value =
+            single_header(headers, SIGNATURE_HEADER)?.ok_or(RejectionKind::SignatureMissing)?;
         let header = SignatureHeader::parse(value)?;
         check_timestamp(
             i128::from(header.timestamp()),
@@ -127,7 +127,7 @@ impl Provider for Hoursmith {
         let signed = [header.timestamp_text().as_bytes(), b".", body];
         let index = self
             .secrets
-            .find_match(&signed, header.signatures())
+            .verify(&signed, header.signatures())
             .ok_or(RejectionKind::SignatureMismatch)?;
         Ok(Verified::new(index).signed_at(header.timestamp()))
     }

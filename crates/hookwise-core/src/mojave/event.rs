@@ -133,14 +133,18 @@ mod tests {
             let body = format!(r#"{{"type":"{event_type}","timestamp":1,"data":{{"id":"r_1"}}}}"#);
             let event = Event::from_json(body.as_bytes()).expect(event_type);
             assert_eq!(event.event_type(), event_type);
-            assert!(!matches!(event.data(), EventData::Unknown { .. }), "{event_type}");
+            assert!(
+                !matches!(event.data(), EventData::Unknown { .. }),
+                "{event_type}"
+            );
         }
     }
 
     #[test]
     fn unknown_type_keeps_type_and_data() {
-        let event = Event::from_json(br#"{"type":"client.merged","timestamp":1,"data":{"id":"c"}}"#)
-            .expect("unknown types are not errors");
+        let event =
+            Event::from_json(br#"{"type":"client.merged","timestamp":1,"data":{"id":"c"}}"#)
+                .expect("unknown types are not errors");
         assert_eq!(
             event.into_data(),
             EventData::Unknown {

@@ -150,19 +150,24 @@ impl Provider for Mojave {
     }
 
     fn verify(&self, headers: &HeaderMap, body: &[u8], _: Duration) -> Result<Verified, Rejection> {
-        let value = single_header(headers, SIGNATURE_HEADER)?
-            .ok_or(RejectionKind::SignatureMissing)?;
+        let value =
+            single_header(headers, SIGNATURE_HEADER)?.ok_or(RejectionKind::SignatureMissing)?;
         let signature = parse_signature(value)?;
         let index = self
             .secrets
-            .find_match(&[body], &[signature])
+            .verify(&[body], &[signature])
             .ok_or(RejectionKind::SignatureMismatch)?;
         Ok(Verified::new(index))
     }
 
     fn parse(&self, _: &HeaderMap, body: &Bytes, now: Duration) -> Result<Event, Rejection> {
         let event = Event::from_json(body)?;
-        check_timestamp(i128::from(event.timestamp()), now, self.max_age, self.tolerance)?;
+        check_timestamp(
+            i128::from(event.timestamp()),
+            now,
+            self.max_age,
+            self.tolerance,
+        )?;
         Ok(event)
     }
 
