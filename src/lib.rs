@@ -1,11 +1,21 @@
 //! hookwise: receive signed webhooks correctly, fast, and without losing an event.
 //!
-//! This is the facade crate: it re-exports [`hookwise_core`] (verification, typed
-//! events, dedupe, the [`Receiver`] entry point). The adapters for web frameworks are
-//! enabled by features as they land.
+//! This is the facade crate. It re-exports [`hookwise_core`] at its root
+//! (verification, typed events, dedupe, the [`Receiver`] entry point) and the
+//! adapters as modules behind features:
+//!
+//! | feature | module | what |
+//! | --- | --- | --- |
+//! | `tower` (default) | [`tower`] | `WebhookLayer`, for tower, axum and hyper stacks |
 //!
 //! See the README for the map and [`hookwise_core`] for the core's documentation.
 
 #![forbid(unsafe_code)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 pub use hookwise_core::*;
+
+/// The tower layer: answer fast, process in the background ([`hookwise_tower`]).
+#[cfg(feature = "tower")]
+#[cfg_attr(docsrs, doc(cfg(feature = "tower")))]
+pub use hookwise_tower as tower;

@@ -19,6 +19,8 @@ use http::StatusCode;
 /// | [`TimestampTooOld`](Self::TimestampTooOld) | 401 | `timestamp_too_old` |
 /// | [`TimestampTooNew`](Self::TimestampTooNew) | 401 | `timestamp_too_new` |
 /// | [`InvalidPayload`](Self::InvalidPayload) | 400 | `invalid_payload` |
+/// | [`BodyUnreadable`](Self::BodyUnreadable) | 400 | `body_unreadable` |
+/// | [`BodyTimeout`](Self::BodyTimeout) | 408 | `body_timeout` |
 /// | [`StoreUnavailable`](Self::StoreUnavailable) | 503 | `store_unavailable` |
 /// | [`QueueFull`](Self::QueueFull) | 503 | `queue_full` |
 /// | [`ShuttingDown`](Self::ShuttingDown) | 503 | `shutting_down` |
@@ -40,6 +42,10 @@ pub enum RejectionKind {
     TimestampTooNew,
     /// The body verified but is not the provider's envelope.
     InvalidPayload,
+    /// The body could not be read (the client broke off, or sent a broken encoding).
+    BodyUnreadable,
+    /// The body did not arrive within the read timeout (a stalled client).
+    BodyTimeout,
     /// The dedupe store could not be reached; the sender should retry.
     StoreUnavailable,
     /// The processing queue is full; the sender should retry.
@@ -60,7 +66,8 @@ impl RejectionKind {
             | Self::SignatureMismatch
             | Self::TimestampTooOld
             | Self::TimestampTooNew => StatusCode::UNAUTHORIZED,
-            Self::InvalidPayload => StatusCode::BAD_REQUEST,
+            Self::InvalidPayload | Self::BodyUnreadable => StatusCode::BAD_REQUEST,
+            Self::BodyTimeout => StatusCode::REQUEST_TIMEOUT,
             Self::StoreUnavailable | Self::QueueFull | Self::ShuttingDown => {
                 StatusCode::SERVICE_UNAVAILABLE
             }
@@ -78,6 +85,8 @@ impl RejectionKind {
             Self::TimestampTooOld => "timestamp_too_old",
             Self::TimestampTooNew => "timestamp_too_new",
             Self::InvalidPayload => "invalid_payload",
+            Self::BodyUnreadable => "body_unreadable",
+            Self::BodyTimeout => "body_timeout",
             Self::StoreUnavailable => "store_unavailable",
             Self::QueueFull => "queue_full",
             Self::ShuttingDown => "shutting_down",
@@ -85,8 +94,13 @@ impl RejectionKind {
         }
     }
 
+    /// This kind's position in [`ALL`](Self::ALL), for per-kind counters.
+    pub fn index(self) -> usize {
+        self as usize
+    }
+
     /// Every kind, in declaration order (for tables, metrics and tests).
-    pub const ALL: [Self; 11] = [
+    pub const ALL: [Self; 13] = [
         Self::PayloadTooLarge,
         Self::SignatureMissing,
         Self::SignatureMalformed,
@@ -94,6 +108,8 @@ impl RejectionKind {
         Self::TimestampTooOld,
         Self::TimestampTooNew,
         Self::InvalidPayload,
+        Self::BodyUnreadable,
+        Self::BodyTimeout,
         Self::StoreUnavailable,
         Self::QueueFull,
         Self::ShuttingDown,
@@ -243,6 +259,9 @@ mod tests {
 
     #[test]
     fn codes_are_distinct_and_statuses_follow_the_contract() {
+        for (i, kind) in RejectionKind::ALL.iter().enumerate() {
+            assert_eq!(kind.index(), i, "ALL is in declaration order");
+        }
         let mut codes: Vec<_> = RejectionKind::ALL.iter().map(|k| k.code()).collect();
         codes.sort_unstable();
         codes.dedup();
@@ -250,7 +269,7 @@ mod tests {
         for kind in RejectionKind::ALL {
             let status = kind.status().as_u16();
             assert!(
-                matches!(status, 400 | 401 | 413 | 500 | 503),
+                matches!(status, 400 | 401 | 408 | 413 | 500 | 503),
                 "{kind}: {status}"
             );
         }

@@ -55,6 +55,8 @@ use crate::Rejection;
 ///             .map_err(|_| Rejection::new(RejectionKind::InvalidPayload))
 ///     }
 ///
+///     fn event_type<'e>(&self, _event: &'e String) -> &'e str { "acme.event" }
+///
 ///     fn dedupe_key(&self, event: &String, _body: &[u8]) -> String { event.clone() }
 ///
 ///     fn replay_window(&self) -> Duration { Duration::from_secs(300) }
@@ -62,7 +64,7 @@ use crate::Rejection;
 /// ```
 pub trait Provider: Send + Sync + 'static {
     /// The typed event handed to the application.
-    type Event: fmt::Debug + Send + Sync + 'static;
+    type Event: fmt::Debug + Clone + Send + Sync + 'static;
 
     /// A short, stable name (`"hoursmith"`): namespaces dedupe keys and labels logs.
     fn name(&self) -> &'static str;
@@ -88,6 +90,9 @@ pub trait Provider: Send + Sync + 'static {
         body: &Bytes,
         now: Duration,
     ) -> Result<Self::Event, Rejection>;
+
+    /// The event's type as sent (`invoice.paid`), for logs and routing.
+    fn event_type<'e>(&self, event: &'e Self::Event) -> &'e str;
 
     /// The event's identity for dedupe: equal for every retry of one event, different
     /// for distinct events. The receiver prefixes it with [`name`](Self::name).

@@ -136,6 +136,10 @@ impl Provider for Hoursmith {
         Event::from_json(body)
     }
 
+    fn event_type<'e>(&self, event: &'e Event) -> &'e str {
+        event.event_type()
+    }
+
     fn dedupe_key(&self, event: &Event, _: &[u8]) -> String {
         event.id().to_owned()
     }

@@ -171,6 +171,10 @@ impl Provider for Mojave {
         Ok(event)
     }
 
+    fn event_type<'e>(&self, event: &'e Event) -> &'e str {
+        event.event_type()
+    }
+
     fn dedupe_key(&self, event: &Event, body: &[u8]) -> String {
         match &self.dedupe_key {
             Some(key) => key(event, body),

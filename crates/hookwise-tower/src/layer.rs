@@ -1,0 +1,205 @@
+//! [`WebhookLayer`]: the receiver's configuration, applied to a service.
+
+use std::{fmt, sync::Arc, time::Duration};
+
+use hookwise_core::{ConfigError, DedupeStore, Provider, Receiver};
+use tower_layer::Layer;
+
+use crate::{
+    AckMode, DeadLetterHandler, LogDeadLetter, ProcessingConfig, Processor, RetryPolicy,
+    ShutdownHandle, Stats, WebhookService, service::Shared,
+};
+
+/// The default time allowed to receive a whole body.
+pub const DEFAULT_BODY_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A [`Layer`] that receives webhook deliveries in front of a handler.
+///
+/// See the [crate docs](crate) for the behaviour and an example. Configure it fully
+/// before cloning it or applying it: every service it makes shares one processing
+/// queue, one set of [`Stats`] and one [`ShutdownHandle`].
+#[must_use]
+pub struct WebhookLayer<P: Provider, S> {
+    receiver: Arc<Receiver<P, S>>,
+    mode: AckMode,
+    processing: ProcessingConfig,
+    body_timeout: Duration,
+    dead_letter: Arc<dyn DeadLetterHandler<P::Event>>,
+    stats: Stats,
+    shutdown: ShutdownHandle,
+    processor: Processor<P, S>,
+}
+
+impl<P: Provider, S: DedupeStore> WebhookLayer<P, S> {
+    /// A layer receiving through `receiver` (provider, dedupe store, body limit), in
+    /// ack-fast mode with the default [`ProcessingConfig`].
+    pub fn new(receiver: Receiver<P, S>) -> Self {
+        let receiver = Arc::new(receiver);
+        let processing = ProcessingConfig::default();
+        let dead_letter: Arc<dyn DeadLetterHandler<P::Event>> = Arc::new(LogDeadLetter);
+        let (stats, shutdown) = (Stats::default(), ShutdownHandle::default());
+        let processor = Processor::new(
+            receiver.clone(),
+            processing,
+            dead_letter.clone(),
+            stats.clone(),
+            shutdown.clone(),
+        );
+        Self {
+            receiver,
+            mode: AckMode::default(),
+            processing,
+            body_timeout: DEFAULT_BODY_TIMEOUT,
+            dead_letter,
+            stats,
+            shutdown,
+            processor,
+        }
+    }
+
+    /// Answers before ([`AckMode::Fast`], the default) or after
+    /// ([`AckMode::AfterHandler`]) the handler runs.
+    pub fn mode(mut self, mode: AckMode) -> Self {
+        self.mode = mode;
+        self
+    }
+
+    /// Sets all background processing settings at once.
+    pub fn processing(mut self, config: ProcessingConfig) -> Result<Self, ConfigError> {
+        if config.concurrency == 0 {
+            return Err(ConfigError::Zero("processing concurrency"));
+        }
+        if config.handler_timeout.is_zero() {
+            return Err(ConfigError::Zero("handler timeout"));
+        }
+        self.processing = config;
+        Ok(self.rebuild_processor())
+    }
+
+    /// Sets how many events run at once (default 32).
+    pub fn concurrency(self, concurrency: usize) -> Result<Self, ConfigError> {
+        let config = ProcessingConfig {
+            concurrency,
+            ..self.processing
+        };
+        self.processing(config)
+    }
+
+    /// Sets how many events may wait for a running slot (default 1024). Beyond it,
+    /// deliveries are answered `503` + `Retry-After` and their claims released.
+    pub fn queue_capacity(self, capacity: usize) -> Result<Self, ConfigError> {
+        let config = ProcessingConfig {
+            queue_capacity: capacity,
+            ..self.processing
+        };
+        self.processing(config)
+    }
+
+    /// Sets how failed runs are retried (default 5 attempts, backoff from 1 s).
+    pub fn retry(mut self, retry: RetryPolicy) -> Self {
+        self.processing.retry = retry;
+        self.rebuild_processor()
+    }
+
+    /// Sets how long one run may take before it is cancelled and counted as a
+    /// failure (default 30 s).
+    pub fn handler_timeout(self, timeout: Duration) -> Result<Self, ConfigError> {
+        let config = ProcessingConfig {
+            handler_timeout: timeout,
+            ..self.processing
+        };
+        self.processing(config)
+    }
+
+    /// Sets how long a client may take to send the whole body before it is answered
+    /// `408` and its connection freed (default 10 s).
+    pub fn body_timeout(mut self, timeout: Duration) -> Result<Self, ConfigError> {
+        if timeout.is_zero() {
+            return Err(ConfigError::Zero("body timeout"));
+        }
+        self.body_timeout = timeout;
+        Ok(self)
+    }
+
+    /// Receives events whose every attempt failed (default: an `error` log line).
+    pub fn on_dead_letter(mut self, handler: impl DeadLetterHandler<P::Event>) -> Self {
+        self.dead_letter = Arc::new(handler);
+        self.rebuild_processor()
+    }
+
+    /// The handle that stops the receiver and drains accepted events.
+    pub fn shutdown_handle(&self) -> ShutdownHandle {
+        self.shutdown.clone()
+    }
+
+    /// The receiver's counters.
+    pub fn stats(&self) -> Stats {
+        self.stats.clone()
+    }
+
+    /// The core receiver: provider, dedupe store, body limit.
+    pub fn receiver(&self) -> &Arc<Receiver<P, S>> {
+        &self.receiver
+    }
+
+    /// The background processor, shared by every service of this layer; the axum
+    /// extractor's background helper submits to it too.
+    pub fn processor(&self) -> &Processor<P, S> {
+        &self.processor
+    }
+
+    fn rebuild_processor(mut self) -> Self {
+        self.processor = Processor::new(
+            self.receiver.clone(),
+            self.processing,
+            self.dead_letter.clone(),
+            self.stats.clone(),
+            self.shutdown.clone(),
+        );
+        self
+    }
+}
+
+impl<P: Provider, S> Clone for WebhookLayer<P, S> {
+    fn clone(&self) -> Self {
+        Self {
+            receiver: self.receiver.clone(),
+            mode: self.mode,
+            processing: self.processing,
+            body_timeout: self.body_timeout,
+            dead_letter: self.dead_letter.clone(),
+            stats: self.stats.clone(),
+            shutdown: self.shutdown.clone(),
+            processor: self.processor.clone(),
+        }
+    }
+}
+
+impl<P: Provider + fmt::Debug, S: fmt::Debug> fmt::Debug for WebhookLayer<P, S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("WebhookLayer")
+            .field("receiver", &self.receiver)
+            .field("mode", &self.mode)
+            .field("processing", &self.processing)
+            .field("body_timeout", &self.body_timeout)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<P: Provider, S: DedupeStore, Inner> Layer<Inner> for WebhookLayer<P, S> {
+    type Service = WebhookService<Inner, P, S>;
+
+    fn layer(&self, inner: Inner) -> Self::Service {
+        WebhookService::new(
+            inner,
+            Arc::new(Shared {
+                receiver: self.receiver.clone(),
+                processor: self.processor.clone(),
+                mode: self.mode,
+                body_timeout: self.body_timeout,
+                stats: self.stats.clone(),
+                shutdown: self.shutdown.clone(),
+            }),
+        )
+    }
+}

@@ -1,0 +1,271 @@
+//! [`WebhookService`]: one delivery through the contract, then the handler.
+
+use std::{
+    convert::Infallible,
+    fmt,
+    future::{Future, poll_fn},
+    pin::Pin,
+    sync::Arc,
+    task::{Context, Poll},
+    time::Duration,
+};
+
+use bytes::Bytes;
+use hookwise_core::{DedupeStore, Delivery, Outcome, Provider, Receiver, Rejection};
+use http::{Request, Response, request::Parts};
+use http_body::Body;
+use http_body_util::Full;
+use tower_service::Service;
+use tracing::{Instrument, field::Empty};
+
+use crate::{HandlerError, Processor, ShutdownHandle, Stats, body, body::BoxError};
+
+/// The body of the responses the receiver sends: a small JSON document.
+pub type ResponseBody = Full<Bytes>;
+
+/// The body of the request the handler receives: the verified raw bytes.
+pub type HandlerBody = Full<Bytes>;
+
+/// When the sender is answered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum AckMode {
+    /// Answer `200` as soon as the event is verified and claimed; run the handler in
+    /// the background, bounded and retried. The default: senders get their answer in
+    /// milliseconds whatever the handler does.
+    #[default]
+    Fast,
+    /// Answer after the handler: `200` and commit on success; `500` and release on
+    /// failure, so the sender's own retry is processed.
+    AfterHandler,
+}
+
+/// The state every clone of one service shares.
+pub(crate) struct Shared<P: Provider, S> {
+    pub(crate) receiver: Arc<Receiver<P, S>>,
+    pub(crate) processor: Processor<P, S>,
+    pub(crate) mode: AckMode,
+    pub(crate) body_timeout: Duration,
+    pub(crate) stats: Stats,
+    pub(crate) shutdown: ShutdownHandle,
+}
+
+/// The [`Service`] made by [`WebhookLayer`](crate::WebhookLayer); see the
+/// [crate docs](crate) for what it does.
+pub struct WebhookService<Inner, P: Provider, S> {
+    inner: Inner,
+    shared: Arc<Shared<P, S>>,
+}
+
+impl<Inner, P: Provider, S> WebhookService<Inner, P, S> {
+    pub(crate) fn new(inner: Inner, shared: Arc<Shared<P, S>>) -> Self {
+        Self { inner, shared }
+    }
+
+    /// The wrapped handler service.
+    pub fn get_ref(&self) -> &Inner {
+        &self.inner
+    }
+
+    /// The wrapped handler service, mutably.
+    pub fn get_mut(&mut self) -> &mut Inner {
+        &mut self.inner
+    }
+
+    /// Consumes the service, returning the wrapped handler service.
+    pub fn into_inner(self) -> Inner {
+        self.inner
+    }
+}
+
+impl<Inner: Clone, P: Provider, S> Clone for WebhookService<Inner, P, S> {
+    fn clone(&self) -> Self {
+        Self {
+            inner: self.inner.clone(),
+            shared: self.shared.clone(),
+        }
+    }
+}
+
+impl<Inner: fmt::Debug, P: Provider, S> fmt::Debug for WebhookService<Inner, P, S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("WebhookService")
+            .field("inner", &self.inner)
+            .field("mode", &self.shared.mode)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<Inner, P, S, ReqBody, ResBody> Service<Request<ReqBody>> for WebhookService<Inner, P, S>
+where
+    Inner: Service<Request<HandlerBody>, Response = Response<ResBody>> + Clone + Send + 'static,
+    Inner::Future: Send + 'static,
+    Inner::Error: Into<BoxError>,
+    P: Provider,
+    S: DedupeStore,
+    ReqBody: Body + Send + 'static,
+    ReqBody::Data: Send,
+    ReqBody::Error: Into<BoxError>,
+{
+    type Response = Response<ResponseBody>;
+    type Error = Infallible;
+    type Future = ResponseFuture;
+
+    /// Always ready: the handler is called later, on a clone that is driven to
+    /// readiness then (the body must be buffered and verified first).
+    #[inline]
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, request: Request<ReqBody>) -> Self::Future {
+        let shared = self.shared.clone();
+        let inner = self.inner.clone();
+        ResponseFuture {
+            future: Box::pin(async move { Ok(shared.respond(inner, request).await) }),
+        }
+    }
+}
+
+impl<P: Provider, S: DedupeStore> Shared<P, S> {
+    /// Answers one delivery: the contract's response, whatever happened.
+    async fn respond<Inner, ReqBody, ResBody>(
+        &self,
+        inner: Inner,
+        request: Request<ReqBody>,
+    ) -> Response<ResponseBody>
+    where
+        Inner: Service<Request<HandlerBody>, Response = Response<ResBody>> + Clone + Send + 'static,
+        Inner::Future: Send + 'static,
+        Inner::Error: Into<BoxError>,
+        ReqBody: Body,
+        ReqBody::Error: Into<BoxError>,
+    {
+        // No secret, signature or body is ever recorded on the span.
+        let span = tracing::info_span!(
+            "webhook",
+            provider = self.receiver.provider().name(),
+            event_id = Empty,
+            event_type = Empty,
+            outcome = Empty,
+        );
+        let result = self
+            .deliver(inner, request, &span)
+            .instrument(span.clone())
+            .await;
+        let response = match result {
+            Ok(response) => response,
+            Err(rejection) => {
+                self.stats.rejected(rejection.kind());
+                span.record("outcome", rejection.code());
+                tracing::debug!(parent: &span, %rejection, "webhook delivery rejected");
+                rejection.to_response()
+            }
+        };
+        response.map(|text| Full::new(Bytes::from(text)))
+    }
+
+    async fn deliver<Inner, ReqBody, ResBody>(
+        &self,
+        inner: Inner,
+        request: Request<ReqBody>,
+        span: &tracing::Span,
+    ) -> Result<Response<String>, Rejection>
+    where
+        Inner: Service<Request<HandlerBody>, Response = Response<ResBody>> + Clone + Send + 'static,
+        Inner::Future: Send + 'static,
+        Inner::Error: Into<BoxError>,
+        ReqBody: Body,
+        ReqBody::Error: Into<BoxError>,
+    {
+        if self.shutdown.is_closed() {
+            return Err(Rejection::new(hookwise_core::RejectionKind::ShuttingDown));
+        }
+        let (parts, body) = request.into_parts();
+        self.receiver.check_content_length(&parts.headers)?;
+        let bytes = body::read(body, self.receiver.limit(), self.body_timeout).await?;
+        let outcome = self.receiver.receive(&parts.headers, bytes).await?;
+        let response = outcome.to_response();
+        span.record("outcome", outcome.label());
+        match outcome {
+            Outcome::Accepted { delivery, claim } => {
+                span.record("event_id", delivery.dedupe_key().id());
+                span.record(
+                    "event_type",
+                    self.receiver.provider().event_type(delivery.event()),
+                );
+                self.stats.accepted();
+                let job = handler_job(inner, parts);
+                match self.mode {
+                    AckMode::Fast => self.processor.submit(delivery, claim, job).await?,
+                    AckMode::AfterHandler => self.processor.run_now(delivery, claim, job).await?,
+                }
+                tracing::debug!("webhook event accepted");
+            }
+            Outcome::Duplicate { key, state } => {
+                span.record("event_id", key.id());
+                self.stats.duplicate();
+                tracing::debug!(?state, "webhook duplicate acknowledged");
+            }
+            Outcome::Skipped(delivery) => {
+                span.record("event_id", delivery.dedupe_key().id());
+                self.stats.skipped();
+                tracing::debug!("webhook event skipped");
+            }
+        }
+        Ok(response)
+    }
+}
+
+/// One run of the handler, boxed: the inner service's future type is not nameable here.
+type HandlerRun = Pin<Box<dyn Future<Output = Result<(), HandlerError>> + Send>>;
+
+/// One attempt of the handler: the original request head, the verified body, and
+/// the [`Delivery`] in the request's extensions.
+fn handler_job<Inner, E, ResBody>(
+    inner: Inner,
+    parts: Parts,
+) -> impl FnMut(Delivery<E>) -> HandlerRun + Send + 'static
+where
+    Inner: Service<Request<HandlerBody>, Response = Response<ResBody>> + Clone + Send + 'static,
+    Inner::Future: Send + 'static,
+    Inner::Error: Into<BoxError>,
+    E: Clone + Send + Sync + 'static,
+{
+    move |delivery: Delivery<E>| {
+        let mut request =
+            Request::from_parts(parts.clone(), Full::new(delivery.raw_body().clone()));
+        request.extensions_mut().insert(delivery);
+        let mut handler = inner.clone();
+        Box::pin(async move {
+            poll_fn(|cx| handler.poll_ready(cx))
+                .await
+                .map_err(HandlerError::failed)?;
+            let response = handler.call(request).await.map_err(HandlerError::failed)?;
+            if response.status().is_success() {
+                Ok(())
+            } else {
+                Err(HandlerError::Status(response.status()))
+            }
+        })
+    }
+}
+
+/// The response future of [`WebhookService`].
+pub struct ResponseFuture {
+    future: Pin<Box<dyn Future<Output = Result<Response<ResponseBody>, Infallible>> + Send>>,
+}
+
+impl Future for ResponseFuture {
+    type Output = Result<Response<ResponseBody>, Infallible>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        self.future.as_mut().poll(cx)
+    }
+}
+
+impl fmt::Debug for ResponseFuture {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ResponseFuture").finish_non_exhaustive()
+    }
+}

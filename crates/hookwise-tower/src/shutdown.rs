@@ -1,0 +1,113 @@
+//! Graceful shutdown: stop taking deliveries, finish what was accepted.
+
+use std::{
+    future::Future,
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+    },
+    time::Duration,
+};
+
+use tokio_util::task::TaskTracker;
+
+/// Stops a receiver from taking deliveries and waits for accepted events to finish.
+///
+/// Every [`WebhookService`](crate::WebhookService) made by one
+/// [`WebhookLayer`](crate::WebhookLayer) shares the handle. After
+/// [`close`](Self::close), new deliveries are answered `503` with `Retry-After`
+/// (`shutting_down`), so their senders retry later, against the next process.
+///
+/// It composes with `axum::serve(..).with_graceful_shutdown(..)`: close the handle
+/// when the signal arrives, let axum finish the open requests, then
+/// [`drain`](Self::drain) the background work:
+///
+/// ```no_run
+/// # use std::time::Duration;
+/// # use axum::{Router, routing::post};
+/// # use hookwise_core::{Hoursmith, MemoryStore, Receiver};
+/// # use hookwise_tower::WebhookLayer;
+/// # async fn on_event() {}
+/// # #[tokio::main] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let layer = WebhookLayer::new(Receiver::new(Hoursmith::new("whsec_...")?, MemoryStore::new())?);
+/// let shutdown = layer.shutdown_handle();
+/// let app = Router::new().route("/webhooks/hoursmith", post(on_event)).layer(layer);
+///
+/// let listener = tokio::net::TcpListener::bind("127.0.0.1:3000").await?;
+/// let closing = shutdown.clone();
+/// axum::serve(listener, app)
+///     .with_graceful_shutdown(async move {
+///         let _ = tokio::signal::ctrl_c().await;
+///         closing.close();
+///     })
+///     .await?;
+/// let report = shutdown.drain(Duration::from_secs(30)).await;
+/// assert_eq!(report.unfinished, 0, "events still running at the deadline");
+/// # Ok(()) }
+/// ```
+#[derive(Debug, Clone, Default)]
+pub struct ShutdownHandle {
+    state: Arc<State>,
+}
+
+#[derive(Debug, Default)]
+struct State {
+    closing: AtomicBool,
+    tracker: TaskTracker,
+}
+
+/// What a drain left behind.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ShutdownReport {
+    /// Accepted events still running (or waiting to retry) at the deadline.
+    pub unfinished: usize,
+}
+
+impl ShutdownHandle {
+    /// Stops taking deliveries: from now on they are answered `503` + `Retry-After`.
+    pub fn close(&self) {
+        self.state.closing.store(true, Ordering::SeqCst);
+    }
+
+    /// Whether [`close`](Self::close) was called.
+    pub fn is_closed(&self) -> bool {
+        self.state.closing.load(Ordering::SeqCst)
+    }
+
+    /// Waits, up to `deadline`, for every accepted event to finish; reports how many
+    /// did not. Call it after [`close`](Self::close) (or use
+    /// [`shutdown`](Self::shutdown)), or new events may keep arriving.
+    pub async fn drain(&self, deadline: Duration) -> ShutdownReport {
+        self.state.tracker.close();
+        let _ = tokio::time::timeout(deadline, self.state.tracker.wait()).await;
+        let unfinished = self.state.tracker.len();
+        if unfinished > 0 {
+            tracing::error!(
+                unfinished,
+                ?deadline,
+                "webhook events still running at the shutdown deadline"
+            );
+        }
+        ShutdownReport { unfinished }
+    }
+
+    /// [`close`](Self::close), then [`drain`](Self::drain).
+    pub async fn shutdown(&self, deadline: Duration) -> ShutdownReport {
+        self.close();
+        self.drain(deadline).await
+    }
+
+    /// Runs `work` as a tracked task: drains wait for it.
+    pub(crate) fn spawn<F>(&self, work: F)
+    where
+        F: Future<Output = ()> + Send + 'static,
+    {
+        self.state.tracker.spawn(work);
+    }
+
+    /// Tracks `work` run inline by a request (ack-after-handler mode).
+    pub(crate) fn track<F: Future>(&self, work: F) -> impl Future<Output = F::Output> {
+        self.state.tracker.track_future(work)
+    }
+}
