@@ -55,6 +55,23 @@ pub struct Receiver<P, S> {
     body_limit: usize,
 }
 
+impl<P, S> Receiver<P, S> {
+    /// The provider.
+    pub fn provider(&self) -> &P {
+        &self.provider
+    }
+
+    /// The dedupe store.
+    pub fn store(&self) -> &S {
+        &self.store
+    }
+
+    /// The largest body accepted, in bytes.
+    pub fn limit(&self) -> usize {
+        self.body_limit
+    }
+}
+
 impl<P: Provider, S: DedupeStore> Receiver<P, S> {
     /// A receiver for `provider`'s deliveries, deduped in `store`.
     ///
@@ -92,21 +109,6 @@ impl<P: Provider, S: DedupeStore> Receiver<P, S> {
     pub fn clock(mut self, clock: impl Clock) -> Self {
         self.clock = Arc::new(clock);
         self
-    }
-
-    /// The provider.
-    pub fn provider(&self) -> &P {
-        &self.provider
-    }
-
-    /// The dedupe store.
-    pub fn store(&self) -> &S {
-        &self.store
-    }
-
-    /// The largest body accepted, in bytes.
-    pub fn limit(&self) -> usize {
-        self.body_limit
     }
 
     /// Refuses a request whose `Content-Length` is over the limit, before its body is

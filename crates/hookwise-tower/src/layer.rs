@@ -6,7 +6,7 @@ use hookwise_core::{ConfigError, DedupeStore, Provider, Receiver};
 use tower_layer::Layer;
 
 use crate::{
-    AckMode, DeadLetterHandler, LogDeadLetter, ProcessingConfig, Processor, RetryPolicy,
+    AckMode, DeadLetterHandler, Intake, LogDeadLetter, ProcessingConfig, Processor, RetryPolicy,
     ShutdownHandle, Stats, WebhookService, service::Shared,
 };
 
@@ -142,6 +142,17 @@ impl<P: Provider, S: DedupeStore> WebhookLayer<P, S> {
         &self.receiver
     }
 
+    /// The HTTP side of receiving, as this layer's services do it: the axum
+    /// extractor uses it to answer exactly alike.
+    pub fn intake(&self) -> Intake<P, S> {
+        Intake::new(
+            self.receiver.clone(),
+            self.body_timeout,
+            self.stats.clone(),
+            self.shutdown.clone(),
+        )
+    }
+
     /// The background processor, shared by every service of this layer; the axum
     /// extractor's background helper submits to it too.
     pub fn processor(&self) -> &Processor<P, S> {
@@ -193,12 +204,9 @@ impl<P: Provider, S: DedupeStore, Inner> Layer<Inner> for WebhookLayer<P, S> {
         WebhookService::new(
             inner,
             Arc::new(Shared {
-                receiver: self.receiver.clone(),
+                intake: self.intake(),
                 processor: self.processor.clone(),
                 mode: self.mode,
-                body_timeout: self.body_timeout,
-                stats: self.stats.clone(),
-                shutdown: self.shutdown.clone(),
             }),
         )
     }

@@ -50,6 +50,7 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod body;
+mod intake;
 mod layer;
 mod processor;
 mod retry;
@@ -58,6 +59,7 @@ mod shutdown;
 mod stats;
 
 pub use self::{
+    intake::Intake,
     layer::{DEFAULT_BODY_TIMEOUT, WebhookLayer},
     processor::{
         DeadLetter, DeadLetterHandler, HandlerError, LogDeadLetter, ProcessingConfig, Processor,

@@ -7,18 +7,17 @@ use std::{
     pin::Pin,
     sync::Arc,
     task::{Context, Poll},
-    time::Duration,
 };
 
 use bytes::Bytes;
-use hookwise_core::{DedupeStore, Delivery, Outcome, Provider, Receiver, Rejection};
+use hookwise_core::{DedupeStore, Delivery, Outcome, Provider, Rejection};
 use http::{Request, Response, request::Parts};
 use http_body::Body;
 use http_body_util::Full;
 use tower_service::Service;
-use tracing::{Instrument, field::Empty};
+use tracing::Instrument;
 
-use crate::{HandlerError, Processor, ShutdownHandle, Stats, body, body::BoxError};
+use crate::{HandlerError, Intake, Processor, body::BoxError};
 
 /// The body of the responses the receiver sends: a small JSON document.
 pub type ResponseBody = Full<Bytes>;
@@ -42,12 +41,9 @@ pub enum AckMode {
 
 /// The state every clone of one service shares.
 pub(crate) struct Shared<P: Provider, S> {
-    pub(crate) receiver: Arc<Receiver<P, S>>,
+    pub(crate) intake: Intake<P, S>,
     pub(crate) processor: Processor<P, S>,
     pub(crate) mode: AckMode,
-    pub(crate) body_timeout: Duration,
-    pub(crate) stats: Stats,
-    pub(crate) shutdown: ShutdownHandle,
 }
 
 /// The [`Service`] made by [`WebhookLayer`](crate::WebhookLayer); see the
@@ -141,27 +137,14 @@ impl<P: Provider, S: DedupeStore> Shared<P, S> {
         ReqBody: Body,
         ReqBody::Error: Into<BoxError>,
     {
-        // No secret, signature or body is ever recorded on the span.
-        let span = tracing::info_span!(
-            "webhook",
-            provider = self.receiver.provider().name(),
-            event_id = Empty,
-            event_type = Empty,
-            outcome = Empty,
-        );
-        let result = self
-            .deliver(inner, request, &span)
-            .instrument(span.clone())
-            .await;
-        let response = match result {
-            Ok(response) => response,
-            Err(rejection) => {
-                self.stats.rejected(rejection.kind());
-                span.record("outcome", rejection.code());
-                tracing::debug!(parent: &span, %rejection, "webhook delivery rejected");
-                rejection.to_response()
-            }
-        };
+        let span = self.intake.span();
+        let response = async {
+            self.deliver(inner, request)
+                .await
+                .unwrap_or_else(|rejection| self.intake.reject(&rejection))
+        }
+        .instrument(span)
+        .await;
         response.map(|text| Full::new(Bytes::from(text)))
     }
 
@@ -169,7 +152,6 @@ impl<P: Provider, S: DedupeStore> Shared<P, S> {
         &self,
         inner: Inner,
         request: Request<ReqBody>,
-        span: &tracing::Span,
     ) -> Result<Response<String>, Rejection>
     where
         Inner: Service<Request<HandlerBody>, Response = Response<ResBody>> + Clone + Send + 'static,
@@ -178,40 +160,16 @@ impl<P: Provider, S: DedupeStore> Shared<P, S> {
         ReqBody: Body,
         ReqBody::Error: Into<BoxError>,
     {
-        if self.shutdown.is_closed() {
-            return Err(Rejection::new(hookwise_core::RejectionKind::ShuttingDown));
-        }
         let (parts, body) = request.into_parts();
-        self.receiver.check_content_length(&parts.headers)?;
-        let bytes = body::read(body, self.receiver.limit(), self.body_timeout).await?;
-        let outcome = self.receiver.receive(&parts.headers, bytes).await?;
+        let outcome = self.intake.receive(&parts.headers, body).await?;
         let response = outcome.to_response();
-        span.record("outcome", outcome.label());
-        match outcome {
-            Outcome::Accepted { delivery, claim } => {
-                span.record("event_id", delivery.dedupe_key().id());
-                span.record(
-                    "event_type",
-                    self.receiver.provider().event_type(delivery.event()),
-                );
-                self.stats.accepted();
-                let job = handler_job(inner, parts);
-                match self.mode {
-                    AckMode::Fast => self.processor.submit(delivery, claim, job).await?,
-                    AckMode::AfterHandler => self.processor.run_now(delivery, claim, job).await?,
-                }
-                tracing::debug!("webhook event accepted");
+        if let Outcome::Accepted { delivery, claim } = outcome {
+            let job = handler_job(inner, parts);
+            match self.mode {
+                AckMode::Fast => self.processor.submit(delivery, claim, job).await?,
+                AckMode::AfterHandler => self.processor.run_now(delivery, claim, job).await?,
             }
-            Outcome::Duplicate { key, state } => {
-                span.record("event_id", key.id());
-                self.stats.duplicate();
-                tracing::debug!(?state, "webhook duplicate acknowledged");
-            }
-            Outcome::Skipped(delivery) => {
-                span.record("event_id", delivery.dedupe_key().id());
-                self.stats.skipped();
-                tracing::debug!("webhook event skipped");
-            }
+            tracing::debug!("webhook event accepted");
         }
         Ok(response)
     }

@@ -1,0 +1,140 @@
+//! [`Intake`]: the HTTP side of receiving one delivery, shared by every adapter.
+
+use std::{fmt, sync::Arc, time::Duration};
+
+use hookwise_core::{DedupeStore, Outcome, Provider, Receiver, Rejection, RejectionKind};
+use http::HeaderMap;
+use http_body::Body;
+use tracing::field::Empty;
+
+use crate::{ShutdownHandle, Stats, body, body::BoxError};
+
+/// Takes a delivery from HTTP to an [`Outcome`]: refuses it while shutting down,
+/// checks `Content-Length`, buffers the body within the limit and the body timeout,
+/// then verifies, parses and claims it through
+/// [`Receiver::receive`](hookwise_core::Receiver::receive), counting every outcome in
+/// [`Stats`].
+///
+/// [`WebhookService`](crate::WebhookService) uses it, and so does the axum extractor,
+/// so both answer exactly alike. Get one from
+/// [`WebhookLayer::intake`](crate::WebhookLayer::intake).
+pub struct Intake<P: Provider, S> {
+    receiver: Arc<Receiver<P, S>>,
+    body_timeout: Duration,
+    stats: Stats,
+    shutdown: ShutdownHandle,
+}
+
+impl<P: Provider, S: DedupeStore> Intake<P, S> {
+    pub(crate) fn new(
+        receiver: Arc<Receiver<P, S>>,
+        body_timeout: Duration,
+        stats: Stats,
+        shutdown: ShutdownHandle,
+    ) -> Self {
+        Self {
+            receiver,
+            body_timeout,
+            stats,
+            shutdown,
+        }
+    }
+
+    /// The `webhook` span for one delivery, with `provider` set and `event_id`,
+    /// `event_type` and `outcome` to be recorded. No secret, signature or body is
+    /// ever recorded on it.
+    pub fn span(&self) -> tracing::Span {
+        tracing::info_span!(
+            "webhook",
+            provider = self.receiver.provider().name(),
+            event_id = Empty,
+            event_type = Empty,
+            outcome = Empty,
+        )
+    }
+
+    /// Receives one delivery; records its fields on the current span (see
+    /// [`span`](Self::span)) and counts its outcome.
+    ///
+    /// On [`Outcome::Accepted`] the caller owns the claim, as with the core receiver.
+    /// On `Err`, answer with [`reject`](Self::reject).
+    pub async fn receive<B>(
+        &self,
+        headers: &HeaderMap,
+        body: B,
+    ) -> Result<Outcome<P::Event>, Rejection>
+    where
+        B: Body,
+        B::Error: Into<BoxError>,
+    {
+        if self.shutdown.is_closed() {
+            return Err(Rejection::new(RejectionKind::ShuttingDown));
+        }
+        self.receiver.check_content_length(headers)?;
+        let bytes = body::read(body, self.receiver.limit(), self.body_timeout).await?;
+        let outcome = self.receiver.receive(headers, bytes).await?;
+
+        let span = tracing::Span::current();
+        span.record("outcome", outcome.label());
+        match &outcome {
+            Outcome::Accepted { delivery, .. } => {
+                span.record("event_id", delivery.dedupe_key().id());
+                span.record(
+                    "event_type",
+                    self.receiver.provider().event_type(delivery.event()),
+                );
+                self.stats.accepted();
+            }
+            Outcome::Duplicate { key, state } => {
+                span.record("event_id", key.id());
+                self.stats.duplicate();
+                tracing::debug!(?state, "webhook duplicate acknowledged");
+            }
+            Outcome::Skipped(delivery) => {
+                span.record("event_id", delivery.dedupe_key().id());
+                self.stats.skipped();
+                tracing::debug!("webhook event skipped");
+            }
+        }
+        Ok(outcome)
+    }
+
+    /// Counts a rejection, records it on the current span, and returns the
+    /// contract's response for it.
+    pub fn reject(&self, rejection: &Rejection) -> http::Response<String> {
+        self.stats.rejected(rejection.kind());
+        tracing::Span::current().record("outcome", rejection.code());
+        tracing::debug!(%rejection, "webhook delivery rejected");
+        rejection.to_response()
+    }
+
+    /// The core receiver.
+    pub fn receiver(&self) -> &Arc<Receiver<P, S>> {
+        &self.receiver
+    }
+
+    /// The counters.
+    pub fn stats(&self) -> &Stats {
+        &self.stats
+    }
+}
+
+impl<P: Provider, S> Clone for Intake<P, S> {
+    fn clone(&self) -> Self {
+        Self {
+            receiver: self.receiver.clone(),
+            body_timeout: self.body_timeout,
+            stats: self.stats.clone(),
+            shutdown: self.shutdown.clone(),
+        }
+    }
+}
+
+impl<P: Provider, S> fmt::Debug for Intake<P, S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Intake")
+            .field("provider", &self.receiver.provider().name())
+            .field("body_timeout", &self.body_timeout)
+            .finish_non_exhaustive()
+    }
+}
