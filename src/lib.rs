@@ -7,6 +7,7 @@
 //! | feature | module | what |
 //! | --- | --- | --- |
 //! | `tower` (default) | [`tower`] | `WebhookLayer`, for tower, axum and hyper stacks |
+//! | `axum` (default) | [`axum`] | the `Webhook` extractor and its `WebhookState` |
 //!
 //! See the README for the map and [`hookwise_core`] for the core's documentation.
 
@@ -19,3 +20,8 @@ pub use hookwise_core::*;
 #[cfg(feature = "tower")]
 #[cfg_attr(docsrs, doc(cfg(feature = "tower")))]
 pub use hookwise_tower as tower;
+
+/// The axum extractor: `Webhook<Hoursmith>` as a handler argument ([`hookwise_axum`]).
+#[cfg(feature = "axum")]
+#[cfg_attr(docsrs, doc(cfg(feature = "axum")))]
+pub use hookwise_axum as axum;

@@ -86,7 +86,7 @@ pub use self::{
     hoursmith::Hoursmith,
     mojave::Mojave,
     provider::{Provider, Verified},
-    receiver::{DEFAULT_BODY_LIMIT, Delivery, Outcome, Receiver},
+    receiver::{DEFAULT_BODY_LIMIT, Delivery, Outcome, OutcomeKind, Receiver},
     secret::Secrets,
     snapshot::Snapshot,
 };

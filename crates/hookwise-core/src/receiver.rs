@@ -213,17 +213,49 @@ pub enum Outcome<E> {
 }
 
 impl<E> Outcome<E> {
+    /// Which outcome this is, without its data.
+    pub fn kind(&self) -> OutcomeKind {
+        match self {
+            Self::Accepted { .. } => OutcomeKind::Accepted,
+            Self::Duplicate { .. } => OutcomeKind::Duplicate,
+            Self::Skipped(_) => OutcomeKind::Skipped,
+        }
+    }
+
     /// A short, stable label: `accepted`, `duplicate` or `skipped`.
     pub fn label(&self) -> &'static str {
-        match self {
-            Self::Accepted { .. } => "accepted",
-            Self::Duplicate { .. } => "duplicate",
-            Self::Skipped(_) => "skipped",
-        }
+        self.kind().label()
     }
 
     /// The `200` the sender is answered with: `{"status":"<label>"}`.
     pub fn to_response(&self) -> http::Response<String> {
+        self.kind().to_response()
+    }
+}
+
+/// The kinds of [`Outcome`], each answered `200`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum OutcomeKind {
+    /// A new event, claimed for processing.
+    Accepted,
+    /// An event already processed or in flight.
+    Duplicate,
+    /// A verified event acknowledged without processing.
+    Skipped,
+}
+
+impl OutcomeKind {
+    /// A short, stable label: `accepted`, `duplicate` or `skipped`.
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::Accepted => "accepted",
+            Self::Duplicate => "duplicate",
+            Self::Skipped => "skipped",
+        }
+    }
+
+    /// The `200` the sender is answered with: `{"status":"<label>"}`, as JSON.
+    pub fn to_response(self) -> http::Response<String> {
         let mut response = http::Response::new(format!(r#"{{"status":"{}"}}"#, self.label()));
         *response.status_mut() = StatusCode::OK;
         response.headers_mut().insert(
