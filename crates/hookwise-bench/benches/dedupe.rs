@@ -1,0 +1,104 @@
+//! `MemoryStore` claim + commit: one thread, and two threads contending.
+//!
+//! `cargo bench -p hookwise-bench --bench dedupe`
+
+#![forbid(unsafe_code)]
+#![allow(missing_docs)] // criterion's macros generate undocumented items
+
+use std::{
+    fmt::Write as _,
+    hint::black_box,
+    sync::{Arc, Barrier},
+    thread,
+    time::{Duration, Instant},
+};
+
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use hookwise_bench::ready;
+use hookwise_core::{ClaimOutcome, DedupeKey, DedupeStore, MemoryStore};
+
+/// Claims a key never seen before (the `n`th of thread `thread`), then commits it:
+/// what the store does for every new event. Building the key is included, as the
+/// receiver builds one per delivery.
+fn claim_commit(store: &MemoryStore, id: &mut String, thread: u32, n: u64) {
+    id.clear();
+    let _ = write!(id, "evt-{thread}-{n}");
+    let key = DedupeKey::new("hoursmith", id);
+    match ready(store.claim(black_box(&key))) {
+        Ok(ClaimOutcome::Claimed(claim)) => ready(store.commit(&claim)).expect("commit"),
+        other => panic!("a fresh key must be claimed: {other:?}"),
+    }
+}
+
+/// Claims an already processed key: what the store does for every duplicate.
+fn claim_duplicate(store: &MemoryStore, key: &DedupeKey) {
+    match ready(store.claim(black_box(key))) {
+        Ok(ClaimOutcome::Duplicate(_)) => {}
+        other => panic!("a processed key must be a duplicate: {other:?}"),
+    }
+}
+
+fn single_thread(c: &mut Criterion) {
+    let mut group = c.benchmark_group("dedupe");
+    group.throughput(Throughput::Elements(1));
+
+    let store = MemoryStore::new();
+    let mut id = String::new();
+    let mut n = 0;
+    group.bench_function("claim_commit/1_thread", |b| {
+        b.iter(|| {
+            n += 1;
+            claim_commit(&store, &mut id, 0, n);
+        })
+    });
+
+    let key = DedupeKey::new("hoursmith", "evt-processed");
+    if let Ok(ClaimOutcome::Claimed(claim)) = ready(store.claim(&key)) {
+        ready(store.commit(&claim)).expect("commit");
+    }
+    group.bench_function("claim_duplicate/1_thread", |b| {
+        b.iter(|| claim_duplicate(&store, &key))
+    });
+    group.finish();
+}
+
+/// Two threads claim + commit distinct keys in one store at the same time. The time
+/// reported per iteration is the wall time for one claim + commit on each thread, so
+/// perfect scaling reads the same as one thread and full serialization twice that.
+fn two_threads(c: &mut Criterion) {
+    let mut group = c.benchmark_group("dedupe");
+    group.throughput(Throughput::Elements(2));
+    let store = Arc::new(MemoryStore::new());
+    let mut round = 0u32;
+    group.bench_function("claim_commit/2_threads", |b| {
+        b.iter_custom(|iters| {
+            round += 1;
+            let start = Arc::new(Barrier::new(3));
+            let workers: Vec<_> = (0..2u32)
+                .map(|t| {
+                    let (store, start) = (store.clone(), start.clone());
+                    let thread_tag = round * 2 + t;
+                    thread::spawn(move || {
+                        let mut id = String::new();
+                        start.wait();
+                        let begun = Instant::now();
+                        for n in 0..iters {
+                            claim_commit(&store, &mut id, thread_tag, n);
+                        }
+                        begun.elapsed()
+                    })
+                })
+                .collect();
+            start.wait();
+            workers
+                .into_iter()
+                .map(|w| w.join().expect("worker"))
+                .max()
+                .unwrap_or(Duration::ZERO)
+        })
+    });
+    group.finish();
+}
+
+criterion_group!(benches, single_thread, two_threads);
+criterion_main!(benches);
