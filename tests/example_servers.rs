@@ -1,0 +1,144 @@
+//! End to end over real TCP: the `receiver` (axum + layer) and `actix` examples
+//! answer by the same contract, print one line per processed event, and stop
+//! gracefully on SIGTERM.
+
+#[path = "../crates/hookwise-tower/tests/common/mod.rs"]
+mod common;
+mod support;
+
+use bytes::Bytes;
+use common::*;
+use serde_json::{Value, json};
+use support::{Server, run_to_exit};
+
+const ENV: [(&str, &str); 2] = [
+    ("HOURSMITH_WEBHOOK_SECRET", HOURSMITH_SECRET),
+    ("MOJAVE_WEBHOOK_SECRET", MOJAVE_SECRET),
+];
+
+fn printed(stdout: &str) -> Vec<Value> {
+    stdout
+        .lines()
+        .map(|line| {
+            serde_json::from_str(line).unwrap_or_else(|e| panic!("not JSON: {line:?}: {e}"))
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn receiver_follows_the_contract_and_prints_one_line_per_processed_event() {
+    contract_and_output("receiver").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn actix_follows_the_contract_and_prints_one_line_per_processed_event() {
+    contract_and_output("actix").await;
+}
+
+async fn contract_and_output(example: &str) {
+    let server = Server::start(example, &ENV);
+    let (addr, client) = (server.addr, client());
+
+    let paid = hoursmith_signed(
+        hoursmith_body(
+            "evt_paid",
+            "invoice.paid",
+            r#"{"invoice":{"id":"i"},"payment":{"id":"p"}}"#,
+        ),
+        now(),
+    );
+    let test_event = hoursmith_signed(
+        Bytes::from(
+            String::from_utf8_lossy(&hoursmith_body(
+                "evt_test",
+                "task.created",
+                r#"{"test":true,"task":{"id":"t"}}"#,
+            ))
+            .replace(r#""livemode":true"#, r#""livemode":false"#),
+        ),
+        now(),
+    );
+    let mut forged = paid.clone();
+    forged.body =
+        Bytes::from(String::from_utf8_lossy(&paid.body).replace("evt_paid", "evt_forged"));
+    let entry = mojave(1);
+
+    let mut big = entry.clone();
+    big.body = Bytes::from(vec![b' '; 1024 * 1024 + 1]);
+
+    let cases = [
+        (
+            "/webhooks/hoursmith",
+            &paid,
+            200,
+            r#"{"status":"accepted"}"#,
+        ),
+        (
+            "/webhooks/hoursmith",
+            &paid,
+            200,
+            r#"{"status":"duplicate"}"#,
+        ),
+        (
+            "/webhooks/hoursmith",
+            &forged,
+            401,
+            r#"{"error":"signature_mismatch"}"#,
+        ),
+        (
+            "/webhooks/hoursmith",
+            &test_event,
+            200,
+            r#"{"status":"accepted"}"#,
+        ),
+        ("/webhooks/mojave", &entry, 200, r#"{"status":"accepted"}"#),
+        ("/webhooks/mojave", &entry, 200, r#"{"status":"duplicate"}"#),
+        (
+            "/webhooks/mojave",
+            &paid,
+            401,
+            r#"{"error":"signature_missing"}"#,
+        ),
+    ];
+    for (path, delivery, status, body) in cases {
+        let answer = send(&client, addr, path, delivery).await;
+        assert_eq!(
+            (answer.status.as_u16(), answer.body.as_str()),
+            (status, body),
+            "{path}"
+        );
+    }
+
+    let (status, stdout) = server.terminate();
+    assert!(status.success(), "{example}: exit status {status:?}");
+    let mut lines = printed(&stdout);
+    lines.sort_by_key(|line| line["id"].as_str().map(str::to_owned));
+    let mojave_key = lines
+        .iter()
+        .find(|l| l["provider"] == "mojave")
+        .and_then(|l| l["id"].as_str())
+        .map(str::to_owned)
+        .expect("a mojave line");
+    assert_eq!(mojave_key.len(), 64, "Mojave's key is the body's SHA-256");
+    let mut expected = vec![
+        json!({"provider":"hoursmith","id":"evt_paid","type":"invoice.paid","livemode":true}),
+        json!({"provider":"hoursmith","id":"evt_test","type":"task.created","livemode":false}),
+        json!({"provider":"mojave","id":mojave_key,"type":"invoice.paid","livemode":true}),
+    ];
+    expected.sort_by_key(|line| line["id"].as_str().map(str::to_owned));
+    assert_eq!(lines, expected);
+}
+
+#[test]
+fn a_missing_secret_is_a_clear_error_and_exit_code_2() {
+    let (code, stderr) = run_to_exit(
+        "receiver",
+        &[("HOURSMITH_WEBHOOK_SECRET", "x")],
+        &["MOJAVE_WEBHOOK_SECRET"],
+    );
+    assert_eq!(code, Some(2));
+    assert!(
+        stderr.contains("MOJAVE_WEBHOOK_SECRET is not set"),
+        "{stderr}"
+    );
+}
