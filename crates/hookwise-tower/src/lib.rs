@@ -23,20 +23,37 @@
 //! # Example
 //!
 //! ```
-//! use axum::{Extension, Router, routing::post};
-//! use hookwise_core::{Delivery, Hoursmith, MemoryStore, Receiver, hoursmith};
+//! use axum::{Extension, Router, body::Body, routing::post};
+//! use hookwise_core::{Delivery, Hoursmith, MemoryStore, Receiver, hoursmith, sign};
 //! use hookwise_tower::WebhookLayer;
+//! use tower::ServiceExt;
 //!
 //! async fn on_event(Extension(delivery): Extension<Delivery<hoursmith::Event>>) {
 //!     // Runs in the background, after the sender got its 200.
 //!     println!("{} {}", delivery.event().event_type(), delivery.event().id());
 //! }
 //!
-//! # fn main() -> Result<(), hookwise_core::ConfigError> {
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
 //! let receiver = Receiver::new(Hoursmith::new("whsec_...")?, MemoryStore::new())?;
-//! let app: Router = Router::new()
+//! let layer = WebhookLayer::new(receiver);
+//! let shutdown = layer.shutdown_handle();
+//! let app = Router::new()
 //!     .route("/webhooks/hoursmith", post(on_event))
-//!     .layer(WebhookLayer::new(receiver));
+//!     .layer(layer);
+//!
+//! // A signed delivery, as Hoursmith sends it.
+//! let body = r#"{"id":"evt_1","type":"client.created","created":1717603200,
+//!     "orgId":"o","livemode":true,"data":{"client":{"id":"c_1"}}}"#;
+//! let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_secs();
+//! let signature = sign::hoursmith(b"whsec_...", now, body.as_bytes());
+//! let request = http::Request::post("/webhooks/hoursmith")
+//!     .header(signature.name(), signature.value())
+//!     .body(Body::from(body))?;
+//!
+//! let response = app.oneshot(request).await?;
+//! assert_eq!(response.status(), 200);
+//! shutdown.shutdown(std::time::Duration::from_secs(5)).await; // the handler has run
 //! # Ok(()) }
 //! ```
 //!

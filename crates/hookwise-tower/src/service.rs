@@ -210,6 +210,10 @@ where
 }
 
 /// The response future of [`WebhookService`].
+///
+/// Boxed behind this opaque type: answering awaits the body, the dedupe store and,
+/// in ack-after-handler mode, the handler, so no hand-written state machine would be
+/// simpler; the type can become unboxed later without a breaking change.
 pub struct ResponseFuture {
     future: Pin<Box<dyn Future<Output = Result<Response<ResponseBody>, Infallible>> + Send>>,
 }
