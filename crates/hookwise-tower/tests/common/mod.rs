@@ -175,3 +175,167 @@ impl Recorder {
         self.runs()
     }
 }
+
+// ---------------------------------------------------------------------------------
+// Floods and memory: many deliveries over a few keep-alive connections, and the
+// process's resident memory and open descriptors (Linux /proc).
+
+/// Resident memory of this process now, in bytes (`VmRSS` of `/proc/self/status`).
+pub fn rss_bytes() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").expect("/proc/self/status");
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmRSS:"))
+        .and_then(|kib| kib.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        .map(|kib| kib * 1024)
+        .expect("VmRSS in /proc/self/status")
+}
+
+/// File descriptors open in this process now (both ends of loopback connections,
+/// since client and server share the process).
+pub fn open_fds() -> usize {
+    std::fs::read_dir("/proc/self/fd")
+        .expect("/proc/self/fd")
+        .count()
+}
+
+pub const MIB: u64 = 1024 * 1024;
+
+/// Samples [`rss_bytes`] every 2 ms on its own thread until [`PeakRss::stop`].
+pub struct PeakRss {
+    peak: Arc<std::sync::atomic::AtomicU64>,
+    stop: Arc<std::sync::atomic::AtomicBool>,
+    thread: std::thread::JoinHandle<()>,
+}
+
+impl PeakRss {
+    pub fn start() -> Self {
+        let peak = Arc::new(std::sync::atomic::AtomicU64::new(rss_bytes()));
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let (p, s) = (peak.clone(), stop.clone());
+        let thread = std::thread::spawn(move || {
+            while !s.load(Ordering::Relaxed) {
+                p.fetch_max(rss_bytes(), Ordering::Relaxed);
+                std::thread::sleep(Duration::from_millis(2));
+            }
+        });
+        Self { peak, stop, thread }
+    }
+
+    /// The highest resident memory seen, in bytes.
+    pub fn stop(self) -> u64 {
+        self.stop.store(true, Ordering::Relaxed);
+        let _ = self.thread.join();
+        self.peak.load(Ordering::Relaxed).max(rss_bytes())
+    }
+}
+
+/// What [`blast`] got back.
+#[derive(Debug, Default)]
+pub struct Blast {
+    /// The final status of each delivery, by index.
+    pub statuses: Vec<u16>,
+    /// `503` answers that were retried (`retry_503`).
+    pub retried_503: usize,
+}
+
+impl Blast {
+    pub fn count(&self, status: u16) -> usize {
+        self.statuses.iter().filter(|&&s| s == status).count()
+    }
+}
+
+/// Sends deliveries `0..n` (made by `make`, on the fly, so they are never all in
+/// memory at once) to `path` over `connections` keep-alive HTTP/1 connections; each
+/// connection takes the next unsent index. With `retry_503`, a `503` is sent again
+/// after a short pause, as a sender honouring `Retry-After` would (sooner).
+pub async fn blast<F>(
+    addr: SocketAddr,
+    path: &'static str,
+    n: usize,
+    connections: usize,
+    retry_503: bool,
+    make: F,
+) -> Blast
+where
+    F: Fn(usize) -> Delivery + Send + Sync + 'static,
+{
+    let make = Arc::new(make);
+    let next = Arc::new(AtomicUsize::new(0));
+    let mut workers = tokio::task::JoinSet::new();
+    for _ in 0..connections {
+        let (make, next) = (make.clone(), next.clone());
+        workers.spawn(async move {
+            let mut sender = connect(addr).await;
+            let (mut statuses, mut retried) = (Vec::new(), 0);
+            loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                if i >= n {
+                    break;
+                }
+                let delivery = make(i);
+                let status = loop {
+                    if sender.ready().await.is_err() {
+                        // The server closed this connection (after a 4xx with an
+                        // unread body, say): open another.
+                        sender = connect(addr).await;
+                    }
+                    let mut request = Request::post(path)
+                        .header(http::header::HOST, "localhost")
+                        .body(Full::new(delivery.body.clone()))
+                        .expect("request");
+                    request.headers_mut().extend(delivery.headers.clone());
+                    let status = match sender.send_request(request).await {
+                        Ok(response) => {
+                            let status = response.status().as_u16();
+                            let _ = response.into_body().collect().await;
+                            status
+                        }
+                        Err(e) => panic!("delivery {i}: {e}"),
+                    };
+                    if status == 503 && retry_503 {
+                        retried += 1;
+                        tokio::time::sleep(Duration::from_millis(2)).await;
+                        continue;
+                    }
+                    break status;
+                };
+                statuses.push((i, status));
+            }
+            (statuses, retried)
+        });
+    }
+    let mut blast = Blast {
+        statuses: vec![0; n],
+        retried_503: 0,
+    };
+    while let Some(worker) = workers.join_next().await {
+        let (statuses, retried) = worker.expect("a sender task");
+        for (i, status) in statuses {
+            blast.statuses[i] = status;
+        }
+        blast.retried_503 += retried;
+    }
+    blast
+}
+
+/// One HTTP/1 connection, its driver spawned.
+pub async fn connect(addr: SocketAddr) -> hyper::client::conn::http1::SendRequest<Full<Bytes>> {
+    let stream = TcpStream::connect(addr).await.expect("connect");
+    stream.set_nodelay(true).expect("nodelay");
+    let (sender, connection) =
+        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
+            .await
+            .expect("handshake");
+    tokio::spawn(connection);
+    sender
+}
+
+/// Polls `done` every 5 ms until it holds or `limit` passes; returns its last value.
+pub async fn eventually(limit: Duration, done: impl Fn() -> bool) -> bool {
+    let deadline = tokio::time::Instant::now() + limit;
+    while !done() && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    done()
+}
