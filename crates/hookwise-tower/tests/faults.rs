@@ -1,0 +1,329 @@
+//! Faults in the handler: panics, hangs past the handler timeout, random failures.
+//! The receiver keeps answering, and every accepted event ends processed or
+//! dead-lettered, counted; none vanishes. Ends with the soak test: 20,000 deliveries
+//! with duplicates, forgeries and a flaky handler, accounted for exactly.
+
+mod common;
+
+use std::{
+    collections::{HashMap, HashSet},
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicU64, Ordering},
+    },
+    time::{Duration, Instant},
+};
+
+use axum::{Extension, Router, extract::State, routing::post};
+use common::*;
+use hookwise_core::{Delivery as Verified, Hoursmith, MemoryStore, Receiver, hoursmith, sign};
+use hookwise_tower::{
+    DeadLetter, HandlerError, ProcessingConfig, RetryPolicy, StatsSnapshot, WebhookLayer,
+};
+use http::{HeaderMap, StatusCode};
+
+type Layer = WebhookLayer<Hoursmith, MemoryStore>;
+type Event = Verified<hoursmith::Event>;
+
+/// What the handler saw: successful runs by event id, every attempt, dead letters.
+#[derive(Clone, Default)]
+struct Ledger {
+    processed: Arc<Mutex<HashMap<String, u32>>>,
+    attempts: Arc<Mutex<HashMap<String, u32>>>,
+    dead: Arc<Mutex<Vec<(String, HandlerError, u32)>>>,
+    seed: Arc<AtomicU64>,
+}
+
+impl Ledger {
+    /// Counts one attempt at `id` and returns its number (from 1).
+    fn attempt(&self, id: &str) -> u32 {
+        let mut attempts = self.attempts.lock().expect("attempts");
+        let n = attempts.entry(id.to_owned()).or_default();
+        *n += 1;
+        *n
+    }
+
+    fn succeeded(&self, id: &str) {
+        *self
+            .processed
+            .lock()
+            .expect("processed")
+            .entry(id.to_owned())
+            .or_default() += 1;
+    }
+
+    fn processed(&self) -> HashMap<String, u32> {
+        self.processed.lock().expect("processed").clone()
+    }
+
+    fn dead(&self) -> Vec<(String, HandlerError, u32)> {
+        self.dead.lock().expect("dead letters").clone()
+    }
+
+    fn dead_letter_sink(&self) -> impl Fn(DeadLetter<hoursmith::Event>) + Send + Sync + 'static {
+        let dead = self.dead.clone();
+        move |letter| {
+            let id = letter.delivery.event().id().to_owned();
+            dead.lock()
+                .expect("dead letters")
+                .push((id, letter.error, letter.attempts));
+        }
+    }
+
+    /// A pseudo-random number in `0..100`, different on every call (splitmix64).
+    fn percent(&self) -> u64 {
+        let mut z = self
+            .seed
+            .fetch_add(0x9e37_79b9_7f4a_7c15, Ordering::Relaxed)
+            .wrapping_add(0x9e37_79b9_7f4a_7c15);
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        (z ^ (z >> 31)) % 100
+    }
+}
+
+fn layer(config: ProcessingConfig, ledger: &Ledger) -> Layer {
+    let provider = Hoursmith::new(HOURSMITH_SECRET).expect("secret");
+    WebhookLayer::new(Receiver::new(provider, MemoryStore::new()).expect("config"))
+        .processing(config)
+        .expect("valid config")
+        .on_dead_letter(ledger.dead_letter_sink())
+}
+
+fn app<H, T>(layer: Layer, ledger: Ledger, handler: H) -> Router
+where
+    H: axum::handler::Handler<T, Ledger>,
+    T: 'static,
+{
+    Router::new()
+        .route("/hook", post(handler))
+        .with_state(ledger)
+        .layer(layer)
+}
+
+/// Every accepted event is finished, and each exactly one way.
+fn assert_accounted(stats: StatsSnapshot, ledger: &Ledger, ids: &HashSet<String>) {
+    let processed = ledger.processed();
+    let dead = ledger.dead();
+    assert_eq!(stats.in_flight, 0, "{stats:?}");
+    assert_eq!(stats.processed, processed.len() as u64, "{stats:?}");
+    assert_eq!(stats.dead_lettered, dead.len() as u64, "{stats:?}");
+    assert_eq!(
+        stats.processed + stats.dead_lettered,
+        ids.len() as u64,
+        "processed + dead-lettered is every unique valid event: {stats:?}"
+    );
+    assert!(
+        processed.values().all(|&runs| runs == 1),
+        "an event succeeded twice"
+    );
+    let dead_ids: HashSet<_> = dead.iter().map(|(id, ..)| id.clone()).collect();
+    assert_eq!(dead_ids.len(), dead.len(), "an event dead-lettered twice");
+    let processed_ids: HashSet<_> = processed.into_keys().collect();
+    assert!(processed_ids.is_disjoint(&dead_ids), "processed and dead");
+    let ended: HashSet<_> = processed_ids.union(&dead_ids).cloned().collect();
+    assert_eq!(&ended, ids, "every event ended one way or the other");
+}
+
+#[test]
+fn the_handler_timeout_defaults_to_30_seconds() {
+    assert_eq!(
+        ProcessingConfig::default().handler_timeout,
+        Duration::from_secs(30)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn panicking_hanging_and_failing_handlers_end_processed_or_dead_lettered() {
+    const N: usize = 300;
+    const TIMEOUT: Duration = Duration::from_millis(100);
+
+    /// Event `f<i>` behaves by `i % 10`: 0 panics and 1 hangs on every attempt, 2
+    /// panics and 3 hangs on the first attempt only, 4 and 5 fail half the time at
+    /// random, the rest succeed.
+    async fn faulty(State(ledger): State<Ledger>, Extension(d): Extension<Event>) -> StatusCode {
+        let id = d.event().id();
+        let attempt = ledger.attempt(id);
+        let class = id[1..].parse::<usize>().expect("f<i>") % 10;
+        match class {
+            0 => panic!("handler bug on {id}"),
+            2 if attempt == 1 => panic!("first-attempt bug on {id}"),
+            1 => std::future::pending().await,
+            3 if attempt == 1 => std::future::pending().await,
+            4 | 5 if ledger.percent() < 50 => return StatusCode::INTERNAL_SERVER_ERROR,
+            _ => {}
+        }
+        ledger.succeeded(id);
+        StatusCode::OK
+    }
+
+    let ledger = Ledger::default();
+    let config = ProcessingConfig {
+        concurrency: 16,
+        handler_timeout: TIMEOUT,
+        retry: RetryPolicy::default()
+            .max_attempts(3)
+            .initial_backoff(Duration::from_millis(5)),
+        ..ProcessingConfig::default()
+    };
+    let layer = layer(config, &ledger);
+    let (stats, shutdown) = (layer.stats(), layer.shutdown_handle());
+    let addr = serve(app(layer, ledger.clone(), faulty)).await;
+
+    let started = Instant::now();
+    let answers = blast(addr, "/hook", N, 8, true, |i| hoursmith(&format!("f{i}"))).await;
+    let answered = started.elapsed();
+    // While the faulty runs go on, the receiver still answers at once.
+    let probe = Instant::now();
+    let extra = send(&client(), addr, "/hook", &hoursmith("f7777")).await;
+    assert_eq!(extra.status, 200);
+    let probe = probe.elapsed();
+    assert!(probe < Duration::from_secs(2), "{probe:?}");
+
+    let report = shutdown.shutdown(Duration::from_secs(30)).await;
+    assert_eq!(report.unfinished, 0);
+    assert_eq!(answers.count(200), N, "every delivery answered 200");
+
+    let ids: HashSet<_> = (0..N)
+        .map(|i| format!("f{i}"))
+        .chain(["f7777".into()])
+        .collect();
+    let snapshot = stats.snapshot();
+    assert_eq!(
+        snapshot.accepted,
+        ids.len() as u64 + answers.retried_503 as u64
+    );
+    assert_accounted(snapshot, &ledger, &ids);
+    // Each fault ends the way it should.
+    for (id, error, attempts) in ledger.dead() {
+        let class = id[1..].parse::<usize>().expect("f<i>") % 10;
+        assert_eq!(attempts, 3, "{id}");
+        match class {
+            0 => assert!(matches!(error, HandlerError::Panicked(ref m) if m.contains(&id))),
+            1 => assert_eq!(error, HandlerError::TimedOut(TIMEOUT)),
+            4 | 5 => assert_eq!(
+                error,
+                HandlerError::Status(StatusCode::INTERNAL_SERVER_ERROR)
+            ),
+            _ => panic!("{id} should have been processed, got {error}"),
+        }
+    }
+    let dead = ledger.dead().len();
+    eprintln!(
+        "faults: {} events answered in {answered:.1?} (a probe in {probe:?}); \
+         {} processed, {dead} dead-lettered, {} retries",
+        ids.len(),
+        snapshot.processed,
+        snapshot.retried
+    );
+    // Classes 0 and 1 always die; 4 and 5 die when all three coins fail (1 in 8).
+    assert!(
+        (2 * N / 10..=4 * N / 10).contains(&dead),
+        "{dead} dead letters"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn soak_20000_deliveries_with_duplicates_forgeries_and_a_flaky_handler() {
+    const TOTAL: usize = 20_000;
+    const DUPLICATES: usize = TOTAL / 5; // 20 %
+    const FORGED: usize = TOTAL / 20; // 5 %
+    const UNIQUE: usize = TOTAL - DUPLICATES - FORGED;
+
+    /// Fails 10 % of attempts, at random.
+    async fn flaky(State(ledger): State<Ledger>, Extension(d): Extension<Event>) -> StatusCode {
+        if ledger.percent() < 10 {
+            return StatusCode::SERVICE_UNAVAILABLE;
+        }
+        ledger.succeeded(d.event().id());
+        StatusCode::OK
+    }
+
+    // The schedule: slot -> what to send, shuffled (a duplicate may come first).
+    #[derive(Clone, Copy, Debug)]
+    enum Send {
+        Valid(usize),
+        Forged(usize),
+    }
+    let mut schedule: Vec<Send> = (0..UNIQUE)
+        .map(Send::Valid)
+        .chain((0..DUPLICATES).map(|i| Send::Valid(i * 7 % UNIQUE)))
+        .chain((0..FORGED).map(Send::Forged))
+        .collect();
+    let shuffle = Ledger::default();
+    for i in (1..schedule.len()).rev() {
+        let j = (shuffle.percent() as usize * 7919 + i * 104_729) % (i + 1);
+        schedule.swap(i, j);
+    }
+    let schedule = Arc::new(schedule);
+
+    let ledger = Ledger::default();
+    let config = ProcessingConfig {
+        retry: RetryPolicy::default()
+            .max_attempts(2)
+            .initial_backoff(Duration::from_millis(1)),
+        ..ProcessingConfig::default()
+    };
+    let layer = layer(config, &ledger);
+    let (stats, receiver, shutdown) = (
+        layer.stats(),
+        layer.receiver().clone(),
+        layer.shutdown_handle(),
+    );
+    let addr = serve(app(layer, ledger.clone(), flaky)).await;
+
+    let rss_before = rss_bytes();
+    let started = Instant::now();
+    let answers = blast(addr, "/hook", TOTAL, 16, true, {
+        let schedule = schedule.clone();
+        move |slot| match schedule[slot] {
+            Send::Valid(k) => hoursmith(&format!("soak-{k}")),
+            Send::Forged(k) => {
+                let body = hoursmith_body(&format!("forged-{k}"), "task.created", r#"{"task":{}}"#);
+                let mut headers = HeaderMap::new();
+                sign::hoursmith(b"whsec_forger", now(), &body).insert_into(&mut headers);
+                Delivery { headers, body }
+            }
+        }
+    })
+    .await;
+    let answered = started.elapsed();
+    let report = shutdown.shutdown(Duration::from_secs(30)).await;
+    let elapsed = started.elapsed();
+    assert_eq!(report.unfinished, 0);
+
+    for (slot, status) in answers.statuses.iter().enumerate() {
+        let expected = match schedule[slot] {
+            Send::Valid(_) => 200,
+            Send::Forged(_) => 401,
+        };
+        assert_eq!(*status, expected, "slot {slot}: {:?}", schedule[slot]);
+    }
+    let s = stats.snapshot();
+    let retried = answers.retried_503 as u64;
+    let ids: HashSet<_> = (0..UNIQUE).map(|k| format!("soak-{k}")).collect();
+    assert_accounted(s, &ledger, &ids);
+    assert_eq!(s.processed + s.dead_lettered, UNIQUE as u64, "exactly");
+    assert_eq!(
+        s.accepted,
+        UNIQUE as u64 + retried,
+        "a 503 releases its claim"
+    );
+    assert_eq!(s.duplicates, DUPLICATES as u64);
+    assert_eq!(s.rejected_total(), FORGED as u64);
+    let store = receiver.store().stats();
+    assert_eq!(store.keys, UNIQUE);
+    assert_eq!(store.claims, UNIQUE as u64 + retried);
+    eprintln!(
+        "soak: {TOTAL} deliveries answered in {answered:.1?}, drained in {elapsed:.1?}; \
+         {} processed + {} dead-lettered = {UNIQUE} unique valid; {} duplicates, {} forged, \
+         {} retries, {retried} answers of 503 retried; RSS {:.1} -> {:.1} MiB",
+        s.processed,
+        s.dead_lettered,
+        s.duplicates,
+        s.rejected_total(),
+        s.retried,
+        rss_before as f64 / MIB as f64,
+        rss_bytes() as f64 / MIB as f64,
+    );
+}
