@@ -4,7 +4,7 @@
 //! JSON: read the `id`, look at fields, or deserialize into a struct of your own.
 
 use serde::de::DeserializeOwned;
-use serde_json::{Map, Value};
+use serde_json::{Map, Value, error::Category};
 
 /// A JSON object describing a resource (an invoice, a time entry, ...), as sent.
 ///
@@ -58,10 +58,28 @@ impl Snapshot {
 }
 
 /// Parses a verified body as the provider's envelope type; any failure is a 400.
+///
+/// The detail names what is wrong and where, never the body's content: serde_json's
+/// own message quotes the offending value (`invalid type: string "..."`), and the
+/// detail ends up in logs.
 pub(crate) fn parse_envelope<T: DeserializeOwned>(body: &[u8]) -> Result<T, crate::Rejection> {
     serde_json::from_slice(body).map_err(|e| {
-        crate::Rejection::new(crate::RejectionKind::InvalidPayload)
-            .with_detail(format!("not the envelope: {e}"))
+        let message = e.to_string();
+        let what = match e.classify() {
+            // `missing field `id``: the name is ours, not the sender's.
+            Category::Data if message.starts_with("missing field") => {
+                message.split(" at line ").next().unwrap_or("missing field")
+            }
+            Category::Data => "a field has the wrong type or value",
+            Category::Syntax => "not JSON",
+            Category::Eof => "truncated JSON",
+            Category::Io => "unreadable",
+        };
+        crate::Rejection::new(crate::RejectionKind::InvalidPayload).with_detail(format!(
+            "not the envelope: {what} at line {} column {}",
+            e.line(),
+            e.column()
+        ))
     })
 }
 
