@@ -5,7 +5,15 @@
 //! when both are full the delivery is refused with `503` and its claim released, so the
 //! sender's retry is processed later. Nothing accepted is dropped.
 
-use std::{fmt, future::Future, sync::Arc, time::Duration};
+use std::{
+    fmt,
+    future::Future,
+    panic::AssertUnwindSafe,
+    pin::Pin,
+    sync::Arc,
+    task::{Context, Poll},
+    time::Duration,
+};
 
 use hookwise_core::{Claim, DedupeStore, Delivery, Provider, Receiver, Rejection, RejectionKind};
 use http::StatusCode;
@@ -290,22 +298,34 @@ impl<P: Provider, S: DedupeStore> Processor<P, S> {
     }
 }
 
-/// One run of the handler in its own task, so a panic is caught and a run past the
-/// timeout is cancelled.
+/// One run of the handler: a panic is caught and a run past the timeout is cancelled
+/// (dropped), without a task of its own, so a run costs no extra spawn and wake-up.
 async fn attempt<F>(run: F, timeout: Duration) -> Result<(), HandlerError>
 where
     F: Future<Output = Result<(), HandlerError>> + Send + 'static,
 {
-    let mut task = tokio::spawn(run.in_current_span());
-    match tokio::time::timeout(timeout, &mut task).await {
+    match tokio::time::timeout(timeout, CatchPanic(Box::pin(run))).await {
         Ok(Ok(result)) => result,
-        Ok(Err(join)) if join.is_panic() => {
-            Err(HandlerError::Panicked(panic_message(join.into_panic())))
-        }
-        Ok(Err(_cancelled)) => Err(HandlerError::Failed("handler task was cancelled".into())),
-        Err(_elapsed) => {
-            task.abort();
-            Err(HandlerError::TimedOut(timeout))
+        Ok(Err(payload)) => Err(HandlerError::Panicked(panic_message(payload))),
+        Err(_elapsed) => Err(HandlerError::TimedOut(timeout)),
+    }
+}
+
+/// Polls a future, turning a panic in it into an `Err` with the panic's payload,
+/// as a task's `JoinError` would.
+struct CatchPanic<F>(Pin<Box<F>>);
+
+impl<F: Future> Future for CatchPanic<F> {
+    type Output = Result<F::Output, Box<dyn std::any::Any + Send>>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let future = self.0.as_mut();
+        // The future is dropped right after a panic and never polled again, so no
+        // broken invariant inside it can be observed.
+        match std::panic::catch_unwind(AssertUnwindSafe(|| future.poll(cx))) {
+            Ok(Poll::Ready(output)) => Poll::Ready(Ok(output)),
+            Ok(Poll::Pending) => Poll::Pending,
+            Err(payload) => Poll::Ready(Err(payload)),
         }
     }
 }
