@@ -286,6 +286,15 @@ impl MemoryStore {
             let Some(&(front, front_seq)) = order.front() else {
                 break;
             };
+            // The common case, a live front that has not expired, costs one shared
+            // lookup; only an expired or stale front takes the shard's write lock.
+            let front_state = self
+                .slots
+                .get(&front)
+                .map(|slot| (slot.seq == front_seq, slot.expires_at <= now));
+            if front_state == Some((true, false)) {
+                break;
+            }
             let removed = self.slots.remove_if(&front, |_, slot| {
                 slot.seq == front_seq && slot.expires_at <= now
             });
