@@ -56,14 +56,15 @@ const PATH: &str = "/webhooks/hoursmith";
 const USAGE: &str = "\
 usage: hookwise-bench [--seconds N] [--rounds N] [--concurrency N]
                       [--scenarios unique,duplicates,large]
-                      [--server-threads N] [--client-threads N]
+                      [--server-threads N] [--client-threads N] [--only A|B]
 
   --seconds N         measured seconds per server and scenario (default 10)
   --rounds N          A/B rounds the measured time is cut into (default 10)
   --concurrency N     requests in flight per client (default 16)
   --scenarios LIST    which scenarios to run (default all three)
   --server-threads N  worker threads serving A and B (default 2)
-  --client-threads N  worker threads of the load generator (default 2)";
+  --client-threads N  worker threads of the load generator (default 2)
+  --only A|B          drive one server only (for profiling it; no ratios)";
 
 /// The command line.
 #[derive(Debug, Clone)]
@@ -74,6 +75,8 @@ struct Config {
     scenarios: Vec<Scenario>,
     server_threads: usize,
     client_threads: usize,
+    /// Drive only this side (0: A, 1: B), for profiling.
+    only: Option<usize>,
 }
 
 /// One load shape.
@@ -111,6 +114,7 @@ fn parse_args() -> Result<Config, String> {
         scenarios: SCENARIOS.to_vec(),
         server_threads: 2,
         client_threads: 2,
+        only: None,
     };
     let mut args = std::env::args().skip(1);
     while let Some(flag) = args.next() {
@@ -131,6 +135,13 @@ fn parse_args() -> Result<Config, String> {
             "--concurrency" => config.concurrency = number()?.ceil() as usize,
             "--server-threads" => config.server_threads = number()?.ceil() as usize,
             "--client-threads" => config.client_threads = number()?.ceil() as usize,
+            "--only" => {
+                config.only = match value.as_str() {
+                    "A" | "a" => Some(0),
+                    "B" | "b" => Some(1),
+                    _ => return Err(format!("--only takes A or B, not {value:?}")),
+                }
+            }
             "--scenarios" => {
                 config.scenarios = value
                     .split(',')
@@ -290,13 +301,18 @@ fn run_scenario(
 
     // Warm up both: connections, allocator, branch predictors.
     let warmup = round.min(Duration::from_millis(500));
-    for (addr, client) in &targets {
-        rt.block_on(drive(client, *addr, &load, config.concurrency, warmup));
+    for (i, (addr, client)) in targets.iter().enumerate() {
+        if config.only.is_none_or(|only| only == i) {
+            rt.block_on(drive(client, *addr, &load, config.concurrency, warmup));
+        }
     }
     for r in 0..config.rounds {
         // ABBA: A first in even rounds, B first in odd ones.
         let order = if r % 2 == 0 { [0, 1] } else { [1, 0] };
-        for i in order {
+        for i in order
+            .into_iter()
+            .filter(|i| config.only.is_none_or(|only| only == *i))
+        {
             let (addr, client) = &targets[i];
             let cpu_before = server_cpu();
             let started = Instant::now();
