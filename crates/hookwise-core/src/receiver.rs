@@ -4,7 +4,7 @@
 //! [`Receiver::receive`], so the order of the contract lives here once:
 //! size limit → signature over the raw bytes → parse → dedupe claim.
 
-use std::sync::Arc;
+use std::{sync::Arc, time::Duration};
 
 use bytes::Bytes;
 use http::{HeaderMap, StatusCode, header::CONTENT_LENGTH};
@@ -148,19 +148,8 @@ impl<P: Provider, S: DedupeStore> Receiver<P, S> {
         }
         let now = self.clock.now();
         let verified = self.provider.verify(headers, &body, now)?;
-        let event = self.provider.parse(headers, &body, now)?;
-        let key = DedupeKey::new(
-            self.provider.name(),
-            &self.provider.dedupe_key(&event, &body),
-        );
-        let process = self.provider.should_process(&event);
-        let delivery = Delivery {
-            provider: self.provider.name(),
-            event,
-            raw: body,
-            key,
-            verified,
-        };
+        let delivery = self.delivery(headers, body, now, verified)?;
+        let process = self.provider.should_process(&delivery.event);
         if !process {
             return Ok(Outcome::Skipped(delivery));
         }
@@ -172,6 +161,46 @@ impl<P: Provider, S: DedupeStore> Receiver<P, S> {
             }),
             Err(e) => Err(store_unavailable(&e)),
         }
+    }
+
+    /// Rebuilds a delivery that this receiver verified and accepted earlier, e.g. one
+    /// read back from a durable queue: parses `body` as it was parsed at
+    /// `received_at`, without checking the signature again (its tolerance has
+    /// passed by then).
+    ///
+    /// Only for bytes that came out of this receiver's own [`receive`](Self::receive)
+    /// through storage you trust, since it skips verification.
+    pub fn restore(
+        &self,
+        headers: &HeaderMap,
+        body: Bytes,
+        received_at: Duration,
+        verified: Verified,
+    ) -> Result<Delivery<P::Event>, Rejection> {
+        self.delivery(headers, body, received_at, verified)
+    }
+
+    /// Parses a verified body into a delivery, as of `now`.
+    fn delivery(
+        &self,
+        headers: &HeaderMap,
+        body: Bytes,
+        now: Duration,
+        verified: Verified,
+    ) -> Result<Delivery<P::Event>, Rejection> {
+        let event = self.provider.parse(headers, &body, now)?;
+        let key = DedupeKey::new(
+            self.provider.name(),
+            &self.provider.dedupe_key(&event, &body),
+        );
+        Ok(Delivery {
+            provider: self.provider.name(),
+            event,
+            raw: body,
+            key,
+            verified,
+            received_at: now,
+        })
     }
 
     /// Records a claimed event as processed.
@@ -274,6 +303,7 @@ pub struct Delivery<E> {
     raw: Bytes,
     key: DedupeKey,
     verified: Verified,
+    received_at: Duration,
 }
 
 impl<E> Delivery<E> {
@@ -305,5 +335,10 @@ impl<E> Delivery<E> {
     /// The provider's name.
     pub fn provider(&self) -> &'static str {
         self.provider
+    }
+
+    /// When the receiver took the delivery, by its clock (time since the Unix epoch).
+    pub fn received_at(&self) -> Duration {
+        self.received_at
     }
 }

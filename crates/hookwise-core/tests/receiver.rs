@@ -378,3 +378,31 @@ async fn one_store_serves_two_providers_without_key_clashes() {
     ));
     assert_eq!(store.stats().keys, 2);
 }
+
+#[tokio::test]
+async fn restore_rebuilds_an_accepted_delivery_long_after_its_tolerance() {
+    let clock = ManualClock::at_unix_secs(NOW);
+    let receiver = Receiver::new(Mojave::new(MJ_SECRET).expect("valid"), MemoryStore::new())
+        .expect("valid")
+        .clock(clock.clone());
+    let body = Bytes::from(format!(
+        r#"{{"type":"invoice.paid","timestamp":{NOW},"data":{{"id":"inv_1"}}}}"#
+    ));
+    let mut headers = HeaderMap::new();
+    sign::mojave(MJ_SECRET, &body).insert_into(&mut headers);
+    let Ok(Outcome::Accepted { delivery, .. }) = receiver.receive(&headers, body.clone()).await
+    else {
+        panic!("accepted");
+    };
+    assert_eq!(delivery.received_at(), Duration::from_secs(NOW));
+
+    // Two days later the payload is far past its max age, yet it was accepted then.
+    clock.advance(Duration::from_secs(2 * 86_400));
+    assert!(receiver.receive(&headers, body.clone()).await.is_err());
+    let restored = receiver
+        .restore(&headers, body, delivery.received_at(), *delivery.verified())
+        .expect("restored as of its receipt");
+    assert_eq!(restored.event(), delivery.event());
+    assert_eq!(restored.dedupe_key(), delivery.dedupe_key());
+    assert_eq!(restored.verified(), delivery.verified());
+}
