@@ -16,7 +16,9 @@ use std::{
 
 use axum::{Extension, Router, extract::State, routing::post};
 use common::*;
-use hookwise_core::{Delivery as Verified, Hoursmith, MemoryStore, Receiver, hoursmith, sign};
+use hookwise_core::{
+    Delivery as Verified, Hoursmith, MemoryStore, Receiver, RejectionKind, hoursmith, sign,
+};
 use hookwise_tower::{
     DeadLetter, HandlerError, ProcessingConfig, RetryPolicy, StatsSnapshot, WebhookLayer,
 };
@@ -258,7 +260,11 @@ async fn soak_20000_deliveries_with_duplicates_forgeries_and_a_flaky_handler() {
     let schedule = Arc::new(schedule);
 
     let ledger = Ledger::default();
+    // A small queue, so that some deliveries are refused with 503 (claim released)
+    // and come back, as a sender's retries would.
     let config = ProcessingConfig {
+        concurrency: 4,
+        queue_capacity: 4,
         retry: RetryPolicy::default()
             .max_attempts(2)
             .initial_backoff(Duration::from_millis(1)),
@@ -310,18 +316,20 @@ async fn soak_20000_deliveries_with_duplicates_forgeries_and_a_flaky_handler() {
         "a 503 releases its claim"
     );
     assert_eq!(s.duplicates, DUPLICATES as u64);
-    assert_eq!(s.rejected_total(), FORGED as u64);
+    assert_eq!(s.rejected(RejectionKind::SignatureMismatch), FORGED as u64);
+    assert_eq!(s.rejected(RejectionKind::QueueFull), retried);
+    assert_eq!(s.rejected_total(), FORGED as u64 + retried);
     let store = receiver.store().stats();
     assert_eq!(store.keys, UNIQUE);
     assert_eq!(store.claims, UNIQUE as u64 + retried);
     eprintln!(
         "soak: {TOTAL} deliveries answered in {answered:.1?}, drained in {elapsed:.1?}; \
          {} processed + {} dead-lettered = {UNIQUE} unique valid; {} duplicates, {} forged, \
-         {} retries, {retried} answers of 503 retried; RSS {:.1} -> {:.1} MiB",
+         {} handler retries, {retried} deliveries refused 503 (queue full) and sent again; RSS {:.1} -> {:.1} MiB",
         s.processed,
         s.dead_lettered,
         s.duplicates,
-        s.rejected_total(),
+        s.rejected(RejectionKind::SignatureMismatch),
         s.retried,
         rss_before as f64 / MIB as f64,
         rss_bytes() as f64 / MIB as f64,
