@@ -21,6 +21,10 @@
 #![forbid(unsafe_code)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+mod queue;
 mod store;
 
-pub use self::store::{DEFAULT_NAMESPACE, DEFAULT_TIMEOUT, RedisStore};
+pub use self::{
+    queue::{DEFAULT_CLAIM_IDLE, DEFAULT_POLL_INTERVAL, RedisQueue, StoredDeadLetter},
+    store::{DEFAULT_NAMESPACE, DEFAULT_TIMEOUT, RedisStore},
+};

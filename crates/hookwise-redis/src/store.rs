@@ -220,6 +220,6 @@ fn new_token() -> u64 {
 }
 
 /// A duration in whole milliseconds, saturating.
-fn millis(d: Duration) -> u64 {
+pub(crate) fn millis(d: Duration) -> u64 {
     u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }

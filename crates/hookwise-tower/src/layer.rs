@@ -1,13 +1,23 @@
 //! [`WebhookLayer`]: the receiver's configuration, applied to a service.
 
-use std::{fmt, sync::Arc, time::Duration};
+use std::{
+    fmt,
+    sync::{
+        Arc,
+        atomic::{AtomicUsize, Ordering},
+    },
+    time::Duration,
+};
 
 use hookwise_core::{ConfigError, DedupeStore, Provider, Receiver};
+use http::{Request, Response};
 use tower_layer::Layer;
+use tower_service::Service;
 
 use crate::{
-    AckMode, DeadLetterHandler, Intake, LogDeadLetter, ProcessingConfig, Processor, RetryPolicy,
-    ShutdownHandle, Stats, WebhookService, service::Shared,
+    AckMode, DeadLetterHandler, DurableQueue, HandlerBody, Intake, LogDeadLetter, ProcessingConfig,
+    Processor, RetryPolicy, ShutdownHandle, Stats, WebhookService, Workers, body::BoxError,
+    service::Shared, service::handler_factory,
 };
 
 /// The default time allowed to receive a whole body.
@@ -28,6 +38,9 @@ pub struct WebhookLayer<P: Provider, S> {
     stats: Stats,
     shutdown: ShutdownHandle,
     processor: Processor<P, S>,
+    durable: Option<Arc<dyn DurableQueue<P, S>>>,
+    /// Numbers the services this layer makes, for the durable queue's routes.
+    routes: Arc<AtomicUsize>,
 }
 
 impl<P: Provider, S: DedupeStore> WebhookLayer<P, S> {
@@ -54,7 +67,23 @@ impl<P: Provider, S: DedupeStore> WebhookLayer<P, S> {
             stats,
             shutdown,
             processor,
+            durable: None,
+            routes: Arc::new(AtomicUsize::new(0)),
         }
+    }
+
+    /// Keeps accepted events in `queue` instead of this process's memory (ack-fast
+    /// mode): the layer answers `200` only once the queue has stored the delivery,
+    /// and the queue's workers, here or in another instance, run the handler for it
+    /// with the same retries, timeout and dead letters. A queue that cannot store is
+    /// answered `503` + `Retry-After`, with the claim released.
+    ///
+    /// Each service the layer makes (one per route it wraps) gets its own route
+    /// number, in the order they are made, so apply the layer the same way in every
+    /// instance.
+    pub fn durable_queue(mut self, queue: impl DurableQueue<P, S>) -> Self {
+        self.durable = Some(Arc::new(queue));
+        self
     }
 
     /// Answers before ([`AckMode::Fast`], the default) or after
@@ -182,6 +211,8 @@ impl<P: Provider, S> Clone for WebhookLayer<P, S> {
             stats: self.stats.clone(),
             shutdown: self.shutdown.clone(),
             processor: self.processor.clone(),
+            durable: self.durable.clone(),
+            routes: self.routes.clone(),
         }
     }
 }
@@ -193,20 +224,41 @@ impl<P: Provider + fmt::Debug, S: fmt::Debug> fmt::Debug for WebhookLayer<P, S> 
             .field("mode", &self.mode)
             .field("processing", &self.processing)
             .field("body_timeout", &self.body_timeout)
+            .field("durable", &self.durable.is_some())
             .finish_non_exhaustive()
     }
 }
 
-impl<P: Provider, S: DedupeStore, Inner> Layer<Inner> for WebhookLayer<P, S> {
+impl<P, S, Inner, ResBody> Layer<Inner> for WebhookLayer<P, S>
+where
+    P: Provider,
+    S: DedupeStore,
+    Inner:
+        Service<Request<HandlerBody>, Response = Response<ResBody>> + Clone + Send + Sync + 'static,
+    Inner::Future: Send + 'static,
+    Inner::Error: Into<BoxError>,
+{
     type Service = WebhookService<Inner, P, S>;
 
     fn layer(&self, inner: Inner) -> Self::Service {
+        let durable = self.durable.as_ref().map(|queue| {
+            let route = self.routes.fetch_add(1, Ordering::Relaxed);
+            queue.start(
+                route,
+                Workers {
+                    processor: self.processor.clone(),
+                    handler: handler_factory(inner.clone()),
+                },
+            );
+            (queue.clone(), route)
+        });
         WebhookService::new(
             inner,
             Arc::new(Shared {
                 intake: self.intake(),
                 processor: self.processor.clone(),
                 mode: self.mode,
+                durable,
             }),
         )
     }

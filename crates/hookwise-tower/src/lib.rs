@@ -67,6 +67,7 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod body;
+mod durable;
 mod intake;
 mod layer;
 mod processor;
@@ -76,6 +77,7 @@ mod shutdown;
 mod stats;
 
 pub use self::{
+    durable::{DurableQueue, HandlerFactory, HandlerJob, HandlerRun, QueueFuture, Workers},
     intake::Intake,
     layer::{DEFAULT_BODY_TIMEOUT, WebhookLayer},
     processor::{

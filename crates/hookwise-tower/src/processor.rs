@@ -16,11 +16,11 @@ use std::{
 };
 
 use hookwise_core::{Claim, DedupeStore, Delivery, Provider, Receiver, Rejection, RejectionKind};
-use http::StatusCode;
+use http::{StatusCode, request::Parts};
 use tokio::sync::Semaphore;
 use tracing::Instrument;
 
-use crate::{RetryPolicy, ShutdownHandle, Stats, body::BoxError};
+use crate::{DurableQueue, RetryPolicy, ShutdownHandle, Stats, body::BoxError};
 
 /// Why one run of the handler failed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -244,25 +244,50 @@ impl<P: Provider, S: DedupeStore> Processor<P, S> {
         }
     }
 
-    async fn run_with_retries<J, F>(&self, delivery: Delivery<P::Event>, claim: Claim, mut job: J)
+    async fn run_with_retries<J, F>(&self, delivery: Delivery<P::Event>, claim: Claim, job: J)
+    where
+        J: FnMut(Delivery<P::Event>) -> F,
+        F: Future<Output = Result<(), HandlerError>> + Send + 'static,
+    {
+        let Ok(_running) = self.shared.running.acquire().await else {
+            return; // never closed
+        };
+        let result = self.process(delivery, job).await;
+        self.shared.stats.finished();
+        // Processed or dead-lettered, the event is accounted for: a redelivery must
+        // not run it again.
+        self.commit(&claim).await;
+        if let Err(letter) = result {
+            self.dead_letter(letter);
+        }
+    }
+
+    /// Runs `job` on `delivery` under the retry policy and the handler timeout:
+    /// attempts until one succeeds, with exponential backoff between them, counting
+    /// processed, retried and dead-lettered events. After the last failed attempt,
+    /// returns the dead letter for the caller to record and hand to
+    /// [`dead_letter`](Self::dead_letter).
+    ///
+    /// [`submit`](Self::submit) runs it in the background; a durable queue's workers
+    /// run it for the deliveries they read back.
+    pub async fn process<J, F>(
+        &self,
+        delivery: Delivery<P::Event>,
+        mut job: J,
+    ) -> Result<(), DeadLetter<P::Event>>
     where
         J: FnMut(Delivery<P::Event>) -> F,
         F: Future<Output = Result<(), HandlerError>> + Send + 'static,
     {
         let shared = &self.shared;
-        let Ok(_running) = shared.running.acquire().await else {
-            return; // never closed
-        };
         let policy = shared.config.retry;
         let mut attempts = 0;
-        let error = loop {
+        loop {
             attempts += 1;
             match attempt(job(delivery.clone()), shared.config.handler_timeout).await {
                 Ok(()) => {
                     shared.stats.processed();
-                    shared.stats.finished();
-                    self.commit(&claim).await;
-                    return;
+                    return Ok(());
                 }
                 Err(error) if attempts < policy.attempts() => {
                     let wait = policy.backoff(attempts);
@@ -270,19 +295,68 @@ impl<P: Provider, S: DedupeStore> Processor<P, S> {
                     shared.stats.retried();
                     tokio::time::sleep(wait).await;
                 }
-                Err(error) => break error,
+                Err(error) => {
+                    shared.stats.dead_lettered();
+                    return Err(DeadLetter {
+                        delivery,
+                        error,
+                        attempts,
+                    });
+                }
             }
-        };
-        shared.stats.dead_lettered();
+        }
+    }
+
+    /// Hands an event whose every attempt failed to the dead-letter handler.
+    pub fn dead_letter(&self, letter: DeadLetter<P::Event>) {
+        self.shared.dead_letter.dead_letter(letter);
+    }
+
+    /// Takes an accepted event into a durable queue instead of this process: commits
+    /// the claim once the queue has stored it (the queue's workers now own the event),
+    /// or releases it and refuses with `503` when the queue cannot store it.
+    pub async fn enqueue(
+        &self,
+        queue: &dyn DurableQueue<P, S>,
+        route: usize,
+        head: &Parts,
+        delivery: &Delivery<P::Event>,
+        claim: Claim,
+    ) -> Result<(), Rejection> {
+        let shared = &self.shared;
+        if shared.shutdown.is_closed() {
+            self.release(&claim).await;
+            shared.stats.finished();
+            return Err(Rejection::new(RejectionKind::ShuttingDown));
+        }
+        let stored = queue.enqueue(route, head, delivery).await;
         shared.stats.finished();
-        // The event is accounted for: the dead-letter handler owns it now, and a
-        // redelivery must not run it again.
-        self.commit(&claim).await;
-        shared.dead_letter.dead_letter(DeadLetter {
-            delivery,
-            error,
-            attempts,
-        });
+        match stored {
+            Ok(()) => {
+                self.commit(&claim).await;
+                Ok(())
+            }
+            Err(error) => {
+                self.release(&claim).await;
+                Err(Rejection::new(RejectionKind::StoreUnavailable)
+                    .with_detail(format!("durable queue: {error}")))
+            }
+        }
+    }
+
+    /// The core receiver, whose store holds the claims.
+    pub fn receiver(&self) -> &Arc<Receiver<P, S>> {
+        &self.shared.receiver
+    }
+
+    /// The processing settings.
+    pub fn config(&self) -> &ProcessingConfig {
+        &self.shared.config
+    }
+
+    /// The handle that drains this processor's work.
+    pub fn shutdown_handle(&self) -> &ShutdownHandle {
+        &self.shared.shutdown
     }
 
     async fn commit(&self, claim: &Claim) {

@@ -17,7 +17,10 @@ use http_body_util::Full;
 use tower_service::Service;
 use tracing::Instrument;
 
-use crate::{HandlerError, Intake, Processor, body::BoxError};
+use crate::{
+    DurableQueue, HandlerError, HandlerFactory, HandlerJob, HandlerRun, Intake, Processor,
+    body::BoxError,
+};
 
 /// The body of the responses the receiver sends: a small JSON document.
 pub type ResponseBody = Full<Bytes>;
@@ -44,6 +47,8 @@ pub(crate) struct Shared<P: Provider, S> {
     pub(crate) intake: Intake<P, S>,
     pub(crate) processor: Processor<P, S>,
     pub(crate) mode: AckMode,
+    /// The durable queue, with this service's route number in it.
+    pub(crate) durable: Option<(Arc<dyn DurableQueue<P, S>>, usize)>,
 }
 
 /// The [`Service`] made by [`WebhookLayer`](crate::WebhookLayer); see the
@@ -164,10 +169,20 @@ impl<P: Provider, S: DedupeStore> Shared<P, S> {
         let outcome = self.intake.receive(&parts.headers, body).await?;
         let response = outcome.to_response();
         if let Outcome::Accepted { delivery, claim } = outcome {
-            let job = handler_job(inner, parts);
-            match self.mode {
-                AckMode::Fast => self.processor.submit(delivery, claim, job).await?,
-                AckMode::AfterHandler => self.processor.run_now(delivery, claim, job).await?,
+            match (self.mode, &self.durable) {
+                (AckMode::Fast, Some((queue, route))) => {
+                    self.processor
+                        .enqueue(queue.as_ref(), *route, &parts, &delivery, claim)
+                        .await?;
+                }
+                (AckMode::Fast, None) => {
+                    let job = handler_job(inner, parts);
+                    self.processor.submit(delivery, claim, job).await?;
+                }
+                (AckMode::AfterHandler, _) => {
+                    let job = handler_job(inner, parts);
+                    self.processor.run_now(delivery, claim, job).await?;
+                }
             }
             tracing::debug!("webhook event accepted");
         }
@@ -175,8 +190,17 @@ impl<P: Provider, S: DedupeStore> Shared<P, S> {
     }
 }
 
-/// One run of the handler, boxed: the inner service's future type is not nameable here.
-type HandlerRun = Pin<Box<dyn Future<Output = Result<(), HandlerError>> + Send>>;
+/// The handler for stored request heads, for a durable queue's workers.
+pub(crate) fn handler_factory<Inner, E, ResBody>(inner: Inner) -> HandlerFactory<E>
+where
+    Inner:
+        Service<Request<HandlerBody>, Response = Response<ResBody>> + Clone + Send + Sync + 'static,
+    Inner::Future: Send + 'static,
+    Inner::Error: Into<BoxError>,
+    E: Clone + Send + Sync + 'static,
+{
+    Arc::new(move |parts| Box::new(handler_job(inner.clone(), parts)) as HandlerJob<E>)
+}
 
 /// One attempt of the handler: the original request head, the verified body, and
 /// the [`Delivery`] in the request's extensions.

@@ -98,8 +98,9 @@ impl ShutdownHandle {
         self.drain(deadline).await
     }
 
-    /// Runs `work` as a tracked task: drains wait for it.
-    pub(crate) fn spawn<F>(&self, work: F)
+    /// Runs `work` as a tracked task: drains wait for it. Durable queue workers use it
+    /// for the deliveries they run.
+    pub fn spawn<F>(&self, work: F)
     where
         F: Future<Output = ()> + Send + 'static,
     {
