@@ -37,6 +37,17 @@ fn fingerprint(key: &DedupeKey) -> Fingerprint {
     fp
 }
 
+/// An entry of the claim-order queue: 32 bytes per remembered key.
+#[derive(Debug, Clone, Copy)]
+struct QueueEntry {
+    fp: Fingerprint,
+    /// The `seq` of the slot it was pushed for; another `seq` in the slot means the
+    /// entry is stale.
+    seq: u64,
+    /// Unix milliseconds when it was pushed.
+    pushed_at: u64,
+}
+
 /// One remembered key: 24 bytes beside its 16-byte fingerprint.
 #[derive(Debug, Clone, Copy)]
 struct Slot {
@@ -52,7 +63,7 @@ struct Slot {
 ///
 /// - A committed key is remembered for the retention time (default 96 h); an in-flight
 ///   claim for the lease (default 5 min).
-/// - At most `max_keys` keys are held (default 1,000,000, about 100 bytes each):
+/// - At most `max_keys` keys are held (default 1,000,000, about 120 bytes each):
 ///   past that, the oldest claimed key is evicted and counted in
 ///   [`DedupeStats::evictions`].
 /// - Expired keys are swept a few at a time on each claim; no background task.
@@ -81,9 +92,10 @@ struct Slot {
 #[derive(Debug)]
 pub struct MemoryStore {
     slots: DashMap<Fingerprint, Slot>,
-    /// Fingerprints in claim order, each with the `seq` it was pushed for; an entry
+    /// Fingerprints in claim order, each with the `seq` it was pushed for and when
+    /// (Unix milliseconds); an entry
     /// whose `seq` no longer matches its slot is stale and skipped.
-    order: Mutex<VecDeque<(Fingerprint, u64)>>,
+    order: Mutex<VecDeque<QueueEntry>>,
     len: AtomicUsize,
     next_seq: AtomicU64,
     retention: Duration,
@@ -279,13 +291,31 @@ impl MemoryStore {
     /// queue when stale entries dominate it.
     fn enqueue(&self, fp: Fingerprint, seq: u64, now: u64) {
         let mut order = self.order.lock().unwrap_or_else(PoisonError::into_inner);
-        order.push_back((fp, seq));
+        order.push_back(QueueEntry {
+            fp,
+            seq,
+            pushed_at: now,
+        });
+        // No slot expires sooner than this after its entry was pushed: a claim holds
+        // for the lease, a commit (always later) for the retention.
+        let min_ttl = clock::millis(self.lease.min(self.retention));
 
         let mut swept = 0;
         while swept < SWEEP_PER_CLAIM {
-            let Some(&(front, front_seq)) = order.front() else {
+            let Some(&QueueEntry {
+                fp: front,
+                seq: front_seq,
+                pushed_at,
+            }) = order.front()
+            else {
                 break;
             };
+            // The front was pushed first, so if it cannot have expired yet, nothing
+            // behind it has either: stop without touching the map (a stale front is
+            // left for later; it holds no key).
+            if now < pushed_at.saturating_add(min_ttl) {
+                break;
+            }
             // The common case, a live front that has not expired, costs one shared
             // lookup; only an expired or stale front takes the shard's write lock.
             let front_state = self
@@ -309,7 +339,12 @@ impl MemoryStore {
         }
 
         while self.len.load(Relaxed) > self.max_keys {
-            let Some((oldest, oldest_seq)) = order.pop_front() else {
+            let Some(QueueEntry {
+                fp: oldest,
+                seq: oldest_seq,
+                ..
+            }) = order.pop_front()
+            else {
                 break;
             };
             if self
@@ -325,7 +360,7 @@ impl MemoryStore {
         // Released and re-claimed keys leave stale entries behind; keep the queue
         // within twice the live keys so it is bounded too.
         if order.len() > 2 * self.len.load(Relaxed).max(1024) {
-            order.retain(|(fp, seq)| self.is_live(fp, *seq));
+            order.retain(|entry| self.is_live(&entry.fp, entry.seq));
         }
     }
 
