@@ -51,6 +51,9 @@ use tokio::{net::TcpListener, runtime::Runtime};
 /// The prefix of the server runtime's thread names, to find their CPU time in `/proc`.
 const SERVER_THREAD: &str = "hw-server";
 
+/// The prefix of the client runtime's thread names.
+const CLIENT_THREAD: &str = "hw-client";
+
 const PATH: &str = "/webhooks/hoursmith";
 
 const USAGE: &str = "\
@@ -179,7 +182,7 @@ fn main() -> ExitCode {
         .expect("server runtime");
     let client_rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(config.client_threads)
-        .thread_name("hw-client")
+        .thread_name(CLIENT_THREAD)
         .enable_all()
         .build()
         .expect("client runtime");
@@ -256,6 +259,7 @@ struct Side {
     elapsed: Duration,
     latencies_us: Vec<u32>,
     server_cpu: Option<Duration>,
+    client_cpu: Option<Duration>,
 }
 
 impl Side {
@@ -271,9 +275,8 @@ impl Side {
         self.latencies_us[rank]
     }
 
-    fn cpu_per_request_us(&self) -> Option<f64> {
-        let cpu = self.server_cpu?;
-        Some(cpu.as_secs_f64() * 1e6 / (self.ok + self.errors).max(1) as f64)
+    fn cpu_per_request_us(&self, cpu: Option<Duration>) -> Option<f64> {
+        Some(cpu?.as_secs_f64() * 1e6 / (self.ok + self.errors).max(1) as f64)
     }
 }
 
@@ -297,7 +300,12 @@ fn run_scenario(
     });
     let round = Duration::from_secs_f64(config.seconds / f64::from(config.rounds));
     let targets = [(bare, client()), (layered, client())];
-    let mut sides = [Side::default(), Side::default()];
+    let side = || Side {
+        server_cpu: Some(Duration::ZERO),
+        client_cpu: Some(Duration::ZERO),
+        ..Side::default()
+    };
+    let mut sides = [side(), side()];
 
     // Warm up both: connections, allocator, branch predictors.
     let warmup = round.min(Duration::from_millis(500));
@@ -314,26 +322,18 @@ fn run_scenario(
             .filter(|i| config.only.is_none_or(|only| only == *i))
         {
             let (addr, client) = &targets[i];
-            let cpu_before = server_cpu();
+            let cpu_before = (thread_cpu(SERVER_THREAD), thread_cpu(CLIENT_THREAD));
             let started = Instant::now();
             let result = rt.block_on(drive(client, *addr, &load, config.concurrency, round));
             let elapsed = started.elapsed();
-            let cpu_after = server_cpu();
+            let cpu_after = (thread_cpu(SERVER_THREAD), thread_cpu(CLIENT_THREAD));
             let side = &mut sides[i];
             side.ok += result.ok;
             side.errors += result.errors;
             side.elapsed += elapsed;
             side.latencies_us.extend(result.latencies_us);
-            side.server_cpu = match (
-                side.server_cpu.or(Some(Duration::ZERO)),
-                cpu_before,
-                cpu_after,
-            ) {
-                (Some(total), Some(before), Some(after)) => {
-                    Some(total + after.saturating_sub(before))
-                }
-                _ => None,
-            };
+            side.server_cpu = add_cpu(side.server_cpu, cpu_before.0, cpu_after.0);
+            side.client_cpu = add_cpu(side.client_cpu, cpu_before.1, cpu_after.1);
         }
     }
     for side in &mut sides {
@@ -343,6 +343,15 @@ fn run_scenario(
     ScenarioReport {
         errors: sides.iter().map(|s| s.errors).sum(),
     }
+}
+
+/// Adds the CPU time a round used to a side's total; `None` once a reading failed.
+fn add_cpu(
+    total: Option<Duration>,
+    before: Option<Duration>,
+    after: Option<Duration>,
+) -> Option<Duration> {
+    Some(total? + after?.saturating_sub(before?))
 }
 
 fn print_table(scenario: Scenario, sides: &[Side; 2]) {
@@ -359,27 +368,32 @@ fn print_table(scenario: Scenario, sides: &[Side; 2]) {
         scenario.body_size / KIB
     );
     println!();
-    println!("| server | requests | req/s | p50 µs | p99 µs | server CPU µs/req | non-200 |");
-    println!("| --- | ---: | ---: | ---: | ---: | ---: | ---: |");
+    println!(
+        "| server | requests | req/s | p50 µs | p99 µs | server CPU µs/req | client CPU µs/req | non-200 |"
+    );
+    println!("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
     for (name, side) in [("A: bare axum", a), ("B: WebhookLayer", b)] {
         println!(
-            "| {name} | {} | {:.0} | {} | {} | {} | {} |",
+            "| {name} | {} | {:.0} | {} | {} | {} | {} | {} |",
             side.ok,
             side.rate(),
             side.percentile(0.50),
             side.percentile(0.99),
-            side.cpu_per_request_us()
-                .map_or_else(|| "n/a".to_owned(), |us| format!("{us:.1}")),
+            us(side.cpu_per_request_us(side.server_cpu)),
+            us(side.cpu_per_request_us(side.client_cpu)),
             side.errors,
         );
     }
     let ratio = |b: f64, a: f64| if a > 0.0 { b / a } else { f64::NAN };
     println!(
-        "| **B/A** | | **{:.3}** | {:.2} | **{:.2}** | {} | |",
+        "| **B/A** | | **{:.3}** | {:.2} | **{:.2}** | {} | | |",
         ratio(b.rate(), a.rate()),
         ratio(f64::from(b.percentile(0.50)), f64::from(a.percentile(0.50))),
         ratio(f64::from(b.percentile(0.99)), f64::from(a.percentile(0.99))),
-        match (b.cpu_per_request_us(), a.cpu_per_request_us()) {
+        match (
+            b.cpu_per_request_us(b.server_cpu),
+            a.cpu_per_request_us(a.server_cpu),
+        ) {
             (Some(b), Some(a)) => format!("{:.2}", ratio(b, a)),
             _ => "n/a".to_owned(),
         },
@@ -489,10 +503,14 @@ async fn worker(
     result
 }
 
-/// The CPU time (user + system) used so far by the server runtime's threads, from
+fn us(value: Option<f64>) -> String {
+    value.map_or_else(|| "n/a".to_owned(), |us| format!("{us:.1}"))
+}
+
+/// The CPU time (user + system) used so far by the threads named `prefix...`, from
 /// `/proc/self/task/*/stat`; `None` where `/proc` is not there. Clock ticks are
 /// assumed to be 100 per second, Linux's `USER_HZ` on every common platform.
-fn server_cpu() -> Option<Duration> {
+fn thread_cpu(prefix: &str) -> Option<Duration> {
     const TICKS_PER_SECOND: u64 = 100;
     let mut ticks = 0u64;
     for task in fs::read_dir("/proc/self/task").ok()? {
@@ -504,7 +522,7 @@ fn server_cpu() -> Option<Duration> {
         let Some((head, rest)) = stat.rsplit_once(')') else {
             continue;
         };
-        if !head.contains(&format!("({SERVER_THREAD}")) {
+        if !head.contains(&format!("({prefix}")) {
             continue;
         }
         let fields: Vec<&str> = rest.split_whitespace().collect();

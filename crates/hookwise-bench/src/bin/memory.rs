@@ -8,6 +8,8 @@
 //! Claims and commits `--keys` unique keys (default 1,000,000: the default bound, so
 //! nothing is evicted) in a fresh store and prints the growth of the process's
 //! resident memory (`VmRSS` in `/proc/self/status`) divided by the keys held.
+//! `--max-keys M` lowers the store's bound, so that claims past `M` run in the steady
+//! state of a full store (each one evicting the oldest key), e.g. under callgrind.
 
 #![forbid(unsafe_code)]
 
@@ -31,7 +33,7 @@ fn resident_bytes() -> Option<u64> {
 }
 
 fn main() -> ExitCode {
-    let mut keys = DEFAULT_MAX_KEYS;
+    let (mut keys, mut max_keys) = (DEFAULT_MAX_KEYS, DEFAULT_MAX_KEYS);
     let mut args = std::env::args().skip(1);
     while let Some(flag) = args.next() {
         match (
@@ -39,8 +41,11 @@ fn main() -> ExitCode {
             args.next().and_then(|v| v.parse::<usize>().ok()),
         ) {
             ("--keys", Some(n)) if n > 0 => keys = n,
+            ("--max-keys", Some(n)) if n > 0 => max_keys = n,
             _ => {
-                eprintln!("usage: memory [--keys N]   (N > 0, default {DEFAULT_MAX_KEYS})");
+                eprintln!(
+                    "usage: memory [--keys N] [--max-keys M]   (default {DEFAULT_MAX_KEYS} each)"
+                );
                 return ExitCode::from(2);
             }
         }
@@ -50,7 +55,7 @@ fn main() -> ExitCode {
         return ExitCode::FAILURE;
     };
 
-    let store = MemoryStore::new();
+    let store = MemoryStore::new().max_keys(max_keys).expect("max_keys > 0");
     let started = Instant::now();
     let mut id = String::with_capacity(64);
     for n in 0..keys {
