@@ -7,9 +7,11 @@ use axum::{
     response::{IntoResponse, Response},
 };
 use hookwise_core::{
-    Claim, DedupeStore, Delivery, MemoryStore, Outcome, OutcomeKind, Provider, StoreError,
+    Claim, DedupeStore, Delivery, MemoryStore, Outcome, OutcomeKind, Provider, Rejection,
+    RejectionKind, StoreError,
 };
-use hookwise_tower::HandlerError;
+use hookwise_tower::{HandlerError, HandlerRun};
+use http::request::Parts;
 use tracing::Instrument;
 
 use crate::{WebhookRejection, WebhookState};
@@ -27,6 +29,8 @@ use crate::{WebhookRejection, WebhookState};
 /// `commit` and `release` leave it to the layer.
 pub struct Webhook<P: Provider, S: DedupeStore = MemoryStore> {
     delivery: Delivery<P::Event>,
+    /// The request head, for a durable queue.
+    head: Parts,
     /// The claim this extractor took, with the state to end it; `None` behind the
     /// layer, or once ended.
     claim: Option<(Claim, WebhookState<P, S>)>,
@@ -86,14 +90,49 @@ impl<P: Provider, S: DedupeStore> Webhook<P, S> {
                 }
             };
         };
-        let accepted = OutcomeKind::Accepted.to_response();
-        let run = move |delivery| {
-            let run = job(delivery);
-            async move { run.await.map_err(HandlerError::failed) }
-        };
-        let response = match state.processor().submit(delivery, claim, run).await {
-            Ok(()) => accepted,
+        let response = match state
+            .processor()
+            .submit(delivery, claim, handler_job(job))
+            .await
+        {
+            Ok(()) => OutcomeKind::Accepted.to_response(),
             Err(rejection) => state.intake().reject(&rejection),
+        };
+        response.map(axum::body::Body::from)
+    }
+
+    /// Answers `200` once the event is stored in the state's durable queue
+    /// ([`WebhookState::durable`]), whose workers, in this instance or another, run
+    /// the handler registered there: nothing acknowledged is lost if this process
+    /// dies. When the queue cannot store the event, answers `503` + `Retry-After` and
+    /// releases the claim.
+    ///
+    /// A state without a durable queue is a configuration error: answered `500`
+    /// (logged), with the claim released so the sender retries. Behind the layer,
+    /// which already queued the event, answers `200`.
+    pub async fn enqueue(mut self) -> Response {
+        let Some((claim, state)) = self.claim.take() else {
+            return http::StatusCode::OK.into_response();
+        };
+        let response = match state.durable_queue() {
+            Some((queue, route)) => {
+                let processor = state.processor();
+                match processor
+                    .enqueue(queue, route, &self.head, &self.delivery, claim)
+                    .await
+                {
+                    Ok(()) => OutcomeKind::Accepted.to_response(),
+                    Err(rejection) => state.intake().reject(&rejection),
+                }
+            }
+            None => {
+                tracing::error!("Webhook::enqueue needs a WebhookState with a durable queue");
+                // Ended here, not on drop: the state is about to go away with `self`.
+                let _ = state.intake().receiver().release(&claim).await;
+                let rejection = Rejection::new(RejectionKind::HandlerFailed)
+                    .with_detail("no durable queue configured");
+                state.intake().reject(&rejection)
+            }
         };
         response.map(axum::body::Body::from)
     }
@@ -146,8 +185,10 @@ where
     async fn from_request(mut request: Request, state: &AppState) -> Result<Self, Self::Rejection> {
         // Behind the layer: the event is verified and claimed already.
         if let Some(delivery) = request.extensions_mut().remove::<Delivery<P::Event>>() {
+            let (head, _) = request.into_parts();
             return Ok(Self {
                 delivery,
+                head,
                 claim: None,
             });
         }
@@ -159,6 +200,7 @@ where
             match intake.receive(&parts.headers, body).await {
                 Ok(Outcome::Accepted { delivery, claim }) => Ok(Self {
                     delivery,
+                    head: parts,
                     claim: Some((claim, state)),
                 }),
                 Ok(acknowledged) => Err(WebhookRejection::acknowledged(acknowledged.to_response())),
@@ -170,5 +212,20 @@ where
         }
         .instrument(span)
         .await
+    }
+}
+
+/// Adapts a handler returning any error to the processor's job: one run per call.
+pub(crate) fn handler_job<E, J, F, Err>(
+    mut job: J,
+) -> impl FnMut(Delivery<E>) -> HandlerRun + Send + 'static
+where
+    J: FnMut(Delivery<E>) -> F + Send + 'static,
+    F: Future<Output = Result<(), Err>> + Send + 'static,
+    Err: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    move |delivery| {
+        let run = job(delivery);
+        Box::pin(async move { run.await.map_err(HandlerError::failed) })
     }
 }

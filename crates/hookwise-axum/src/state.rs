@@ -1,9 +1,14 @@
 //! [`WebhookState`]: what the extractor needs from the router state.
 
-use std::fmt;
+use std::{fmt, future::Future, sync::Arc};
 
-use hookwise_core::{DedupeStore, MemoryStore, Provider, Receiver};
-use hookwise_tower::{Intake, Processor, ShutdownHandle, Stats, WebhookLayer};
+use hookwise_core::{DedupeStore, Delivery, MemoryStore, Provider, Receiver};
+use hookwise_tower::{
+    DurableQueue, HandlerFactory, HandlerJob, Intake, Processor, SharedQueue, ShutdownHandle,
+    Stats, WebhookLayer, Workers,
+};
+
+use crate::extract::handler_job;
 
 /// One provider's receiving setup for the [`Webhook`](crate::Webhook) extractor:
 /// the [`Intake`] (limits, verification, dedupe) and the background
@@ -16,6 +21,8 @@ pub struct WebhookState<P: Provider, S = MemoryStore> {
     intake: Intake<P, S>,
     processor: Processor<P, S>,
     shutdown: ShutdownHandle,
+    /// The durable queue and the route name its handler runs under.
+    durable: Option<(SharedQueue<P, S>, Arc<str>)>,
 }
 
 impl<P: Provider, S: DedupeStore> WebhookState<P, S> {
@@ -46,6 +53,56 @@ impl<P: Provider, S: DedupeStore> WebhookState<P, S> {
     pub fn shutdown_handle(&self) -> ShutdownHandle {
         self.shutdown.clone()
     }
+
+    /// Keeps the events handed over with [`Webhook::enqueue`](crate::Webhook::enqueue)
+    /// in `queue`, and starts its workers, which run `handler` for them with this
+    /// state's retries, timeout and dead letters, here and in every instance that
+    /// registers the same `route` name.
+    ///
+    /// The handler is registered up front, not passed per request, because after a
+    /// crash another instance must be able to run it.
+    ///
+    /// ```no_run
+    /// # use hookwise_core::{Hoursmith, MemoryStore, Receiver};
+    /// # use hookwise_axum::WebhookState;
+    /// # async fn demo(queue: impl hookwise_tower::DurableQueue<Hoursmith, MemoryStore>) -> Result<(), Box<dyn std::error::Error>> {
+    /// let state = WebhookState::new(Receiver::new(Hoursmith::new("whsec_...")?, MemoryStore::new())?)
+    ///     .durable(queue, "invoices", |delivery| async move {
+    ///         println!("{}", delivery.event().event_type());
+    ///         Ok::<_, std::convert::Infallible>(())
+    ///     });
+    /// # Ok(()) }
+    /// ```
+    #[must_use]
+    pub fn durable<Q, H, F, E>(mut self, queue: Q, route: &str, handler: H) -> Self
+    where
+        Q: DurableQueue<P, S>,
+        H: Fn(Delivery<P::Event>) -> F + Send + Sync + 'static,
+        F: Future<Output = Result<(), E>> + Send + 'static,
+        E: Into<Box<dyn std::error::Error + Send + Sync>>,
+    {
+        let handler = Arc::new(handler);
+        let factory: HandlerFactory<P::Event> = Arc::new(move |_head| {
+            let handler = handler.clone();
+            Box::new(handler_job(move |delivery| handler(delivery))) as HandlerJob<P::Event>
+        });
+        queue.start(
+            route,
+            Workers {
+                processor: self.processor.clone(),
+                handler: factory,
+            },
+        );
+        self.durable = Some((Arc::new(queue), route.into()));
+        self
+    }
+
+    /// The durable queue and route name, when [`durable`](Self::durable) set one.
+    pub(crate) fn durable_queue(&self) -> Option<(&dyn DurableQueue<P, S>, &str)> {
+        self.durable
+            .as_ref()
+            .map(|(queue, route)| (queue.as_ref(), route.as_ref()))
+    }
 }
 
 impl<P: Provider, S: DedupeStore> From<&WebhookLayer<P, S>> for WebhookState<P, S> {
@@ -54,6 +111,7 @@ impl<P: Provider, S: DedupeStore> From<&WebhookLayer<P, S>> for WebhookState<P, 
             intake: layer.intake(),
             processor: layer.processor().clone(),
             shutdown: layer.shutdown_handle(),
+            durable: None,
         }
     }
 }
@@ -64,6 +122,7 @@ impl<P: Provider, S> Clone for WebhookState<P, S> {
             intake: self.intake.clone(),
             processor: self.processor.clone(),
             shutdown: self.shutdown.clone(),
+            durable: self.durable.clone(),
         }
     }
 }

@@ -29,7 +29,7 @@ pub const DEFAULT_POLL_INTERVAL: Duration = Duration::from_millis(100);
 ///
 /// - Before the `200`, the accepted delivery (request head, raw body, verification
 ///   facts, receipt time) is appended with `XADD` to `<ns>:queue:<provider>:<route>`,
-///   where `route` numbers the services the layer made (see
+///   where `route` names the handler to run it (see
 ///   [`DurableQueue`](hookwise_tower::DurableQueue)). Run Redis with `appendonly yes` so that what
 ///   was acknowledged survives a Redis restart.
 /// - Workers in every instance read through one consumer group, run the route's
@@ -127,7 +127,7 @@ impl RedisQueue {
         Ok(self)
     }
 
-    fn stream(&self, provider: &str, route: usize) -> String {
+    fn stream(&self, provider: &str, route: &str) -> String {
         format!("{}:queue:{provider}:{route}", self.namespace)
     }
 
@@ -179,14 +179,14 @@ impl RedisQueue {
         let Some(entry) = reply.ids.first() else {
             return Ok(false);
         };
-        let Some(route) = entry.get::<usize>("route") else {
+        let Some(route) = entry.get::<String>("route") else {
             return Err(StoreError::new(format!("dead letter {id} has no route")));
         };
         let fields: Vec<(String, Vec<u8>)> = ENTRY_FIELDS
             .iter()
             .filter_map(|name| entry.get::<Vec<u8>>(name).map(|v| ((*name).to_owned(), v)))
             .collect();
-        let stream = self.stream(provider, route);
+        let stream = self.stream(provider, &route);
         self.bounded(
             "XADD",
             connection.xadd::<_, _, _, _, String>(&stream, "*", &fields),
@@ -220,8 +220,8 @@ pub struct StoredDeadLetter {
     pub key: String,
     /// The last attempt's error.
     pub error: String,
-    /// The route it came in on.
-    pub route: usize,
+    /// The route it came in on: the handler that runs it.
+    pub route: String,
     /// How many attempts were made.
     pub attempts: u32,
 }
@@ -311,7 +311,7 @@ impl Stored {
 impl<P: Provider, S: DedupeStore> DurableQueue<P, S> for RedisQueue {
     fn enqueue<'a>(
         &'a self,
-        route: usize,
+        route: &'a str,
         head: &'a Parts,
         delivery: &'a Delivery<P::Event>,
     ) -> QueueFuture<'a, ()> {
@@ -345,13 +345,13 @@ impl<P: Provider, S: DedupeStore> DurableQueue<P, S> for RedisQueue {
         })
     }
 
-    fn start(&self, route: usize, workers: Workers<P, S>) {
+    fn start(&self, route: &str, workers: Workers<P, S>) {
         let provider = workers.processor.receiver().provider().name();
         let reader = Reader {
             queue: self.clone(),
             stream: self.stream(provider, route),
             dead_stream: self.dead_stream(provider),
-            route,
+            route: route.to_owned(),
             workers: Arc::new(workers),
         };
         let shutdown = reader.workers.processor.shutdown_handle().clone();
@@ -364,7 +364,7 @@ struct Reader<P: Provider, S> {
     queue: RedisQueue,
     stream: String,
     dead_stream: String,
-    route: usize,
+    route: String,
     workers: Arc<Workers<P, S>>,
 }
 
@@ -474,7 +474,7 @@ impl<P: Provider, S: DedupeStore> Reader<P, S> {
         let queue = self.queue.clone();
         let stream = self.stream.clone();
         let dead_stream = self.dead_stream.clone();
-        let route = self.route;
+        let route = self.route.clone();
         let workers = self.workers.clone();
         async move {
             let heartbeat =
@@ -488,7 +488,7 @@ impl<P: Provider, S: DedupeStore> Reader<P, S> {
                     .collect();
                 fields.push(("error".to_owned(), error.into_bytes()));
                 fields.push(("attempts".to_owned(), attempts.to_string().into_bytes()));
-                fields.push(("route".to_owned(), route.to_string().into_bytes()));
+                fields.push(("route".to_owned(), route.into_bytes()));
                 let mut connection = queue.connection.clone();
                 if let Err(error) = queue
                     .bounded(

@@ -33,28 +33,32 @@ pub struct Workers<P: Provider, S> {
     pub handler: HandlerFactory<P::Event>,
 }
 
+/// A durable queue, shared.
+pub type SharedQueue<P, S> = Arc<dyn DurableQueue<P, S>>;
+
 /// A future a durable queue returns.
 pub type QueueFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T, StoreError>> + Send + 'a>>;
 
 /// Where ack-fast mode keeps accepted events until a handler has run them, so that
 /// no `200` is lost when the process dies.
 ///
-/// `route` numbers the services a layer made, in the order it made them (one per
-/// route it wraps), so that each delivery is run by the handler of the route it came
-/// in on; instances built by the same code agree on the numbers.
+/// `route` names the handler a delivery must be run by: a layer names the services it
+/// makes `layer-0`, `layer-1`, ... in the order it makes them (one per route it
+/// wraps), so instances built by the same code agree on the names; the axum
+/// extractor's durable state takes a name of your choice.
 pub trait DurableQueue<P: Provider, S>: Send + Sync + 'static {
     /// Stores an accepted delivery and the head of its request. `Ok` only once it is
     /// stored: the layer answers `200` after this, and `503` on an error.
     fn enqueue<'a>(
         &'a self,
-        route: usize,
+        route: &'a str,
         head: &'a Parts,
         delivery: &'a Delivery<P::Event>,
     ) -> QueueFuture<'a, ()>;
 
     /// Starts the workers that run the deliveries stored for `route`, until the
     /// processor's shutdown handle closes.
-    fn start(&self, route: usize, workers: Workers<P, S>);
+    fn start(&self, route: &str, workers: Workers<P, S>);
 }
 
 impl<P: Provider, S> std::fmt::Debug for Workers<P, S> {

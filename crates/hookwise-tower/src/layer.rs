@@ -16,8 +16,8 @@ use tower_service::Service;
 
 use crate::{
     AckMode, DeadLetterHandler, DurableQueue, HandlerBody, Intake, LogDeadLetter, ProcessingConfig,
-    Processor, RetryPolicy, ShutdownHandle, Stats, WebhookService, Workers, body::BoxError,
-    service::Shared, service::handler_factory,
+    Processor, RetryPolicy, SharedQueue, ShutdownHandle, Stats, WebhookService, Workers,
+    body::BoxError, service::Shared, service::handler_factory,
 };
 
 /// The default time allowed to receive a whole body.
@@ -38,7 +38,7 @@ pub struct WebhookLayer<P: Provider, S> {
     stats: Stats,
     shutdown: ShutdownHandle,
     processor: Processor<P, S>,
-    durable: Option<Arc<dyn DurableQueue<P, S>>>,
+    durable: Option<SharedQueue<P, S>>,
     /// Numbers the services this layer makes, for the durable queue's routes.
     routes: Arc<AtomicUsize>,
 }
@@ -78,9 +78,9 @@ impl<P: Provider, S: DedupeStore> WebhookLayer<P, S> {
     /// with the same retries, timeout and dead letters. A queue that cannot store is
     /// answered `503` + `Retry-After`, with the claim released.
     ///
-    /// Each service the layer makes (one per route it wraps) gets its own route
-    /// number, in the order they are made, so apply the layer the same way in every
-    /// instance.
+    /// Each service the layer makes (one per route it wraps) gets its own route name,
+    /// `layer-<n>` in the order they are made, so apply the layer the same way in
+    /// every instance.
     pub fn durable_queue(mut self, queue: impl DurableQueue<P, S>) -> Self {
         self.durable = Some(Arc::new(queue));
         self
@@ -242,9 +242,10 @@ where
 
     fn layer(&self, inner: Inner) -> Self::Service {
         let durable = self.durable.as_ref().map(|queue| {
-            let route = self.routes.fetch_add(1, Ordering::Relaxed);
+            let route: Arc<str> =
+                format!("layer-{}", self.routes.fetch_add(1, Ordering::Relaxed)).into();
             queue.start(
-                route,
+                &route,
                 Workers {
                     processor: self.processor.clone(),
                     handler: handler_factory(inner.clone()),

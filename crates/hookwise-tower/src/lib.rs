@@ -77,7 +77,9 @@ mod shutdown;
 mod stats;
 
 pub use self::{
-    durable::{DurableQueue, HandlerFactory, HandlerJob, HandlerRun, QueueFuture, Workers},
+    durable::{
+        DurableQueue, HandlerFactory, HandlerJob, HandlerRun, QueueFuture, SharedQueue, Workers,
+    },
     intake::Intake,
     layer::{DEFAULT_BODY_TIMEOUT, WebhookLayer},
     processor::{

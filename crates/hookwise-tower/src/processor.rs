@@ -318,7 +318,7 @@ impl<P: Provider, S: DedupeStore> Processor<P, S> {
     pub async fn enqueue(
         &self,
         queue: &dyn DurableQueue<P, S>,
-        route: usize,
+        route: &str,
         head: &Parts,
         delivery: &Delivery<P::Event>,
         claim: Claim,

@@ -18,7 +18,7 @@ use tower_service::Service;
 use tracing::Instrument;
 
 use crate::{
-    DurableQueue, HandlerError, HandlerFactory, HandlerJob, HandlerRun, Intake, Processor,
+    HandlerError, HandlerFactory, HandlerJob, HandlerRun, Intake, Processor, SharedQueue,
     body::BoxError,
 };
 
@@ -47,8 +47,8 @@ pub(crate) struct Shared<P: Provider, S> {
     pub(crate) intake: Intake<P, S>,
     pub(crate) processor: Processor<P, S>,
     pub(crate) mode: AckMode,
-    /// The durable queue, with this service's route number in it.
-    pub(crate) durable: Option<(Arc<dyn DurableQueue<P, S>>, usize)>,
+    /// The durable queue, with this service's route name in it.
+    pub(crate) durable: Option<(SharedQueue<P, S>, Arc<str>)>,
 }
 
 /// The [`Service`] made by [`WebhookLayer`](crate::WebhookLayer); see the
@@ -172,7 +172,7 @@ impl<P: Provider, S: DedupeStore> Shared<P, S> {
             match (self.mode, &self.durable) {
                 (AckMode::Fast, Some((queue, route))) => {
                     self.processor
-                        .enqueue(queue.as_ref(), *route, &parts, &delivery, claim)
+                        .enqueue(queue.as_ref(), route, &parts, &delivery, claim)
                         .await?;
                 }
                 (AckMode::Fast, None) => {

@@ -1,0 +1,71 @@
+//! The axum extractor with a durable queue: `WebhookState::durable` and
+//! `Webhook::enqueue`, against a real `redis-server`.
+
+mod common;
+#[path = "../../hookwise-tower/tests/common/mod.rs"]
+mod http_common;
+
+use std::time::Duration;
+
+use axum::{Router, response::Response, routing::post};
+use common::RedisServer;
+use hookwise_axum::{Webhook, WebhookState};
+use hookwise_core::{Hoursmith, MemoryStore, Receiver};
+use hookwise_redis::RedisQueue;
+use http_common::*;
+
+async fn on_hoursmith(webhook: Webhook<Hoursmith>) -> Response {
+    webhook.enqueue().await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn enqueued_events_are_run_by_the_registered_handler() {
+    let Some(mut redis) = RedisServer::start("enqueued_events_are_run_by_the_registered_handler")
+    else {
+        return;
+    };
+    let recorder = Recorder::default();
+    let queue = RedisQueue::new(&redis.url())
+        .expect("valid URL")
+        .poll_interval(Duration::from_millis(20))
+        .and_then(|q| q.timeout(Duration::from_millis(500)))
+        .expect("valid settings");
+    let receiver = Receiver::new(
+        Hoursmith::new(HOURSMITH_SECRET).expect("secret"),
+        MemoryStore::new(),
+    )
+    .expect("config");
+    let handled = recorder.clone();
+    let state = WebhookState::new(receiver).durable(queue, "invoices", move |delivery| {
+        let handled = handled.clone();
+        async move {
+            handled.record(delivery.event().id());
+            Ok::<_, std::convert::Infallible>(())
+        }
+    });
+    let addr = serve(
+        Router::new()
+            .route("/hook", post(on_hoursmith))
+            .with_state(state),
+    )
+    .await;
+    let client = client();
+    let delivery = hoursmith("evt_enqueued");
+    assert_eq!(
+        send(&client, addr, "/hook", &delivery).await.body,
+        r#"{"status":"accepted"}"#
+    );
+    assert_eq!(
+        send(&client, addr, "/hook", &delivery).await.body,
+        r#"{"status":"duplicate"}"#
+    );
+    assert_eq!(recorder.wait_for(1, Duration::from_secs(10)).await, 1);
+    assert_eq!(recorder.ids(), ["evt_enqueued"]);
+
+    redis.stop();
+    let answer = send(&client, addr, "/hook", &hoursmith("evt_down")).await;
+    assert_eq!(
+        (answer.status.as_u16(), answer.body.as_str()),
+        (503, r#"{"error":"store_unavailable"}"#)
+    );
+}
