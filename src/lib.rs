@@ -8,6 +8,7 @@
 //! | --- | --- | --- |
 //! | `tower` (default) | [`tower`] | `WebhookLayer`, for tower, axum and hyper stacks |
 //! | `axum` (default) | [`axum`] | the `Webhook` extractor and its `WebhookState` |
+//! | `redis` | `redis` | `RedisStore` and `RedisQueue`, for several instances |
 //!
 //! See the README for the map and [`hookwise_core`] for the core's documentation.
 
@@ -25,3 +26,8 @@ pub use hookwise_tower as tower;
 #[cfg(feature = "axum")]
 #[cfg_attr(docsrs, doc(cfg(feature = "axum")))]
 pub use hookwise_axum as axum;
+
+/// Redis: a dedupe store and a durable queue shared by instances ([`hookwise_redis`]).
+#[cfg(feature = "redis")]
+#[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
+pub use hookwise_redis as redis;
