@@ -108,5 +108,92 @@ fn envelope_parsing(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, verification, header_parsing, envelope_parsing);
+/// A provider's name, one raw HMAC, one verification.
+type Case<'a> = (&'static str, Box<dyn FnMut() + 'a>, Box<dyn FnMut() + 'a>);
+
+/// The target's ratio measured robustly: provider verify vs raw HMAC throughput, in
+/// alternating rounds of the same length, so that noise from other work on the
+/// machine hits both alike. Prints the median over the rounds, with the range.
+fn interleaved_ratio(_: &mut Criterion) {
+    const ROUNDS: usize = 21;
+    const PER_ROUND: u32 = 50;
+    let now = now_secs();
+    let now_d = Duration::from_secs(now);
+    let hoursmith = Hoursmith::new(HOURSMITH_SECRET).expect("secret");
+    let mojave = Mojave::new(MOJAVE_SECRET).expect("secret");
+    let hoursmith_key =
+        <Hmac<sha2::Sha256> as KeyInit>::new_from_slice(HOURSMITH_SECRET.as_bytes())
+            .expect("any key length");
+    let mojave_key = <Hmac<sha2::Sha256> as KeyInit>::new_from_slice(MOJAVE_SECRET.as_bytes())
+        .expect("any key length");
+    let time = |f: &mut dyn FnMut()| {
+        let started = std::time::Instant::now();
+        for _ in 0..PER_ROUND {
+            f();
+        }
+        started.elapsed().as_secs_f64()
+    };
+    println!();
+    println!("verify / raw HMAC-SHA256 throughput, {ROUNDS} alternating rounds of {PER_ROUND}:");
+    for size in SIZES {
+        let h_body = hoursmith_body(&event_id(1, 1), now, size);
+        let h_headers = hoursmith_headers(&h_body, now);
+        let t = now.to_string();
+        let m_body = mojave_body(1, now, size);
+        let m_headers = mojave_headers(&m_body);
+        let cases: [Case<'_>; 2] = [
+            (
+                "hoursmith",
+                Box::new(|| {
+                    black_box(raw_hmac(
+                        &hoursmith_key,
+                        &[t.as_bytes(), b".", black_box(&h_body)],
+                    ));
+                }),
+                Box::new(|| {
+                    black_box(hoursmith.verify(&h_headers, black_box(&h_body), now_d)).ok();
+                }),
+            ),
+            (
+                "mojave",
+                Box::new(|| {
+                    black_box(raw_hmac(&mojave_key, &[black_box(&m_body)]));
+                }),
+                Box::new(|| {
+                    black_box(mojave.verify(&m_headers, black_box(&m_body), now_d)).ok();
+                }),
+            ),
+        ];
+        for (name, mut raw, mut verify) in cases {
+            let mut ratios: Vec<f64> = (0..ROUNDS)
+                .map(|round| {
+                    let (raw_s, verify_s) = if round % 2 == 0 {
+                        let r = time(&mut raw);
+                        (r, time(&mut verify))
+                    } else {
+                        let v = time(&mut verify);
+                        (time(&mut raw), v)
+                    };
+                    raw_s / verify_s
+                })
+                .collect();
+            ratios.sort_by(f64::total_cmp);
+            println!(
+                "  {name:9} {:>5} KiB: {:.3} (min {:.3}, max {:.3})",
+                size / KIB,
+                ratios[ROUNDS / 2],
+                ratios[0],
+                ratios[ROUNDS - 1]
+            );
+        }
+    }
+}
+
+criterion_group!(
+    benches,
+    verification,
+    header_parsing,
+    envelope_parsing,
+    interleaved_ratio
+);
 criterion_main!(benches);
