@@ -21,10 +21,19 @@
 #![forbid(unsafe_code)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+mod connection;
 mod queue;
 mod store;
 
+use std::time::Duration;
+
 pub use self::{
     queue::{DEFAULT_CLAIM_IDLE, DEFAULT_POLL_INTERVAL, RedisQueue, StoredDeadLetter},
-    store::{DEFAULT_NAMESPACE, DEFAULT_TIMEOUT, RedisStore},
+    store::RedisStore,
 };
+
+/// The default prefix of every key this crate writes.
+pub const DEFAULT_NAMESPACE: &str = "hookwise";
+
+/// The default bound on each Redis call, connecting included.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(2);

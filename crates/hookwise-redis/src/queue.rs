@@ -6,13 +6,15 @@ use hookwise_core::{DedupeStore, Delivery, Provider, StoreError, Verified};
 use hookwise_tower::{DurableQueue, QueueFuture, Workers};
 use http::{HeaderMap, HeaderName, HeaderValue, Method, Request, Uri, request::Parts};
 use redis::{
-    AsyncCommands, Client, RedisResult, Value,
-    aio::ConnectionManager,
+    AsyncCommands, Value,
     streams::{StreamAutoClaimOptions, StreamId, StreamReadOptions},
 };
 use tokio::sync::Semaphore;
 
-use crate::{DEFAULT_NAMESPACE, DEFAULT_TIMEOUT, store::millis};
+use crate::{
+    DEFAULT_NAMESPACE,
+    connection::{Connection, millis},
+};
 
 /// The consumer group every instance's workers read through.
 const GROUP: &str = "hookwise";
@@ -45,39 +47,23 @@ pub const DEFAULT_POLL_INTERVAL: Duration = Duration::from_millis(100);
 ///   the layer's shutdown handle closes. Every call is bounded by a timeout.
 #[derive(Clone)]
 pub struct RedisQueue {
-    connection: ConnectionManager,
+    connection: Connection,
     namespace: String,
     consumer: String,
     claim_idle: Duration,
     poll_interval: Duration,
-    timeout: Duration,
 }
 
 impl RedisQueue {
     /// A queue on the Redis at `url`. Does not connect yet. Must be called within a
     /// tokio runtime, which runs the connection.
     pub fn new(url: &str) -> Result<Self, StoreError> {
-        if tokio::runtime::Handle::try_current().is_err() {
-            return Err(StoreError::new(
-                "RedisQueue::new must be called within a tokio runtime",
-            ));
-        }
-        let client =
-            Client::open(url).map_err(|e| StoreError::with_source("invalid Redis URL", e))?;
-        let config = redis::aio::ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(DEFAULT_TIMEOUT))
-            .set_response_timeout(Some(DEFAULT_TIMEOUT))
-            .set_number_of_retries(1);
-        let connection = client
-            .get_connection_manager_lazy(config)
-            .map_err(|e| StoreError::with_source("cannot set up the Redis connection", e))?;
         Ok(Self {
-            connection,
+            connection: Connection::open(url, "RedisQueue::new")?,
             namespace: DEFAULT_NAMESPACE.to_owned(),
             consumer: default_consumer_name(),
             claim_idle: DEFAULT_CLAIM_IDLE,
             poll_interval: DEFAULT_POLL_INTERVAL,
-            timeout: DEFAULT_TIMEOUT,
         })
     }
 
@@ -120,10 +106,7 @@ impl RedisQueue {
 
     /// Sets the bound on each Redis call (default 2 s).
     pub fn timeout(mut self, timeout: Duration) -> Result<Self, hookwise_core::ConfigError> {
-        if timeout.is_zero() {
-            return Err(hookwise_core::ConfigError::Zero("Redis timeout"));
-        }
-        self.timeout = timeout;
+        self.connection.set_timeout(timeout)?;
         Ok(self)
     }
 
@@ -135,33 +118,16 @@ impl RedisQueue {
         format!("{}:dead:{provider}", self.namespace)
     }
 
-    async fn bounded<T>(
-        &self,
-        what: &'static str,
-        call: impl std::future::Future<Output = RedisResult<T>>,
-    ) -> Result<T, StoreError> {
-        match tokio::time::timeout(self.timeout, call).await {
-            Ok(Ok(value)) => Ok(value),
-            Ok(Err(error)) => Err(StoreError::with_source(
-                format!("Redis {what} failed"),
-                error,
-            )),
-            Err(_) => Err(StoreError::new(format!(
-                "Redis {what} timed out after {:?}",
-                self.timeout
-            ))),
-        }
-    }
-
     /// `provider`'s dead letters (e.g. `"hoursmith"`), oldest first, at most `count`.
     pub async fn dead_letters(
         &self,
         provider: &str,
         count: usize,
     ) -> Result<Vec<StoredDeadLetter>, StoreError> {
-        let mut connection = self.connection.clone();
+        let mut connection = self.connection.handle();
         let stream = self.dead_stream(provider);
         let reply: redis::streams::StreamRangeReply = self
+            .connection
             .bounded("XRANGE", connection.xrange_count(&stream, "-", "+", count))
             .await?;
         Ok(reply.ids.iter().map(StoredDeadLetter::from_entry).collect())
@@ -171,9 +137,10 @@ impl RedisQueue {
     /// processed again (after fixing what made it fail), and removes it from the
     /// dead-letter stream. `false` when there is no such dead letter.
     pub async fn replay(&self, provider: &str, id: &str) -> Result<bool, StoreError> {
-        let mut connection = self.connection.clone();
+        let mut connection = self.connection.handle();
         let dead = self.dead_stream(provider);
         let reply: redis::streams::StreamRangeReply = self
+            .connection
             .bounded("XRANGE", connection.xrange_count(&dead, id, id, 1))
             .await?;
         let Some(entry) = reply.ids.first() else {
@@ -182,17 +149,16 @@ impl RedisQueue {
         let Some(route) = entry.get::<String>("route") else {
             return Err(StoreError::new(format!("dead letter {id} has no route")));
         };
-        let fields: Vec<(String, Vec<u8>)> = ENTRY_FIELDS
-            .iter()
-            .filter_map(|name| entry.get::<Vec<u8>>(name).map(|v| ((*name).to_owned(), v)))
-            .collect();
+        let fields = delivery_fields(entry);
         let stream = self.stream(provider, &route);
-        self.bounded(
-            "XADD",
-            connection.xadd::<_, _, _, _, String>(&stream, "*", &fields),
-        )
-        .await?;
-        self.bounded("XDEL", connection.xdel::<_, _, i64>(&dead, &[id]))
+        self.connection
+            .bounded(
+                "XADD",
+                connection.xadd::<_, _, _, _, String>(&stream, "*", &fields),
+            )
+            .await?;
+        self.connection
+            .bounded("XDEL", connection.xdel::<_, _, i64>(&dead, &[id]))
             .await?;
         Ok(true)
     }
@@ -205,7 +171,7 @@ impl fmt::Debug for RedisQueue {
             .field("consumer", &self.consumer)
             .field("claim_idle", &self.claim_idle)
             .field("poll_interval", &self.poll_interval)
-            .field("timeout", &self.timeout)
+            .field("timeout", &self.connection.timeout())
             .finish_non_exhaustive()
     }
 }
@@ -249,6 +215,14 @@ const ENTRY_FIELDS: [&str; 8] = [
     "signed_at",
     "received_ms",
 ];
+
+/// The fields of a stored delivery, copied from an entry (to dead-letter or replay it).
+fn delivery_fields(entry: &StreamId) -> Vec<(String, Vec<u8>)> {
+    ENTRY_FIELDS
+        .iter()
+        .filter_map(|name| entry.get::<Vec<u8>>(name).map(|v| ((*name).to_owned(), v)))
+        .collect()
+}
 
 /// Encodes headers as `name: value\r\n` lines: header values never hold CR or LF.
 fn encode_headers(headers: &HeaderMap) -> Vec<u8> {
@@ -335,13 +309,14 @@ impl<P: Provider, S: DedupeStore> DurableQueue<P, S> for RedisQueue {
                 ),
             ];
             let stream = self.stream(delivery.provider(), route);
-            let mut connection = self.connection.clone();
-            self.bounded(
-                "XADD",
-                connection.xadd::<_, _, _, _, String>(&stream, "*", &fields),
-            )
-            .await
-            .map(drop)
+            let mut connection = self.connection.handle();
+            self.connection
+                .bounded(
+                    "XADD",
+                    connection.xadd::<_, _, _, _, String>(&stream, "*", &fields),
+                )
+                .await
+                .map(drop)
         })
     }
 
@@ -417,9 +392,10 @@ impl<P: Provider, S: DedupeStore> Reader<P, S> {
 
     /// Creates the consumer group (and the stream) unless it exists.
     async fn create_group(&self) -> bool {
-        let mut connection = self.queue.connection.clone();
+        let mut connection = self.queue.connection.handle();
         let created: Result<(), StoreError> = self
             .queue
+            .connection
             .bounded(
                 "XGROUP CREATE",
                 connection.xgroup_create_mkstream(&self.stream, GROUP, "0"),
@@ -438,8 +414,9 @@ impl<P: Provider, S: DedupeStore> Reader<P, S> {
     /// Entries abandoned by a dead worker first, then new ones.
     async fn read(&self, count: usize) -> Result<Vec<StreamId>, StoreError> {
         let queue = &self.queue;
-        let mut connection = queue.connection.clone();
+        let mut connection = queue.connection.handle();
         let abandoned: redis::streams::StreamAutoClaimReply = queue
+            .connection
             .bounded(
                 "XAUTOCLAIM",
                 connection.xautoclaim_options(
@@ -459,6 +436,7 @@ impl<P: Provider, S: DedupeStore> Reader<P, S> {
             .group(GROUP, &queue.consumer)
             .count(count);
         let fresh: Option<redis::streams::StreamReadReply> = queue
+            .connection
             .bounded(
                 "XREADGROUP",
                 connection.xread_options(&[&self.stream], &[">"], &options),
@@ -482,15 +460,13 @@ impl<P: Provider, S: DedupeStore> Reader<P, S> {
             let outcome = run_stored(&workers, &entry).await;
             heartbeat.abort();
             if let Err((error, attempts)) = outcome {
-                let mut fields: Vec<(String, Vec<u8>)> = ENTRY_FIELDS
-                    .iter()
-                    .filter_map(|name| entry.get::<Vec<u8>>(name).map(|v| ((*name).to_owned(), v)))
-                    .collect();
+                let mut fields = delivery_fields(&entry);
                 fields.push(("error".to_owned(), error.into_bytes()));
                 fields.push(("attempts".to_owned(), attempts.to_string().into_bytes()));
                 fields.push(("route".to_owned(), route.into_bytes()));
-                let mut connection = queue.connection.clone();
+                let mut connection = queue.connection.handle();
                 if let Err(error) = queue
+                    .connection
                     .bounded(
                         "XADD",
                         connection.xadd::<_, _, _, _, String>(&dead_stream, "*", &fields),
@@ -502,14 +478,16 @@ impl<P: Provider, S: DedupeStore> Reader<P, S> {
                     return;
                 }
             }
-            let mut connection = queue.connection.clone();
+            let mut connection = queue.connection.handle();
             let acked = queue
+                .connection
                 .bounded(
                     "XACK",
                     connection.xack::<_, _, _, i64>(&stream, GROUP, &[&entry.id]),
                 )
                 .await;
             let deleted = queue
+                .connection
                 .bounded("XDEL", connection.xdel::<_, _, i64>(&stream, &[&entry.id]))
                 .await;
             if let Err(error) = acked.and(deleted) {
@@ -560,8 +538,9 @@ async fn keep_fresh(queue: RedisQueue, stream: String, id: String) {
     let every = queue.claim_idle / 3;
     loop {
         tokio::time::sleep(every).await;
-        let mut connection = queue.connection.clone();
+        let mut connection = queue.connection.handle();
         let touched: Result<Value, StoreError> = queue
+            .connection
             .bounded(
                 "XCLAIM",
                 redis::cmd("XCLAIM")

@@ -2,7 +2,6 @@
 
 use std::{
     fmt,
-    future::Future,
     hash::{BuildHasher, RandomState},
     sync::atomic::{AtomicU64, Ordering},
     time::Duration,
@@ -12,13 +11,12 @@ use hookwise_core::{
     Claim, ClaimOutcome, ConfigError, DedupeKey, DedupeStore, Duplicate, StoreError,
     dedupe::{DEFAULT_LEASE, DEFAULT_RETENTION},
 };
-use redis::{AsyncCommands, Client, Script, aio::ConnectionManager};
+use redis::{AsyncCommands, Script};
 
-/// The default prefix of every key this crate writes.
-pub const DEFAULT_NAMESPACE: &str = "hookwise";
-
-/// The default bound on each Redis call, connecting included.
-pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(2);
+use crate::{
+    DEFAULT_NAMESPACE,
+    connection::{Connection, millis},
+};
 
 /// The value of a committed key.
 const DONE: &str = "done";
@@ -57,11 +55,10 @@ return 0
 /// `hookwise` by default.
 #[derive(Clone)]
 pub struct RedisStore {
-    connection: ConnectionManager,
+    connection: Connection,
     namespace: String,
     retention: Duration,
     lease: Duration,
-    timeout: Duration,
     claim: Script,
     release: Script,
 }
@@ -72,26 +69,11 @@ impl RedisStore {
     ///
     /// Must be called within a tokio runtime, which runs the connection.
     pub fn new(url: &str) -> Result<Self, StoreError> {
-        if tokio::runtime::Handle::try_current().is_err() {
-            return Err(StoreError::new(
-                "RedisStore::new must be called within a tokio runtime",
-            ));
-        }
-        let client =
-            Client::open(url).map_err(|e| StoreError::with_source("invalid Redis URL", e))?;
-        let config = redis::aio::ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(DEFAULT_TIMEOUT))
-            .set_response_timeout(Some(DEFAULT_TIMEOUT))
-            .set_number_of_retries(1);
-        let connection = client
-            .get_connection_manager_lazy(config)
-            .map_err(|e| StoreError::with_source("cannot set up the Redis connection", e))?;
         Ok(Self {
-            connection,
+            connection: Connection::open(url, "RedisStore::new")?,
             namespace: DEFAULT_NAMESPACE.to_owned(),
             retention: DEFAULT_RETENTION,
             lease: DEFAULT_LEASE,
-            timeout: DEFAULT_TIMEOUT,
             claim: Script::new(CLAIM),
             release: Script::new(RELEASE),
         })
@@ -126,10 +108,7 @@ impl RedisStore {
 
     /// Sets the bound on each Redis call (default 2 s).
     pub fn timeout(mut self, timeout: Duration) -> Result<Self, ConfigError> {
-        if timeout.is_zero() {
-            return Err(ConfigError::Zero("Redis timeout"));
-        }
-        self.timeout = timeout;
+        self.connection.set_timeout(timeout)?;
         Ok(self)
     }
 
@@ -137,35 +116,17 @@ impl RedisStore {
     fn redis_key(&self, key: &DedupeKey) -> String {
         format!("{}:dedupe:{}", self.namespace, key.as_str())
     }
-
-    /// Runs one Redis call within the timeout.
-    async fn bounded<T>(
-        &self,
-        what: &'static str,
-        call: impl Future<Output = redis::RedisResult<T>>,
-    ) -> Result<T, StoreError> {
-        match tokio::time::timeout(self.timeout, call).await {
-            Ok(Ok(value)) => Ok(value),
-            Ok(Err(error)) => Err(StoreError::with_source(
-                format!("Redis {what} failed"),
-                error,
-            )),
-            Err(_) => Err(StoreError::new(format!(
-                "Redis {what} timed out after {:?}",
-                self.timeout
-            ))),
-        }
-    }
 }
 
 impl DedupeStore for RedisStore {
     async fn claim(&self, key: &DedupeKey) -> Result<ClaimOutcome, StoreError> {
         let token = new_token();
         let value = format!("claim:{token:016x}");
-        let mut connection = self.connection.clone();
+        let mut connection = self.connection.handle();
         let mut invocation = self.claim.key(self.redis_key(key));
         invocation.arg(&value).arg(millis(self.lease));
         let answer: String = self
+            .connection
             .bounded("claim", invocation.invoke_async(&mut connection))
             .await?;
         Ok(match answer.as_str() {
@@ -178,18 +139,20 @@ impl DedupeStore for RedisStore {
     }
 
     async fn commit(&self, claim: &Claim) -> Result<(), StoreError> {
-        let mut connection = self.connection.clone();
+        let mut connection = self.connection.handle();
         let key = self.redis_key(claim.key());
         let ttl = millis(self.retention);
-        self.bounded("commit", connection.pset_ex::<_, _, ()>(key, DONE, ttl))
+        self.connection
+            .bounded("commit", connection.pset_ex::<_, _, ()>(key, DONE, ttl))
             .await
     }
 
     async fn release(&self, claim: &Claim) -> Result<(), StoreError> {
-        let mut connection = self.connection.clone();
+        let mut connection = self.connection.handle();
         let mut invocation = self.release.key(self.redis_key(claim.key()));
         invocation.arg(format!("claim:{:016x}", claim.token()));
-        self.bounded("release", invocation.invoke_async::<i64>(&mut connection))
+        self.connection
+            .bounded("release", invocation.invoke_async::<i64>(&mut connection))
             .await
             .map(drop)
     }
@@ -205,7 +168,7 @@ impl fmt::Debug for RedisStore {
             .field("namespace", &self.namespace)
             .field("retention", &self.retention)
             .field("lease", &self.lease)
-            .field("timeout", &self.timeout)
+            .field("timeout", &self.connection.timeout())
             .finish_non_exhaustive()
     }
 }
@@ -217,9 +180,4 @@ fn new_token() -> u64 {
     static BASE: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
     let base = *BASE.get_or_init(|| RandomState::new().hash_one(std::process::id()));
     base.wrapping_add(COUNTER.fetch_add(1, Ordering::Relaxed))
-}
-
-/// A duration in whole milliseconds, saturating.
-pub(crate) fn millis(d: Duration) -> u64 {
-    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }
