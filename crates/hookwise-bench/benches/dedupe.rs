@@ -5,7 +5,6 @@
 //! `cargo bench -p hookwise-bench --bench dedupe`
 
 #![forbid(unsafe_code)]
-#![allow(missing_docs)] // criterion's macros generate undocumented items
 
 use std::{
     fmt::Write as _,

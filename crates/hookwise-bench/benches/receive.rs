@@ -4,7 +4,6 @@
 //! `cargo bench -p hookwise-bench --bench receive`
 
 #![forbid(unsafe_code)]
-#![allow(missing_docs)] // criterion's macros generate undocumented items
 
 use criterion::{BatchSize, BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use hookwise_bench::{

@@ -4,7 +4,6 @@
 //! `cargo bench -p hookwise-bench --bench verify`
 
 #![forbid(unsafe_code)]
-#![allow(missing_docs)] // criterion's macros generate undocumented items
 
 use std::{hint::black_box, time::Duration};
 
