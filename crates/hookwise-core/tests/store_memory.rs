@@ -16,7 +16,7 @@ fn rss_bytes() -> u64 {
 
 #[tokio::test]
 async fn a_full_store_stays_at_its_bound_whatever_arrives() {
-    const MAX_KEYS: usize = 50_000;
+    const MAX_KEYS: usize = 25_000;
     let store = MemoryStore::new().max_keys(MAX_KEYS).expect("positive");
     let mut next = 0u64;
     // Unique event ids, each claimed and committed like a processed event; the ids
