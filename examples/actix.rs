@@ -19,7 +19,7 @@ use actix_web::{App, HttpRequest, HttpResponse, HttpServer, http::StatusCode, we
 use hookwise::{
     Delivery, Hoursmith, MemoryStore, Mojave, Outcome, Provider, Receiver, Rejection, RejectionKind,
 };
-use support::{Config, init_logging, print_event};
+use support::{Config, print_event};
 
 /// The receivers, one per provider, shared by actix's workers.
 struct Receivers {
@@ -134,24 +134,10 @@ async fn on_mojave(
 
 #[actix_web::main]
 async fn main() -> ExitCode {
-    init_logging();
-    let config = match Config::from_env() {
-        Ok(config) => config,
-        Err(message) => {
-            eprintln!("actix: {message}");
-            return ExitCode::from(2);
-        }
-    };
-    match run(config).await {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(error) => {
-            eprintln!("actix: {error}");
-            ExitCode::FAILURE
-        }
-    }
+    support::main("actix", run).await
 }
 
-async fn run(config: Config) -> Result<(), Box<dyn std::error::Error>> {
+async fn run(config: Config) -> Result<ExitCode, Box<dyn std::error::Error>> {
     let receivers = web::Data::new(Receivers {
         hoursmith: Receiver::new(
             Hoursmith::new(&config.hoursmith_secret)?,
@@ -172,5 +158,5 @@ async fn run(config: Config) -> Result<(), Box<dyn std::error::Error>> {
     }
     server.run().await?;
     tracing::info!("stopped");
-    Ok(())
+    Ok(ExitCode::SUCCESS)
 }

@@ -25,7 +25,7 @@ use hookwise::{
     Delivery, Hoursmith, MemoryStore, Mojave, Receiver, hoursmith, mojave,
     tower::{ShutdownHandle, WebhookLayer},
 };
-use support::{Config, init_logging, print_event};
+use support::{Config, print_event};
 
 /// How long accepted events get to finish on shutdown.
 const DRAIN_DEADLINE: Duration = Duration::from_secs(30);
@@ -51,21 +51,7 @@ async fn on_mojave(Extension(delivery): Extension<Delivery<mojave::Event>>) {
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    init_logging();
-    let config = match Config::from_env() {
-        Ok(config) => config,
-        Err(message) => {
-            eprintln!("receiver: {message}");
-            return ExitCode::from(2);
-        }
-    };
-    match run(config).await {
-        Ok(code) => code,
-        Err(error) => {
-            eprintln!("receiver: {error}");
-            ExitCode::FAILURE
-        }
-    }
+    support::main("receiver", run).await
 }
 
 async fn run(config: Config) -> Result<ExitCode, Box<dyn std::error::Error>> {

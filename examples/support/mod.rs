@@ -2,8 +2,10 @@
 //! environment, logging to stderr, and the one JSON line per processed event.
 
 use std::{
+    future::Future,
     io::{IsTerminal, Write},
     net::SocketAddr,
+    process::ExitCode,
 };
 
 use tracing_subscriber::EnvFilter;
@@ -46,8 +48,29 @@ fn secret(name: &str) -> Result<String, String> {
     }
 }
 
+/// Runs an example's server: logging set up, configuration read (exit code 2 and one
+/// line when it is incomplete), then `run`, whose error is one line and exit code 1.
+pub(crate) async fn main<F, Fut>(example: &str, run: F) -> ExitCode
+where
+    F: FnOnce(Config) -> Fut,
+    Fut: Future<Output = Result<ExitCode, Box<dyn std::error::Error>>>,
+{
+    init_logging();
+    let config = match Config::from_env() {
+        Ok(config) => config,
+        Err(message) => {
+            eprintln!("{example}: {message}");
+            return ExitCode::from(2);
+        }
+    };
+    run(config).await.unwrap_or_else(|error| {
+        eprintln!("{example}: {error}");
+        ExitCode::FAILURE
+    })
+}
+
 /// Logs to stderr, at `RUST_LOG` (default `info`), in colour only on a terminal.
-pub(crate) fn init_logging() {
+fn init_logging() {
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         .with_ansi(std::io::stderr().is_terminal())
