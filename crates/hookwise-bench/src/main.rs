@@ -369,16 +369,17 @@ fn print_table(scenario: Scenario, sides: &[Side; 2]) {
     );
     println!();
     println!(
-        "| server | requests | req/s | p50 µs | p99 µs | server CPU µs/req | client CPU µs/req | non-200 |"
+        "| server | requests | req/s | p50 µs | p99 µs | p99.9 µs | server CPU µs/req | client CPU µs/req | non-200 |"
     );
-    println!("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
+    println!("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
     for (name, side) in [("A: bare axum", a), ("B: WebhookLayer", b)] {
         println!(
-            "| {name} | {} | {:.0} | {} | {} | {} | {} | {} |",
+            "| {name} | {} | {:.0} | {} | {} | {} | {} | {} | {} |",
             side.ok,
             side.rate(),
             side.percentile(0.50),
             side.percentile(0.99),
+            side.percentile(0.999),
             us(side.cpu_per_request_us(side.server_cpu)),
             us(side.cpu_per_request_us(side.client_cpu)),
             side.errors,
@@ -386,10 +387,14 @@ fn print_table(scenario: Scenario, sides: &[Side; 2]) {
     }
     let ratio = |b: f64, a: f64| if a > 0.0 { b / a } else { f64::NAN };
     println!(
-        "| **B/A** | | **{:.3}** | {:.2} | **{:.2}** | {} | | |",
+        "| **B/A** | | **{:.3}** | {:.2} | **{:.2}** | {:.2} | {} | | |",
         ratio(b.rate(), a.rate()),
         ratio(f64::from(b.percentile(0.50)), f64::from(a.percentile(0.50))),
         ratio(f64::from(b.percentile(0.99)), f64::from(a.percentile(0.99))),
+        ratio(
+            f64::from(b.percentile(0.999)),
+            f64::from(a.percentile(0.999))
+        ),
         match (
             b.cpu_per_request_us(b.server_cpu),
             a.cpu_per_request_us(a.server_cpu),
