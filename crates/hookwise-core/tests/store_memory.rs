@@ -1,6 +1,9 @@
 //! The dedupe store's memory is bounded by `max_keys`, not by how many distinct
 //! events arrive. Alone in its test binary, so no other test moves the RSS it reads.
 
+// Memory and descriptors are read from Linux's /proc.
+#![cfg(target_os = "linux")]
+
 use hookwise_core::{ClaimOutcome, DedupeKey, DedupeStore, MemoryStore};
 
 /// Resident memory of this process, in bytes (Linux `/proc/self/status`).

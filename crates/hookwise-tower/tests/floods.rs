@@ -6,6 +6,9 @@
 //! at a time (`SERIAL`) so that one test's memory is not read by another. Each
 //! prints what it measured: `cargo test -p hookwise-tower --test floods -- --nocapture`.
 
+// Memory and descriptors are read from Linux's /proc.
+#![cfg(target_os = "linux")]
+
 mod common;
 
 use std::{
