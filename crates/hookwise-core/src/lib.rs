@@ -20,6 +20,7 @@
 //! | [`receiver`] | [`Receiver`], the entry point; [`Outcome`], [`Delivery`] |
 //! | [`provider`] | the [`Provider`] trait: a sender's scheme, envelope, dedupe key |
 //! | [`hoursmith`], [`mojave`] | the two built-in providers and their typed events |
+//! | [`timestamped`] | the `t=...,v1=...` signature scheme of Hoursmith (and others like it) |
 //! | [`secret`] | [`Secrets`]: rotation, HMAC-SHA256, the constant-time compare |
 //! | [`dedupe`] | the [`DedupeStore`] trait and the in-memory [`MemoryStore`] |
 //! | [`error`] | [`Rejection`] (status + code) and [`ConfigError`] |
@@ -75,6 +76,7 @@ pub mod receiver;
 pub mod secret;
 pub mod sign;
 pub mod snapshot;
+pub mod timestamped;
 
 pub use self::{
     clock::{Clock, ManualClock, SystemClock},

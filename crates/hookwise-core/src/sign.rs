@@ -39,8 +39,10 @@ impl SignedHeader {
     }
 
     /// Inserts the header into `headers`, replacing any earlier value.
+    ///
+    /// Signatures and timestamps are always valid header values; an id you chose with
+    /// control characters in it is not, and is then left out.
     pub fn insert_into(&self, headers: &mut HeaderMap) {
-        // Values are ASCII digits, letters, `=` and `,`: always a valid header value.
         if let Ok(value) = HeaderValue::from_str(&self.value) {
             headers.insert(self.name.clone(), value);
         }
@@ -59,6 +61,11 @@ pub fn hoursmith(secret: &[u8], timestamp: u64, body: &[u8]) -> SignedHeader {
 /// assert_eq!(header.value().matches(",v1=").count(), 2);
 /// ```
 pub fn hoursmith_with_secrets(secrets: &[&[u8]], timestamp: u64, body: &[u8]) -> SignedHeader {
+    timestamped(hoursmith::SIGNATURE_HEADER, secrets, timestamp, body)
+}
+
+/// The `t=...,v1=...` scheme, under the header `name`.
+fn timestamped(name: &'static str, secrets: &[&[u8]], timestamp: u64, body: &[u8]) -> SignedHeader {
     let t = timestamp.to_string();
     let mut value = format!("t={t}");
     for secret in secrets {
@@ -67,7 +74,7 @@ pub fn hoursmith_with_secrets(secrets: &[&[u8]], timestamp: u64, body: &[u8]) ->
         value.push_str(&hex::encode(&digest));
     }
     SignedHeader {
-        name: HeaderName::from_static(hoursmith::SIGNATURE_HEADER),
+        name: HeaderName::from_static(name),
         value,
     }
 }
