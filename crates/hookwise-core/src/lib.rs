@@ -19,8 +19,8 @@
 //! | --- | --- |
 //! | [`receiver`] | [`Receiver`], the entry point; [`Outcome`], [`Delivery`] |
 //! | [`provider`] | the [`Provider`] trait: a sender's scheme, envelope, dedupe key |
-//! | [`hoursmith`], [`mojave`] | the two built-in providers and their typed events |
-//! | [`timestamped`] | the `t=...,v1=...` signature scheme of Hoursmith (and others like it) |
+//! | [`hoursmith`], [`mojave`], [`stripe`] | the built-in providers and their typed events |
+//! | [`timestamped`] | the `t=...,v1=...` signature scheme Hoursmith and Stripe share |
 //! | [`secret`] | [`Secrets`]: rotation, HMAC-SHA256, the constant-time compare |
 //! | [`dedupe`] | the [`DedupeStore`] trait and the in-memory [`MemoryStore`] |
 //! | [`error`] | [`Rejection`] (status + code) and [`ConfigError`] |
@@ -76,6 +76,7 @@ pub mod receiver;
 pub mod secret;
 pub mod sign;
 pub mod snapshot;
+pub mod stripe;
 pub mod timestamped;
 
 pub use self::{
@@ -91,4 +92,5 @@ pub use self::{
     receiver::{DEFAULT_BODY_LIMIT, Delivery, Outcome, OutcomeKind, Receiver},
     secret::Secrets,
     snapshot::Snapshot,
+    stripe::Stripe,
 };

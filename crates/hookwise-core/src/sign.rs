@@ -18,7 +18,7 @@
 
 use http::{HeaderMap, HeaderName, HeaderValue};
 
-use crate::{hex, hoursmith, mojave, secret::SigningKey};
+use crate::{hex, hoursmith, mojave, secret::SigningKey, stripe};
 
 /// A signature header, ready to send.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -64,7 +64,29 @@ pub fn hoursmith_with_secrets(secrets: &[&[u8]], timestamp: u64, body: &[u8]) ->
     timestamped(hoursmith::SIGNATURE_HEADER, secrets, timestamp, body)
 }
 
-/// The `t=...,v1=...` scheme, under the header `name`.
+/// `Stripe-Signature: t=<timestamp>,v1=<hex HMAC of "t.body">`, keyed with the
+/// `whsec_...` secret's bytes verbatim.
+///
+/// ```
+/// // Hoursmith's scheme under another name: the same vector as `sign::hoursmith`.
+/// let header = hookwise_core::sign::stripe(b"whsec_test_secret", 1492774577,
+///     br#"{"id":"evt_test_webhook","object":"event"}"#);
+/// assert_eq!(header.name(), "stripe-signature");
+/// assert_eq!(
+///     header.value(),
+///     "t=1492774577,v1=88a022085c6bdb887b02cb26ff76dd681234d9675c0f22844059f55552a8883a"
+/// );
+/// ```
+pub fn stripe(secret: &[u8], timestamp: u64, body: &[u8]) -> SignedHeader {
+    stripe_with_secrets(&[secret], timestamp, body)
+}
+
+/// A Stripe header with one `v1` per secret, as Stripe sends while a secret is rolled.
+pub fn stripe_with_secrets(secrets: &[&[u8]], timestamp: u64, body: &[u8]) -> SignedHeader {
+    timestamped(stripe::SIGNATURE_HEADER, secrets, timestamp, body)
+}
+
+/// The `t=...,v1=...` scheme Hoursmith and Stripe share, under the header `name`.
 fn timestamped(name: &'static str, secrets: &[&[u8]], timestamp: u64, body: &[u8]) -> SignedHeader {
     let t = timestamp.to_string();
     let mut value = format!("t={t}");

@@ -1,11 +1,11 @@
-//! The `t=<unix seconds>,v1=<hex>` signature scheme of Hoursmith, and of any sender
-//! that signs the same way.
+//! The `t=<unix seconds>,v1=<hex>` signature scheme, shared by Hoursmith and Stripe.
 //!
-//! A header such as `Hoursmith-Signature: t=1492774577,v1=88a02208...` whose `v1`
-//! items are the hex HMAC-SHA256 of `t` exactly as sent, a `.`, then the raw body,
-//! keyed with the secret's bytes verbatim. Senders of this scheme differ only in the
-//! header's name, so the strict parser ([`SignatureHeader`]) and the verification live
-//! here once for every provider that uses them.
+//! Both senders sign the same way: a header such as
+//! `Stripe-Signature: t=1492774577,v1=5257a869...` whose `v1` items are the hex
+//! HMAC-SHA256 of `t` exactly as sent, a `.`, then the raw body, keyed with the
+//! secret's bytes verbatim. Only the header's name differs, so the strict parser
+//! ([`SignatureHeader`]) and the verification live here once and both providers call
+//! them.
 //!
 //! A delivery verifies when `|now - t|` is within the tolerance, in both directions,
 //! and any `v1` matches under any configured secret (rotation); the matching secret
@@ -25,7 +25,7 @@ use crate::{
 /// comparison, and a sender rotating secrets needs two.
 pub const MAX_SIGNATURES: usize = 16;
 
-/// A parsed `t=...,v1=...` header (`Hoursmith-Signature`).
+/// A parsed `t=...,v1=...` header (`Hoursmith-Signature`, `Stripe-Signature`).
 ///
 /// Rules (PROVIDERS.md): comma-separated `key=value` items; whitespace around items is
 /// tolerated; exactly one `t`, all ASCII digits, fitting a `u64`; one or more `v1`, each

@@ -4,9 +4,10 @@
 //!
 //! - The signed payload is `t` exactly as sent, a `.`, then the raw body; HMAC-SHA256
 //!   keyed with the secret's UTF-8 bytes, verbatim; hex of either case.
-//! - The header is parsed strictly ([`SignatureHeader`], in [`timestamped`] for other
-//!   senders of the same scheme); a delivery is valid when any `v1` matches under any
-//!   configured secret (rotation), and the matching secret is reported.
+//! - The header is parsed strictly ([`SignatureHeader`], shared with
+//!   [`Stripe`](crate::Stripe) in [`timestamped`]); a delivery is
+//!   valid when any `v1` matches under any configured secret (rotation), and the
+//!   matching secret is reported.
 //! - `|now - t|` must be at most the tolerance (300 s by default) in both directions.
 //! - Dedupe key: the envelope `id`, shared by every retry.
 //! - Test events (`livemode: false`, `data.test: true`) are delivered and marked
@@ -42,7 +43,7 @@ use bytes::Bytes;
 use http::HeaderMap;
 
 pub use self::event::{Event, EventData};
-// The scheme's parser; re-exported here, where it was first public.
+// The parser is shared with Stripe; re-exported here, where it was first public.
 pub use crate::timestamped::{MAX_SIGNATURES, SignatureHeader};
 use crate::{ConfigError, Provider, Rejection, Secrets, Verified, timestamped};
 
