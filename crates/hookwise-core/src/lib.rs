@@ -19,7 +19,7 @@
 //! | --- | --- |
 //! | [`receiver`] | [`Receiver`], the entry point; [`Outcome`], [`Delivery`] |
 //! | [`provider`] | the [`Provider`] trait: a sender's scheme, envelope, dedupe key |
-//! | [`hoursmith`], [`mojave`], [`stripe`] | the built-in providers and their typed events |
+//! | [`hoursmith`], [`mojave`], [`stripe`], [`github`] | the built-in providers and their typed events |
 //! | [`timestamped`] | the `t=...,v1=...` signature scheme Hoursmith and Stripe share |
 //! | [`secret`] | [`Secrets`]: rotation, HMAC-SHA256, the constant-time compare |
 //! | [`dedupe`] | the [`DedupeStore`] trait and the in-memory [`MemoryStore`] |
@@ -68,6 +68,7 @@
 pub mod clock;
 pub mod dedupe;
 pub mod error;
+pub mod github;
 mod hex;
 pub mod hoursmith;
 pub mod mojave;
@@ -86,6 +87,7 @@ pub use self::{
         StoreError,
     },
     error::{ConfigError, Rejection, RejectionKind},
+    github::GitHub,
     hoursmith::Hoursmith,
     mojave::Mojave,
     provider::{Provider, Verified},

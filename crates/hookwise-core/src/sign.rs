@@ -18,7 +18,7 @@
 
 use http::{HeaderMap, HeaderName, HeaderValue};
 
-use crate::{hex, hoursmith, mojave, secret::SigningKey, stripe};
+use crate::{github, hex, hoursmith, mojave, secret::SigningKey, stripe};
 
 /// A signature header, ready to send.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -111,5 +111,29 @@ pub fn mojave(secret: &[u8], body: &[u8]) -> SignedHeader {
     SignedHeader {
         name: HeaderName::from_static(mojave::SIGNATURE_HEADER),
         value: hex::encode(&SigningKey::new(secret).sign(&[body])),
+    }
+}
+
+/// `X-Hub-Signature-256: sha256=<hex HMAC of the body>`, as GitHub signs.
+///
+/// GitHub also sends `X-GitHub-Delivery` and `X-GitHub-Event`, which are not signed;
+/// add them yourself (see [`github::DELIVERY_HEADER`], [`github::EVENT_HEADER`]).
+///
+/// ```
+/// // GitHub's documented example ("Validating webhook deliveries").
+/// let header = hookwise_core::sign::github(b"It's a Secret to Everybody", b"Hello, World!");
+/// assert_eq!(header.name(), "x-hub-signature-256");
+/// assert_eq!(
+///     header.value(),
+///     "sha256=757107ea0eb2509fc211221cce984b8a37570b6d7586c22c46f4379c8b043e17"
+/// );
+/// ```
+pub fn github(secret: &[u8], body: &[u8]) -> SignedHeader {
+    SignedHeader {
+        name: HeaderName::from_static(github::SIGNATURE_HEADER),
+        value: format!(
+            "sha256={}",
+            hex::encode(&SigningKey::new(secret).sign(&[body]))
+        ),
     }
 }
