@@ -19,7 +19,7 @@
 //! | --- | --- |
 //! | [`receiver`] | [`Receiver`], the entry point; [`Outcome`], [`Delivery`] |
 //! | [`provider`] | the [`Provider`] trait: a sender's scheme, envelope, dedupe key |
-//! | [`hoursmith`], [`mojave`], [`stripe`], [`github`] | the built-in providers and their typed events |
+//! | [`hoursmith`], [`mojave`], [`stripe`], [`github`], [`standard_webhooks`] | the built-in providers and their typed events |
 //! | [`timestamped`] | the `t=...,v1=...` signature scheme Hoursmith and Stripe share |
 //! | [`secret`] | [`Secrets`]: rotation, HMAC-SHA256, the constant-time compare |
 //! | [`dedupe`] | the [`DedupeStore`] trait and the in-memory [`MemoryStore`] |
@@ -77,6 +77,7 @@ pub mod receiver;
 pub mod secret;
 pub mod sign;
 pub mod snapshot;
+pub mod standard_webhooks;
 pub mod stripe;
 pub mod timestamped;
 
@@ -94,5 +95,6 @@ pub use self::{
     receiver::{DEFAULT_BODY_LIMIT, Delivery, Outcome, OutcomeKind, Receiver},
     secret::Secrets,
     snapshot::Snapshot,
+    standard_webhooks::StandardWebhooks,
     stripe::Stripe,
 };

@@ -15,10 +15,16 @@
 //!     "t=1492774577,v1=88a022085c6bdb887b02cb26ff76dd681234d9675c0f22844059f55552a8883a"
 //! );
 //! ```
+//!
+//! A scheme that signs with several headers (Standard Webhooks) returns
+//! [`SignedHeaders`].
 
+use base64::{Engine as _, engine::general_purpose::STANDARD as BASE64};
 use http::{HeaderMap, HeaderName, HeaderValue};
 
-use crate::{github, hex, hoursmith, mojave, secret::SigningKey, stripe};
+use crate::{
+    ConfigError, github, hex, hoursmith, mojave, secret::SigningKey, standard_webhooks, stripe,
+};
 
 /// A signature header, ready to send.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -136,4 +142,121 @@ pub fn github(secret: &[u8], body: &[u8]) -> SignedHeader {
             hex::encode(&SigningKey::new(secret).sign(&[body]))
         ),
     }
+}
+
+/// Several headers that travel together, ready to send: what a scheme that signs
+/// more than the body needs (Standard Webhooks' id, timestamp and signature).
+///
+/// ```
+/// use hookwise_core::sign;
+///
+/// let headers = sign::standard_webhooks("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
+///     "msg_p5jXN8AQM9LWM0D4loKWxJek", 1614265330, br#"{"test": 2432232314}"#)?;
+/// let names: Vec<&str> = headers.iter().map(|h| h.name()).collect();
+/// assert_eq!(names, ["webhook-id", "webhook-timestamp", "webhook-signature"]);
+///
+/// let mut map = http::HeaderMap::new();
+/// headers.insert_into(&mut map);
+/// assert_eq!(map["webhook-timestamp"], "1614265330");
+/// # Ok::<(), hookwise_core::ConfigError>(())
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SignedHeaders {
+    headers: Vec<SignedHeader>,
+}
+
+impl SignedHeaders {
+    /// The value of the header `name` (case-insensitive), if it is one of these.
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|h| h.name().eq_ignore_ascii_case(name))
+            .map(SignedHeader::value)
+    }
+
+    /// The headers, in the order the scheme lists them.
+    pub fn iter(&self) -> std::slice::Iter<'_, SignedHeader> {
+        self.headers.iter()
+    }
+
+    /// Inserts every header into `headers`, replacing any earlier values.
+    pub fn insert_into(&self, headers: &mut HeaderMap) {
+        for header in &self.headers {
+            header.insert_into(headers);
+        }
+    }
+}
+
+impl<'a> IntoIterator for &'a SignedHeaders {
+    type Item = &'a SignedHeader;
+    type IntoIter = std::slice::Iter<'a, SignedHeader>;
+
+    fn into_iter(self) -> Self::IntoIter {
+        self.iter()
+    }
+}
+
+/// `webhook-id`, `webhook-timestamp` and `webhook-signature: v1,<base64 HMAC of
+/// "id.timestamp.body">`, as a Standard Webhooks (Svix) sender signs.
+///
+/// `secret` is the `whsec_<base64>` string (the prefix is optional); the HMAC key is
+/// its base64 decoding. A secret that is empty or not base64 is a [`ConfigError`].
+///
+/// ```
+/// // The published vector of the Standard Webhooks libraries' tests.
+/// let headers = hookwise_core::sign::standard_webhooks(
+///     "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
+///     "msg_p5jXN8AQM9LWM0D4loKWxJek",
+///     1614265330,
+///     br#"{"test": 2432232314}"#,
+/// )?;
+/// assert_eq!(
+///     headers.get("webhook-signature"),
+///     Some("v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE=")
+/// );
+/// assert_eq!(headers.get("webhook-id"), Some("msg_p5jXN8AQM9LWM0D4loKWxJek"));
+/// # Ok::<(), hookwise_core::ConfigError>(())
+/// ```
+pub fn standard_webhooks(
+    secret: &str,
+    id: &str,
+    timestamp: u64,
+    body: &[u8],
+) -> Result<SignedHeaders, ConfigError> {
+    standard_webhooks_with_secrets(&[secret], id, timestamp, body)
+}
+
+/// Standard Webhooks headers with one space-separated `v1,...` entry per secret, as a
+/// sender rotating its secret does.
+///
+/// ```
+/// let headers = hookwise_core::sign::standard_webhooks_with_secrets(
+///     &["whsec_bmV3LXNlY3JldA==", "whsec_b2xkLXNlY3JldA=="], "msg_1", 1, b"{}")?;
+/// assert_eq!(headers.get("webhook-signature").map(|v| v.split(' ').count()), Some(2));
+/// # Ok::<(), hookwise_core::ConfigError>(())
+/// ```
+pub fn standard_webhooks_with_secrets(
+    secrets: &[&str],
+    id: &str,
+    timestamp: u64,
+    body: &[u8],
+) -> Result<SignedHeaders, ConfigError> {
+    let t = timestamp.to_string();
+    let mut signatures = Vec::with_capacity(secrets.len());
+    for secret in secrets {
+        let key = standard_webhooks::decode_secret(secret)?;
+        let digest = SigningKey::new(&key).sign(&[id.as_bytes(), b".", t.as_bytes(), b".", body]);
+        signatures.push(format!("v1,{}", BASE64.encode(digest)));
+    }
+    let header = |name, value| SignedHeader {
+        name: HeaderName::from_static(name),
+        value,
+    };
+    Ok(SignedHeaders {
+        headers: vec![
+            header(standard_webhooks::ID_HEADER, id.to_owned()),
+            header(standard_webhooks::TIMESTAMP_HEADER, t),
+            header(standard_webhooks::SIGNATURE_HEADER, signatures.join(" ")),
+        ],
+    })
 }
