@@ -1,8 +1,9 @@
 //! Signing deliveries the way each provider does, for tests and tooling.
 //!
 //! Use it to test your endpoint end to end, to build fixtures, or to replay a
-//! captured body against a local server. Any secret and any timestamp are accepted,
-//! so you can also produce what a misconfigured sender would.
+//! captured body against a local server. Any secret and any timestamp are accepted
+//! (except a Standard Webhooks secret, which must be base64 to be a key at all), so
+//! you can also produce what a misconfigured sender would.
 //!
 //! ```
 //! use hookwise_core::sign;
