@@ -231,6 +231,10 @@ pub enum ConfigError {
     /// A secret was empty: every signature would be forgeable by anyone.
     #[error("webhook secret is empty")]
     EmptySecret,
+    /// A secret is not in the form its provider requires (e.g. a Standard Webhooks
+    /// secret that is not base64). The reason never quotes the secret.
+    #[error("webhook secret is invalid: {0}")]
+    InvalidSecret(&'static str),
     /// No secret was given at all.
     #[error("at least one webhook secret is required")]
     NoSecrets,

@@ -19,7 +19,8 @@
 //! | --- | --- |
 //! | [`receiver`] | [`Receiver`], the entry point; [`Outcome`], [`Delivery`] |
 //! | [`provider`] | the [`Provider`] trait: a sender's scheme, envelope, dedupe key |
-//! | [`hoursmith`], [`mojave`] | the two built-in providers and their typed events |
+//! | [`hoursmith`], [`mojave`], [`stripe`], [`github`], [`standard_webhooks`] | the built-in providers and their typed events |
+//! | [`timestamped`] | the `t=...,v1=...` signature scheme Hoursmith and Stripe share |
 //! | [`secret`] | [`Secrets`]: rotation, HMAC-SHA256, the constant-time compare |
 //! | [`dedupe`] | the [`DedupeStore`] trait and the in-memory [`MemoryStore`] |
 //! | [`error`] | [`Rejection`] (status + code) and [`ConfigError`] |
@@ -67,6 +68,7 @@
 pub mod clock;
 pub mod dedupe;
 pub mod error;
+pub mod github;
 mod hex;
 pub mod hoursmith;
 pub mod mojave;
@@ -75,6 +77,9 @@ pub mod receiver;
 pub mod secret;
 pub mod sign;
 pub mod snapshot;
+pub mod standard_webhooks;
+pub mod stripe;
+pub mod timestamped;
 
 pub use self::{
     clock::{Clock, ManualClock, SystemClock},
@@ -83,10 +88,13 @@ pub use self::{
         StoreError,
     },
     error::{ConfigError, Rejection, RejectionKind},
+    github::GitHub,
     hoursmith::Hoursmith,
     mojave::Mojave,
     provider::{Provider, Verified},
     receiver::{DEFAULT_BODY_LIMIT, Delivery, Outcome, OutcomeKind, Receiver},
     secret::Secrets,
     snapshot::Snapshot,
+    standard_webhooks::StandardWebhooks,
+    stripe::Stripe,
 };

@@ -1,8 +1,10 @@
 //! The provider abstraction: how one sender signs, shapes and identifies its events.
 //!
-//! [`Mojave`](crate::Mojave) and [`Hoursmith`](crate::Hoursmith) are built on
-//! [`Provider`]; a provider of your own plugs into the same
-//! [`Receiver`](crate::Receiver) and every adapter without touching this crate.
+//! The built-in providers ([`Mojave`](crate::Mojave), [`Hoursmith`](crate::Hoursmith),
+//! [`Stripe`](crate::Stripe), [`GitHub`](crate::GitHub),
+//! [`StandardWebhooks`](crate::StandardWebhooks)) are built on [`Provider`]; a
+//! provider of your own plugs into the same [`Receiver`](crate::Receiver) and every
+//! adapter without touching this crate.
 
 use std::{fmt, time::Duration};
 

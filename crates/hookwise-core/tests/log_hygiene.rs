@@ -5,8 +5,8 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use hookwise_core::{
-    Hoursmith, Mojave, Provider, RejectionKind, hoursmith::Event, mojave::Event as MojaveEvent,
-    sign,
+    GitHub, Hoursmith, Mojave, Provider, RejectionKind, StandardWebhooks, Stripe, hoursmith::Event,
+    mojave::Event as MojaveEvent, sign,
 };
 use http::HeaderMap;
 
@@ -88,6 +88,66 @@ fn rejections_on_the_way_in_do_not_log_secrets_or_signatures() {
         let logged = format!("{rejection} {rejection:?} {}", rejection.body());
         assert!(!logged.contains(secret), "{logged}");
         assert!(!logged.contains(expected.value()), "{logged}");
+        assert!(!logged.contains(&sent), "{logged}");
+    }
+}
+
+#[test]
+fn new_providers_do_not_log_secrets_or_signatures() {
+    let secret = "whsec_bG9nLWh5Z2llbmU=";
+    let body = Bytes::from_static(br#"{"id":"evt_1","type":"x"}"#);
+    let now = Duration::from_secs(1_717_603_200);
+    let t = now.as_secs();
+
+    let mut cases: Vec<(hookwise_core::Rejection, String)> = Vec::new();
+    let forged = sign::stripe(b"other", t, &body);
+    let mut headers = HeaderMap::new();
+    forged.insert_into(&mut headers);
+    let stripe = Stripe::new(secret).expect("secret");
+    cases.push((
+        stripe.verify(&headers, &body, now).expect_err("forged"),
+        forged.value().to_owned(),
+    ));
+    let stale = sign::stripe(secret.as_bytes(), 1, &body);
+    let mut headers = HeaderMap::new();
+    stale.insert_into(&mut headers);
+    cases.push((
+        stripe.verify(&headers, &body, now).expect_err("stale"),
+        stale.value().to_owned(),
+    ));
+
+    let forged = sign::github(b"other", &body);
+    let mut headers = HeaderMap::new();
+    forged.insert_into(&mut headers);
+    cases.push((
+        GitHub::new(secret)
+            .expect("secret")
+            .verify(&headers, &body, now)
+            .expect_err("forged"),
+        forged.value().to_owned(),
+    ));
+
+    let forged = sign::standard_webhooks("whsec_b3RoZXI=", "msg_1", t, &body).expect("b64");
+    let mut headers = HeaderMap::new();
+    forged.insert_into(&mut headers);
+    let sent = forged.get("webhook-signature").expect("signed").to_owned();
+    let provider = StandardWebhooks::new(secret).expect("secret");
+    cases.push((
+        provider.verify(&headers, &body, now).expect_err("forged"),
+        sent.clone(),
+    ));
+    let mut headers = HeaderMap::new();
+    forged.insert_into(&mut headers);
+    headers.remove("webhook-id");
+    cases.push((
+        provider.verify(&headers, &body, now).expect_err("no id"),
+        sent,
+    ));
+
+    for (rejection, sent) in cases {
+        let logged = format!("{rejection} {rejection:?} {}", rejection.body());
+        assert!(!logged.contains(secret), "{logged}");
+        assert!(!logged.contains("bG9nLWh5Z2llbmU"), "{logged}");
         assert!(!logged.contains(&sent), "{logged}");
     }
 }

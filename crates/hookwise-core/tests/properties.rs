@@ -4,9 +4,9 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use hookwise_core::{
-    Hoursmith, Mojave, Provider, RejectionKind,
+    GitHub, Hoursmith, Mojave, Provider, RejectionKind, StandardWebhooks, Stripe, github,
     hoursmith::{self, SignatureHeader},
-    mojave, sign,
+    mojave, sign, standard_webhooks, stripe,
 };
 use http::{HeaderMap, HeaderValue};
 use proptest::prelude::*;
@@ -23,6 +23,44 @@ fn with_header(name: &'static str, value: &str) -> HeaderMap {
         headers.insert(name, value);
     }
     headers
+}
+
+/// The three Standard Webhooks headers; a value that is not a header value is left out.
+fn standard_headers(id: &str, timestamp: &str, signature: &str) -> HeaderMap {
+    let mut headers = HeaderMap::new();
+    for (name, value) in [
+        (standard_webhooks::ID_HEADER, id),
+        (standard_webhooks::TIMESTAMP_HEADER, timestamp),
+        (standard_webhooks::SIGNATURE_HEADER, signature),
+    ] {
+        if let Ok(value) = HeaderValue::from_str(value) {
+            headers.insert(name, value);
+        }
+    }
+    headers
+}
+
+/// Padded standard base64, written here so the property does not test the signer's
+/// encoder with itself.
+fn base64_encode(bytes: &[u8]) -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::new();
+    for chunk in bytes.chunks(3) {
+        let b = [
+            chunk[0],
+            *chunk.get(1).unwrap_or(&0),
+            *chunk.get(2).unwrap_or(&0),
+        ];
+        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(char::from(ALPHABET[((n >> (18 - 6 * i)) & 63) as usize]));
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
 }
 
 fn secret() -> impl Strategy<Value = Vec<u8>> {
@@ -134,5 +172,73 @@ proptest! {
         let body = Bytes::from(body);
         let _ = hoursmith::Event::from_json(&body);
         let _ = mojave::Event::from_json(&body);
+        let _ = stripe::Event::from_json(&body);
+        let _ = standard_webhooks::Event::from_parts("msg_1", T, &body);
+        let mut headers = HeaderMap::new();
+        headers.insert(github::DELIVERY_HEADER, HeaderValue::from_static("d-1"));
+        headers.insert(github::EVENT_HEADER, HeaderValue::from_static("push"));
+        let _ = github::Event::from_request(&headers, &body);
+    }
+
+    #[test]
+    fn new_providers_sign_then_verify(secret in secret(), body in body(), skew in -300i64..=300) {
+        let t = T.checked_add_signed(skew).expect("in range");
+        let header = sign::stripe(&secret, t, &body);
+        let verified = Stripe::new(&secret).expect("non-empty")
+            .verify(&with_header(stripe::SIGNATURE_HEADER, header.value()), &body, now());
+        prop_assert_eq!(verified.map(|v| v.secret_index()), Ok(0));
+
+        let header = sign::github(&secret, &body);
+        let verified = GitHub::new(&secret).expect("non-empty")
+            .verify(&with_header(github::SIGNATURE_HEADER, header.value()), &body, now());
+        prop_assert_eq!(verified.map(|v| v.secret_index()), Ok(0));
+
+        let encoded = format!("whsec_{}", base64_encode(&secret));
+        let signed = sign::standard_webhooks(&encoded, "msg_1", t, &body).expect("base64");
+        let mut headers = HeaderMap::new();
+        signed.insert_into(&mut headers);
+        let verified = StandardWebhooks::new(&encoded).expect("valid")
+            .verify(&headers, &body, now());
+        prop_assert_eq!(verified.map(|v| v.secret_index()), Ok(0));
+    }
+
+    #[test]
+    fn new_providers_never_panic_on_arbitrary_headers(value in ".{0,300}", other in ".{0,40}") {
+        let body = Bytes::from_static(b"{}");
+        let results = [
+            Stripe::new("s").expect("non-empty")
+                .verify(&with_header(stripe::SIGNATURE_HEADER, &value), &body, now()),
+            GitHub::new("s").expect("non-empty")
+                .verify(&with_header(github::SIGNATURE_HEADER, &value), &body, now()),
+            StandardWebhooks::new("whsec_c2VjcmV0").expect("base64")
+                .verify(&standard_headers(&other, &other, &value), &body, now()),
+        ];
+        for result in results {
+            let rejection = result.expect_err("a random header must not verify");
+            prop_assert_eq!(rejection.status(), 401);
+        }
+    }
+
+    #[test]
+    fn standard_webhooks_never_panics_on_near_valid_headers(
+        entries in prop::collection::vec(
+            prop_oneof![
+                "v1,[A-Za-z0-9+/=]{0,46}",
+                "v[0-9a-z]{0,2},[ -~]{0,10}",
+                "[ -~]{0,12}",
+            ],
+            0..20,
+        ),
+        separator in prop_oneof![Just(" "), Just("  "), Just("\t")],
+        timestamp in prop_oneof!["[0-9]{0,22}", "[ -~]{0,12}"],
+    ) {
+        let value = entries.join(separator);
+        let headers = standard_headers("msg_1", &timestamp, &value);
+        let body = Bytes::from_static(b"{}");
+        let result = StandardWebhooks::new("whsec_c2VjcmV0").expect("base64")
+            .verify(&headers, &body, now());
+        if let Err(rejection) = result {
+            prop_assert_eq!(rejection.status(), 401);
+        }
     }
 }

@@ -4,9 +4,10 @@
 //!
 //! - The signed payload is `t` exactly as sent, a `.`, then the raw body; HMAC-SHA256
 //!   keyed with the secret's UTF-8 bytes, verbatim; hex of either case.
-//! - The header is parsed strictly ([`SignatureHeader`]); a delivery is valid when any
-//!   `v1` matches under any configured secret (rotation), and the matching secret is
-//!   reported.
+//! - The header is parsed strictly ([`SignatureHeader`], shared with
+//!   [`Stripe`](crate::Stripe) in [`timestamped`]); a delivery is
+//!   valid when any `v1` matches under any configured secret (rotation), and the
+//!   matching secret is reported.
 //! - `|now - t|` must be at most the tolerance (300 s by default) in both directions.
 //! - Dedupe key: the envelope `id`, shared by every retry.
 //! - Test events (`livemode: false`, `data.test: true`) are delivered and marked
@@ -35,21 +36,16 @@
 //! ```
 
 mod event;
-mod header;
 
 use std::time::Duration;
 
 use bytes::Bytes;
 use http::HeaderMap;
 
-pub use self::{
-    event::{Event, EventData},
-    header::{MAX_SIGNATURES, SignatureHeader},
-};
-use crate::{
-    ConfigError, Provider, Rejection, RejectionKind, Secrets, Verified,
-    provider::{check_timestamp, single_header},
-};
+pub use self::event::{Event, EventData};
+// The parser is shared with Stripe; re-exported here, where it was first public.
+pub use crate::timestamped::{MAX_SIGNATURES, SignatureHeader};
+use crate::{ConfigError, Provider, Rejection, Secrets, Verified, timestamped};
 
 /// The signature header's name (header names are case-insensitive).
 pub const SIGNATURE_HEADER: &str = "hoursmith-signature";
@@ -115,21 +111,14 @@ impl Provider for Hoursmith {
         body: &[u8],
         now: Duration,
     ) -> Result<Verified, Rejection> {
-        let value =
-            single_header(headers, SIGNATURE_HEADER)?.ok_or(RejectionKind::SignatureMissing)?;
-        let header = SignatureHeader::parse(value)?;
-        check_timestamp(
-            i128::from(header.timestamp()),
+        timestamped::verify(
+            SIGNATURE_HEADER,
+            headers,
+            &self.secrets,
+            self.tolerance,
+            body,
             now,
-            self.tolerance,
-            self.tolerance,
-        )?;
-        let signed = [header.timestamp_text().as_bytes(), b".", body];
-        let index = self
-            .secrets
-            .verify(&signed, header.signatures())
-            .ok_or(RejectionKind::SignatureMismatch)?;
-        Ok(Verified::new(index).signed_at(header.timestamp()))
+        )
     }
 
     fn parse(&self, _: &HeaderMap, body: &Bytes, _: Duration) -> Result<Event, Rejection> {

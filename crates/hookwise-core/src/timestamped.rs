@@ -1,12 +1,31 @@
-//! The strict parser for `Hoursmith-Signature: t=<unix seconds>,v1=<hex>[,v1=<hex>...]`.
+//! The `t=<unix seconds>,v1=<hex>` signature scheme, shared by Hoursmith and Stripe.
+//!
+//! Both senders sign the same way: a header such as
+//! `Stripe-Signature: t=1492774577,v1=5257a869...` whose `v1` items are the hex
+//! HMAC-SHA256 of `t` exactly as sent, a `.`, then the raw body, keyed with the
+//! secret's bytes verbatim. Only the header's name differs, so the strict parser
+//! ([`SignatureHeader`]) and the verification live here once and both providers call
+//! them.
+//!
+//! A delivery verifies when `|now - t|` is within the tolerance, in both directions,
+//! and any `v1` matches under any configured secret (rotation); the matching secret
+//! and `t` are reported in [`Verified`].
 
-use crate::{Rejection, RejectionKind, hex, secret::Digest};
+use std::time::Duration;
+
+use http::HeaderMap;
+
+use crate::{
+    Rejection, RejectionKind, Secrets, Verified, hex,
+    provider::{check_timestamp, single_header},
+    secret::Digest,
+};
 
 /// At most this many `v1` signatures are accepted in one header; each one costs a
 /// comparison, and a sender rotating secrets needs two.
 pub const MAX_SIGNATURES: usize = 16;
 
-/// A parsed `Hoursmith-Signature` header.
+/// A parsed `t=...,v1=...` header (`Hoursmith-Signature`, `Stripe-Signature`).
 ///
 /// Rules (PROVIDERS.md): comma-separated `key=value` items; whitespace around items is
 /// tolerated; exactly one `t`, all ASCII digits, fitting a `u64`; one or more `v1`, each
@@ -15,7 +34,7 @@ pub const MAX_SIGNATURES: usize = 16;
 /// `t=1=2`, a `v1` that is not a digest) is malformed.
 ///
 /// ```
-/// use hookwise_core::hoursmith::SignatureHeader;
+/// use hookwise_core::timestamped::SignatureHeader;
 ///
 /// let value = format!("t=1492774577, v0=abc, v1={}", "0".repeat(64));
 /// let header = SignatureHeader::parse(&value)?;
@@ -47,7 +66,7 @@ impl<'a> SignatureHeader<'a> {
                     if timestamp.is_some() {
                         return Err(malformed("more than one t"));
                     }
-                    timestamp = Some((val, parse_unix_secs(val)?));
+                    timestamp = Some((val, parse_unix_secs(val, "t")?));
                 }
                 "v1" => {
                     if signatures.len() == MAX_SIGNATURES {
@@ -93,12 +112,42 @@ impl<'a> SignatureHeader<'a> {
     }
 }
 
-/// `t` must be plain ASCII digits (no sign, no space) and fit in a `u64`.
-fn parse_unix_secs(text: &str) -> Result<u64, Rejection> {
+/// Verifies a delivery signed with the `t=...,v1=...` scheme in the header `name`.
+///
+/// A missing or empty header is [`RejectionKind::SignatureMissing`]; a header that
+/// does not parse is [`RejectionKind::SignatureMalformed`]; `t` further than
+/// `tolerance` from `now` is a timestamp rejection; no `v1` matching under any secret
+/// is [`RejectionKind::SignatureMismatch`]. The timestamp is checked before any MAC is
+/// computed.
+pub(crate) fn verify(
+    name: &str,
+    headers: &HeaderMap,
+    secrets: &Secrets,
+    tolerance: Duration,
+    body: &[u8],
+    now: Duration,
+) -> Result<Verified, Rejection> {
+    let value = single_header(headers, name)?.ok_or(RejectionKind::SignatureMissing)?;
+    let header = SignatureHeader::parse(value)?;
+    check_timestamp(i128::from(header.timestamp()), now, tolerance, tolerance)?;
+    let signed = [header.timestamp_text().as_bytes(), b".", body];
+    let index = secrets
+        .verify(&signed, header.signatures())
+        .ok_or(RejectionKind::SignatureMismatch)?;
+    Ok(Verified::new(index).signed_at(header.timestamp()))
+}
+
+/// `t` must be plain ASCII digits (no sign, no space) and fit in a `u64`. Also the
+/// rule for other schemes' signed Unix timestamps (Standard Webhooks').
+/// `what` names the field in the rejection's detail.
+pub(crate) fn parse_unix_secs(text: &str, what: &'static str) -> Result<u64, Rejection> {
+    let malformed = |problem: &str| {
+        Rejection::new(RejectionKind::SignatureMalformed).with_detail(format!("{what} {problem}"))
+    };
     if text.is_empty() || !text.bytes().all(|b| b.is_ascii_digit()) {
-        return Err(malformed("t is not an unsigned integer"));
+        return Err(malformed("is not an unsigned integer"));
     }
-    text.parse().map_err(|_| malformed("t overflows"))
+    text.parse().map_err(|_| malformed("overflows a u64"))
 }
 
 fn malformed(detail: &'static str) -> Rejection {
