@@ -191,12 +191,27 @@ pub fn rss_bytes() -> u64 {
         .expect("VmRSS in /proc/self/status")
 }
 
-/// File descriptors open in this process now (both ends of loopback connections,
-/// since client and server share the process).
-pub fn open_fds() -> usize {
-    std::fs::read_dir("/proc/self/fd")
-        .expect("/proc/self/fd")
-        .count()
+/// Connections the server on `port` still holds open: sockets whose local port is
+/// `port`, established or half-closed by the peer (`/proc/net/tcp{,6}` states 01 and
+/// 08). A socket the server closed (`FIN_WAIT`, `TIME_WAIT`) is not counted, nor are
+/// the process's other descriptors.
+pub fn server_connections(port: u16) -> usize {
+    let local = format!(":{port:04X}");
+    ["/proc/net/tcp", "/proc/net/tcp6"]
+        .iter()
+        .filter_map(|table| std::fs::read_to_string(table).ok())
+        .map(|table| {
+            table
+                .lines()
+                .skip(1)
+                .filter(|line| {
+                    let fields: Vec<&str> = line.split_whitespace().collect();
+                    matches!(fields.get(1), Some(addr) if addr.ends_with(&local))
+                        && matches!(fields.get(3), Some(&"01" | &"08"))
+                })
+                .count()
+        })
+        .sum()
 }
 
 pub const MIB: u64 = 1024 * 1024;
