@@ -14,6 +14,8 @@ use std::{
 use bytes::Bytes;
 use serde_json::{Map, Value, json};
 
+use hookwise_core::hoursmith;
+
 use crate::{
     error::CliError,
     provider::{Meta, ProviderName},
@@ -26,53 +28,24 @@ pub(crate) struct Sample {
     pub(crate) meta: Meta,
 }
 
-/// The event types with a built-in sample; the first is the default.
-///
-/// Hoursmith and Mojave: every documented type. Stripe and GitHub: common ones (any
-/// other type is sent with a minimal object). Standard Webhooks has no fixed types.
-fn event_types(provider: ProviderName) -> &'static [&'static str] {
+/// The event type `send` samples when `--event` is not given.
+fn default_event_type(provider: ProviderName) -> &'static str {
     match provider {
-        ProviderName::Hoursmith => &[
-            "invoice.paid",
-            "invoice.sent",
-            "invoice.payment_failed",
-            "time_entry.created",
-            "task.completed",
-            "task.created",
-            "client.created",
-            "project.created",
-        ],
-        ProviderName::Mojave => &[
-            "time_entry.created",
-            "time_entry.updated",
-            "invoice.created",
-            "invoice.paid",
-            "project.archived",
-            "user.invited",
-        ],
-        ProviderName::Stripe => &[
-            "payment_intent.succeeded",
-            "checkout.session.completed",
-            "customer.created",
-            "invoice.paid",
-        ],
-        ProviderName::GitHub => &["ping", "push", "issues", "pull_request"],
-        ProviderName::StandardWebhooks => &["invoice.paid", "user.created"],
+        // The richest Hoursmith type: two snapshots.
+        ProviderName::Hoursmith | ProviderName::StandardWebhooks => "invoice.paid",
+        ProviderName::Mojave => "time_entry.created",
+        ProviderName::Stripe => "payment_intent.succeeded",
+        ProviderName::GitHub => "ping",
     }
 }
 
-/// The snapshots a Hoursmith event type carries in `data` (PROVIDERS.md); none for a
-/// type it does not document.
+/// The snapshots a Hoursmith event type carries in `data`; none for a type it does
+/// not document.
 fn hoursmith_data_keys(event_type: &str) -> &'static [&'static str] {
-    match event_type {
-        "invoice.sent" => &["invoice"],
-        "invoice.paid" | "invoice.payment_failed" => &["invoice", "payment"],
-        "time_entry.created" => &["time_entry"],
-        "task.completed" | "task.created" => &["task"],
-        "client.created" => &["client"],
-        "project.created" => &["project"],
-        _ => &[],
-    }
+    hoursmith::EVENT_TYPES
+        .iter()
+        .find(|(known, _)| *known == event_type)
+        .map_or(&[], |(_, keys)| keys)
 }
 
 /// A sample of `event_type` (the provider's default type when `None`), created at
@@ -83,7 +56,7 @@ pub(crate) fn sample(
     event_type: Option<&str>,
     now: u64,
 ) -> Result<Sample, CliError> {
-    let event_type = event_type.unwrap_or(event_types(provider)[0]);
+    let event_type = event_type.unwrap_or(default_event_type(provider));
     let uuid = new_id();
     let tag = short(&uuid);
     // The resource an event is about: `invoice` for `invoice.paid`.
@@ -215,11 +188,24 @@ mod tests {
     use std::time::Duration;
 
     use clap::ValueEnum;
-    use hookwise_core::{hoursmith, mojave};
+    use hookwise_core::mojave;
 
     use super::*;
 
     const NOW: u64 = 1_764_000_000;
+
+    /// The types with a sample of their own: every documented Hoursmith and Mojave
+    /// type; common Stripe and GitHub ones (others get a minimal object); Standard
+    /// Webhooks has no fixed types.
+    fn event_types(provider: ProviderName) -> Vec<&'static str> {
+        match provider {
+            ProviderName::Hoursmith => hoursmith::EVENT_TYPES.iter().map(|(t, _)| *t).collect(),
+            ProviderName::Mojave => mojave::EVENT_TYPES.to_vec(),
+            ProviderName::Stripe => vec!["payment_intent.succeeded", "customer.created"],
+            ProviderName::GitHub => vec!["ping", "push", "issues", "pull_request"],
+            ProviderName::StandardWebhooks => vec!["invoice.paid", "user.created"],
+        }
+    }
 
     /// Every sample, signed as the tool signs it, is accepted by a receiver and arrives
     /// as its own (known) type.

@@ -97,6 +97,26 @@ pub enum EventData {
     },
 }
 
+/// Every documented event type, with the snapshots its `data` must hold (the seed's
+/// table). [`Event::from_json`] refuses a listed type missing one of them; a type not
+/// listed arrives as [`EventData::Unknown`].
+///
+/// ```
+/// use hookwise_core::hoursmith::EVENT_TYPES;
+///
+/// assert!(EVENT_TYPES.contains(&("invoice.paid", &["invoice", "payment"][..])));
+/// ```
+pub const EVENT_TYPES: &[(&str, &[&str])] = &[
+    ("invoice.sent", &["invoice"]),
+    ("invoice.paid", &["invoice", "payment"]),
+    ("invoice.payment_failed", &["invoice", "payment"]),
+    ("time_entry.created", &["time_entry"]),
+    ("task.completed", &["task"]),
+    ("task.created", &["task"]),
+    ("client.created", &["client"]),
+    ("project.created", &["project"]),
+];
+
 /// The wire shape; extra envelope fields are ignored.
 #[derive(Deserialize)]
 struct Envelope {
@@ -225,32 +245,31 @@ mod tests {
         )
     }
 
+    /// `EVENT_TYPES` is what `from_json` does: each listed type with its snapshots
+    /// parses to its own variant, and without any one of them is refused.
     #[test]
     fn every_documented_type_parses_to_its_variant() {
-        let cases = [
-            ("invoice.sent", r#"{"invoice":{"id":"x"}}"#),
-            (
-                "invoice.paid",
-                r#"{"invoice":{"id":"x"},"payment":{"id":"p"}}"#,
-            ),
-            (
-                "invoice.payment_failed",
-                r#"{"invoice":{"id":"x"},"payment":{"id":"p"}}"#,
-            ),
-            ("time_entry.created", r#"{"time_entry":{"id":"x"}}"#),
-            ("task.completed", r#"{"task":{"id":"x"}}"#),
-            ("task.created", r#"{"task":{"id":"x"}}"#),
-            ("client.created", r#"{"client":{"id":"x"}}"#),
-            ("project.created", r#"{"project":{"id":"x"}}"#),
-        ];
-        for (event_type, data) in cases {
-            let event = Event::from_json(envelope(event_type, data).as_bytes())
+        let data = |keys: &[&str]| {
+            let fields: Vec<String> = keys
+                .iter()
+                .map(|k| format!(r#""{k}":{{"id":"x"}}"#))
+                .collect();
+            format!("{{{}}}", fields.join(","))
+        };
+        for (event_type, keys) in EVENT_TYPES {
+            let event = Event::from_json(envelope(event_type, &data(keys)).as_bytes())
                 .unwrap_or_else(|e| panic!("{event_type}: {e}"));
-            assert_eq!(event.event_type(), event_type);
+            assert_eq!(event.event_type(), *event_type);
             assert!(
                 !matches!(event.data(), EventData::Unknown { .. }),
                 "{event_type}"
             );
+            for missing in *keys {
+                let rest: Vec<&str> = keys.iter().copied().filter(|k| k != missing).collect();
+                let err = Event::from_json(envelope(event_type, &data(&rest)).as_bytes())
+                    .expect_err(missing);
+                assert_eq!(err.kind(), RejectionKind::InvalidPayload, "{event_type}");
+            }
         }
     }
 

@@ -42,7 +42,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use http::HeaderMap;
 
-pub use self::event::{Event, EventData};
+pub use self::event::{EVENT_TYPES, Event, EventData};
 // The parser is shared with Stripe; re-exported here, where it was first public.
 pub use crate::timestamped::{MAX_SIGNATURES, SignatureHeader};
 use crate::{ConfigError, Provider, Rejection, Secrets, Verified, timestamped};

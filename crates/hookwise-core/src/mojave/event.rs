@@ -54,6 +54,16 @@ pub enum EventData {
     },
 }
 
+/// Every documented event type; any other arrives as [`EventData::Unknown`].
+pub const EVENT_TYPES: &[&str] = &[
+    "time_entry.created",
+    "time_entry.updated",
+    "invoice.created",
+    "invoice.paid",
+    "project.archived",
+    "user.invited",
+];
+
 #[derive(Deserialize)]
 struct Envelope {
     #[serde(rename = "type")]
@@ -122,14 +132,9 @@ mod tests {
 
     #[test]
     fn every_documented_type_parses_to_its_variant() {
-        for event_type in [
-            "time_entry.created",
-            "time_entry.updated",
-            "invoice.created",
-            "invoice.paid",
-            "project.archived",
-            "user.invited",
-        ] {
+        // The seed documents six types.
+        assert_eq!(EVENT_TYPES.len(), 6);
+        for &event_type in EVENT_TYPES {
             let body = format!(r#"{{"type":"{event_type}","timestamp":1,"data":{{"id":"r_1"}}}}"#);
             let event = Event::from_json(body.as_bytes()).expect(event_type);
             assert_eq!(event.event_type(), event_type);

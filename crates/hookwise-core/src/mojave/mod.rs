@@ -39,7 +39,7 @@ use bytes::Bytes;
 use http::HeaderMap;
 use sha2::{Digest as _, Sha256};
 
-pub use self::event::{Event, EventData};
+pub use self::event::{EVENT_TYPES, Event, EventData};
 use crate::{
     ConfigError, Provider, Rejection, RejectionKind, Secrets, Verified, hex,
     provider::{check_timestamp, single_header},
