@@ -17,7 +17,9 @@
 use std::{future::poll_fn, process::ExitCode, time::Duration};
 
 use axum::{Router, body::Body, routing::post};
-use hookwise_bench::{HOURSMITH_SECRET, KIB, event_id, hoursmith_body, hoursmith_headers, now_secs};
+use hookwise_bench::{
+    HOURSMITH_SECRET, KIB, event_id, hoursmith_body, hoursmith_headers, now_secs,
+};
 use hookwise_core::{Hoursmith, MemoryStore, Receiver};
 use hookwise_tower::WebhookLayer;
 use http::Request;
