@@ -195,7 +195,7 @@ impl<P: Provider, S: DedupeStore> Receiver<P, S> {
         );
         Ok(Delivery {
             provider: self.provider.name(),
-            event,
+            event: Arc::new(event),
             raw: body,
             key,
             verified,
@@ -296,14 +296,32 @@ impl OutcomeKind {
 }
 
 /// A verified delivery: the typed event, the raw body it came from, and its identity.
-#[derive(Debug, Clone)]
+///
+/// Cloning it is cheap: the event is shared between clones (the processor hands a
+/// clone to each attempt of the handler), and the body is reference-counted.
+#[derive(Debug)]
 pub struct Delivery<E> {
     provider: &'static str,
-    event: E,
+    event: Arc<E>,
     raw: Bytes,
     key: DedupeKey,
     verified: Verified,
     received_at: Duration,
+}
+
+// By hand: the derive would require `E: Clone`, which sharing the event no longer
+// needs.
+impl<E> Clone for Delivery<E> {
+    fn clone(&self) -> Self {
+        Self {
+            provider: self.provider,
+            event: self.event.clone(),
+            raw: self.raw.clone(),
+            key: self.key.clone(),
+            verified: self.verified,
+            received_at: self.received_at,
+        }
+    }
 }
 
 impl<E> Delivery<E> {
@@ -312,9 +330,13 @@ impl<E> Delivery<E> {
         &self.event
     }
 
-    /// Consumes the delivery, returning the typed event.
-    pub fn into_event(self) -> E {
-        self.event
+    /// Consumes the delivery, returning the typed event: moved out when this is the
+    /// only clone of the delivery, cloned otherwise.
+    pub fn into_event(self) -> E
+    where
+        E: Clone,
+    {
+        Arc::try_unwrap(self.event).unwrap_or_else(|shared| (*shared).clone())
     }
 
     /// The exact bytes that were verified.

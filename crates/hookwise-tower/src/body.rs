@@ -1,6 +1,11 @@
 //! Buffering a request body within the limit and the read timeout.
 
-use std::time::Duration;
+use std::{
+    future::{Future, poll_fn},
+    pin::pin,
+    task::Poll,
+    time::Duration,
+};
 
 use bytes::Bytes;
 use hookwise_core::{Rejection, RejectionKind};
@@ -18,8 +23,16 @@ where
     B: Body,
     B::Error: Into<BoxError>,
 {
-    let collect = Limited::new(body, limit).collect();
-    match tokio::time::timeout(timeout, collect).await {
+    let mut collect = pin!(Limited::new(body, limit).collect());
+    // A body that is already complete (most are, by the time the request reaches the
+    // layer) is taken on the first poll, without reading the clock or arming a timer;
+    // one that is not is then given the whole timeout.
+    let first = poll_fn(|cx| Poll::Ready(collect.as_mut().poll(cx))).await;
+    let collected = match first {
+        Poll::Ready(collected) => Ok(collected),
+        Poll::Pending => tokio::time::timeout(timeout, collect).await,
+    };
+    match collected {
         Ok(Ok(collected)) => Ok(collected.to_bytes()),
         Ok(Err(e)) if e.is::<LengthLimitError>() => {
             Err(Rejection::new(RejectionKind::PayloadTooLarge)

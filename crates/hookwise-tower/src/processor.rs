@@ -17,7 +17,7 @@ use std::{
 
 use hookwise_core::{Claim, DedupeStore, Delivery, Provider, Receiver, Rejection, RejectionKind};
 use http::{StatusCode, request::Parts};
-use tokio::sync::Semaphore;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tracing::Instrument;
 
 use crate::{DurableQueue, RetryPolicy, ShutdownHandle, Stats, body::BoxError};
@@ -190,25 +190,49 @@ impl<P: Provider, S: DedupeStore> Processor<P, S> {
         J: FnMut(Delivery<P::Event>) -> F + Send + 'static,
         F: Future<Output = Result<(), HandlerError>> + Send + 'static,
     {
+        match self.try_submit(delivery, claim, job) {
+            Ok(()) => Ok(()),
+            Err((claim, refused)) => Err(self.refuse(claim, refused).await),
+        }
+    }
+
+    /// The synchronous part of [`submit`](Self::submit): admits and spawns the
+    /// event, or hands its claim back with the reason for refusing it, for
+    /// [`refuse`](Self::refuse). The accepted path never waits, so the request's
+    /// future holds no state for it.
+    pub(crate) fn try_submit<J, F>(
+        &self,
+        delivery: Delivery<P::Event>,
+        claim: Claim,
+        job: J,
+    ) -> Result<(), (Claim, RejectionKind)>
+    where
+        J: FnMut(Delivery<P::Event>) -> F + Send + 'static,
+        F: Future<Output = Result<(), HandlerError>> + Send + 'static,
+    {
         let shared = &self.shared;
-        let refused = if shared.shutdown.is_closed() {
-            RejectionKind::ShuttingDown
-        } else if let Ok(permit) = shared.admission.clone().try_acquire_owned() {
-            let processor = self.clone();
-            let work = async move {
-                processor.run_with_retries(delivery, claim, job).await;
-                drop(permit);
-            };
-            shared
-                .shutdown
-                .spawn(work.instrument(tracing::Span::current()));
-            return Ok(());
-        } else {
-            RejectionKind::QueueFull
+        if shared.shutdown.is_closed() {
+            return Err((claim, RejectionKind::ShuttingDown));
+        }
+        let Ok(permit) = shared.admission.clone().try_acquire_owned() else {
+            return Err((claim, RejectionKind::QueueFull));
         };
+        // Boxed here, once: the run's state machine (a few KiB: the delivery, the
+        // job, the attempt with its timer) is then not copied again on its way
+        // through the tracker and the spawn into the task.
+        let work = Box::pin(self.clone().run_with_retries(delivery, claim, job, permit));
+        shared
+            .shutdown
+            .spawn(work.instrument(tracing::Span::current()));
+        Ok(())
+    }
+
+    /// Refuses an event [`try_submit`](Self::try_submit) did not take: releases its
+    /// claim so the sender's retry is processed, and counts it finished.
+    pub(crate) async fn refuse(&self, claim: Claim, refused: RejectionKind) -> Rejection {
         self.release(&claim).await;
-        shared.stats.finished();
-        Err(Rejection::new(refused))
+        self.shared.stats.finished();
+        Rejection::new(refused)
     }
 
     /// Runs an accepted event once while the sender waits (ack-after-handler mode):
@@ -244,22 +268,32 @@ impl<P: Provider, S: DedupeStore> Processor<P, S> {
         }
     }
 
-    async fn run_with_retries<J, F>(&self, delivery: Delivery<P::Event>, claim: Claim, job: J)
-    where
+    async fn run_with_retries<J, F>(
+        self,
+        delivery: Delivery<P::Event>,
+        claim: Claim,
+        mut job: J,
+        admitted: OwnedSemaphorePermit,
+    ) where
         J: FnMut(Delivery<P::Event>) -> F,
         F: Future<Output = Result<(), HandlerError>> + Send + 'static,
     {
         let Ok(_running) = self.shared.running.acquire().await else {
             return; // never closed
         };
-        let result = self.process(delivery, job).await;
+        let result = self.attempts(&delivery, &mut job).await;
         self.shared.stats.finished();
         // Processed or dead-lettered, the event is accounted for: a redelivery must
         // not run it again.
         self.commit(&claim).await;
-        if let Err(letter) = result {
-            self.dead_letter(letter);
+        if let Err((error, attempts)) = result {
+            self.dead_letter(DeadLetter {
+                delivery,
+                error,
+                attempts,
+            });
         }
+        drop(admitted);
     }
 
     /// Runs `job` on `delivery` under the retry policy and the handler timeout:
@@ -275,6 +309,27 @@ impl<P: Provider, S: DedupeStore> Processor<P, S> {
         delivery: Delivery<P::Event>,
         mut job: J,
     ) -> Result<(), DeadLetter<P::Event>>
+    where
+        J: FnMut(Delivery<P::Event>) -> F,
+        F: Future<Output = Result<(), HandlerError>> + Send + 'static,
+    {
+        match self.attempts(&delivery, &mut job).await {
+            Ok(()) => Ok(()),
+            Err((error, attempts)) => Err(DeadLetter {
+                delivery,
+                error,
+                attempts,
+            }),
+        }
+    }
+
+    /// [`process`](Self::process) by reference: the last failure and the number of
+    /// attempts when every attempt failed.
+    async fn attempts<J, F>(
+        &self,
+        delivery: &Delivery<P::Event>,
+        job: &mut J,
+    ) -> Result<(), (HandlerError, u32)>
     where
         J: FnMut(Delivery<P::Event>) -> F,
         F: Future<Output = Result<(), HandlerError>> + Send + 'static,
@@ -297,11 +352,7 @@ impl<P: Provider, S: DedupeStore> Processor<P, S> {
                 }
                 Err(error) => {
                     shared.stats.dead_lettered();
-                    return Err(DeadLetter {
-                        delivery,
-                        error,
-                        attempts,
-                    });
+                    return Err((error, attempts));
                 }
             }
         }
@@ -374,11 +425,13 @@ impl<P: Provider, S: DedupeStore> Processor<P, S> {
 
 /// One run of the handler: a panic is caught and a run past the timeout is cancelled
 /// (dropped), without a task of its own, so a run costs no extra spawn and wake-up.
+/// The run is pinned in this future's own state, not boxed.
 async fn attempt<F>(run: F, timeout: Duration) -> Result<(), HandlerError>
 where
     F: Future<Output = Result<(), HandlerError>> + Send + 'static,
 {
-    match tokio::time::timeout(timeout, CatchPanic(Box::pin(run))).await {
+    let run = std::pin::pin!(run);
+    match tokio::time::timeout(timeout, CatchPanic(run)).await {
         Ok(Ok(result)) => result,
         Ok(Err(payload)) => Err(HandlerError::Panicked(panic_message(payload))),
         Err(_elapsed) => Err(HandlerError::TimedOut(timeout)),
@@ -387,15 +440,15 @@ where
 
 /// Polls a future, turning a panic in it into an `Err` with the panic's payload,
 /// as a task's `JoinError` would.
-struct CatchPanic<F>(Pin<Box<F>>);
+struct CatchPanic<'a, F>(Pin<&'a mut F>);
 
-impl<F: Future> Future for CatchPanic<F> {
+impl<F: Future> Future for CatchPanic<'_, F> {
     type Output = Result<F::Output, Box<dyn std::any::Any + Send>>;
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let future = self.0.as_mut();
-        // The future is dropped right after a panic and never polled again, so no
-        // broken invariant inside it can be observed.
+        // The future is dropped right after a panic (with the `attempt` holding it)
+        // and never polled again, so no broken invariant inside it can be observed.
         match std::panic::catch_unwind(AssertUnwindSafe(|| future.poll(cx))) {
             Ok(Poll::Ready(output)) => Poll::Ready(Ok(output)),
             Ok(Poll::Pending) => Poll::Pending,

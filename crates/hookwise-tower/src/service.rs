@@ -10,8 +10,8 @@ use std::{
 };
 
 use bytes::Bytes;
-use hookwise_core::{DedupeStore, Delivery, Outcome, Provider, Rejection};
-use http::{Request, Response, request::Parts};
+use hookwise_core::{DedupeStore, Delivery, Outcome, OutcomeKind, Provider, Rejection};
+use http::{HeaderValue, Request, Response, header::CONTENT_TYPE, request::Parts};
 use http_body::Body;
 use http_body_util::Full;
 use tower_service::Service;
@@ -122,42 +122,35 @@ where
     fn call(&mut self, request: Request<ReqBody>) -> Self::Future {
         let shared = self.shared.clone();
         let inner = self.inner.clone();
+        let span = shared.intake.span();
+        let (parts, body) = request.into_parts();
         ResponseFuture {
-            future: Box::pin(async move { Ok(shared.respond(inner, request).await) }),
+            future: Box::pin(
+                async move {
+                    Ok(match shared.deliver(inner, parts, body).await {
+                        Ok(kind) => ok_response(kind),
+                        Err(rejection) => shared
+                            .intake
+                            .reject(&rejection)
+                            .map(|text| Full::new(Bytes::from(text))),
+                    })
+                }
+                .instrument(span),
+            ),
         }
     }
 }
 
 impl<P: Provider, S: DedupeStore> Shared<P, S> {
-    /// Answers one delivery: the contract's response, whatever happened.
-    async fn respond<Inner, ReqBody, ResBody>(
-        &self,
-        inner: Inner,
-        request: Request<ReqBody>,
-    ) -> Response<ResponseBody>
-    where
-        Inner: Service<Request<HandlerBody>, Response = Response<ResBody>> + Clone + Send + 'static,
-        Inner::Future: Send + 'static,
-        Inner::Error: Into<BoxError>,
-        ReqBody: Body,
-        ReqBody::Error: Into<BoxError>,
-    {
-        let span = self.intake.span();
-        let response = async {
-            self.deliver(inner, request)
-                .await
-                .unwrap_or_else(|rejection| self.intake.reject(&rejection))
-        }
-        .instrument(span)
-        .await;
-        response.map(|text| Full::new(Bytes::from(text)))
-    }
-
+    /// Takes one delivery through the contract, up to handing an accepted event to
+    /// the processor (or the queue, or the handler); the outcome to answer, or the
+    /// rejection. Runs in the delivery's `webhook` span.
     async fn deliver<Inner, ReqBody, ResBody>(
         &self,
         inner: Inner,
-        request: Request<ReqBody>,
-    ) -> Result<Response<String>, Rejection>
+        parts: Parts,
+        body: ReqBody,
+    ) -> Result<OutcomeKind, Rejection>
     where
         Inner: Service<Request<HandlerBody>, Response = Response<ResBody>> + Clone + Send + 'static,
         Inner::Future: Send + 'static,
@@ -165,29 +158,53 @@ impl<P: Provider, S: DedupeStore> Shared<P, S> {
         ReqBody: Body,
         ReqBody::Error: Into<BoxError>,
     {
-        let (parts, body) = request.into_parts();
         let outcome = self.intake.receive(&parts.headers, body).await?;
-        let response = outcome.to_response();
+        let kind = outcome.kind();
         if let Outcome::Accepted { delivery, claim } = outcome {
+            // The common path, ack-fast in memory, takes the event without waiting;
+            // the other two are boxed so that their futures do not inflate (and get
+            // copied along with) every request's.
             match (self.mode, &self.durable) {
                 (AckMode::Fast, Some((queue, route))) => {
-                    self.processor
-                        .enqueue(queue.as_ref(), route, &parts, &delivery, claim)
-                        .await?;
+                    Box::pin(self.processor.enqueue(
+                        queue.as_ref(),
+                        route,
+                        &parts,
+                        &delivery,
+                        claim,
+                    ))
+                    .await?;
                 }
                 (AckMode::Fast, None) => {
                     let job = handler_job(inner, parts);
-                    self.processor.submit(delivery, claim, job).await?;
+                    if let Err((claim, refused)) = self.processor.try_submit(delivery, claim, job) {
+                        return Err(self.processor.refuse(claim, refused).await);
+                    }
                 }
                 (AckMode::AfterHandler, _) => {
                     let job = handler_job(inner, parts);
-                    self.processor.run_now(delivery, claim, job).await?;
+                    Box::pin(self.processor.run_now(delivery, claim, job)).await?;
                 }
             }
             tracing::debug!("webhook event accepted");
         }
-        Ok(response)
+        Ok(kind)
     }
+}
+
+/// The `200` for `kind`: the same response as [`OutcomeKind::to_response`], with a
+/// static body instead of a formatted one.
+fn ok_response(kind: OutcomeKind) -> Response<ResponseBody> {
+    let body: &'static str = match kind {
+        OutcomeKind::Accepted => r#"{"status":"accepted"}"#,
+        OutcomeKind::Duplicate => r#"{"status":"duplicate"}"#,
+        OutcomeKind::Skipped => r#"{"status":"skipped"}"#,
+    };
+    let mut response = Response::new(Full::new(Bytes::from_static(body.as_bytes())));
+    response
+        .headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    response
 }
 
 /// The handler for stored request heads, for a durable queue's workers.
@@ -253,5 +270,42 @@ impl Future for ResponseFuture {
 impl fmt::Debug for ResponseFuture {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ResponseFuture").finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use http_body_util::BodyExt as _;
+
+    use super::*;
+
+    #[test]
+    fn the_static_200s_are_the_contracts() {
+        for kind in [
+            OutcomeKind::Accepted,
+            OutcomeKind::Duplicate,
+            OutcomeKind::Skipped,
+        ] {
+            let expected = kind.to_response();
+            let response = ok_response(kind);
+            assert_eq!(response.status(), expected.status());
+            assert_eq!(response.headers(), expected.headers());
+            let body = futures_ready(response.into_body().collect())
+                .expect("a full body")
+                .to_bytes();
+            assert_eq!(body, expected.body().as_bytes());
+        }
+    }
+
+    /// Polls a future that is ready at once.
+    fn futures_ready<F: Future>(future: F) -> F::Output {
+        let mut future = std::pin::pin!(future);
+        match future
+            .as_mut()
+            .poll(&mut Context::from_waker(std::task::Waker::noop()))
+        {
+            Poll::Ready(output) => output,
+            Poll::Pending => panic!("not ready"),
+        }
     }
 }

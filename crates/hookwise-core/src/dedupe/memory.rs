@@ -37,6 +37,15 @@ fn fingerprint(key: &DedupeKey) -> Fingerprint {
     fp
 }
 
+/// The fingerprint of a claim's key: the one the claim carries when this store made
+/// it (a pure function of the key, so the same), else computed.
+fn claim_fingerprint(claim: &Claim) -> Fingerprint {
+    claim
+        .fingerprint()
+        .copied()
+        .unwrap_or_else(|| fingerprint(claim.key()))
+}
+
 /// An entry of the claim-order queue: 32 bytes per remembered key.
 #[derive(Debug, Clone, Copy)]
 struct QueueEntry {
@@ -238,11 +247,11 @@ impl MemoryStore {
         // locks, and no path takes them the other way round.
         self.counters.claims.fetch_add(1, Relaxed);
         self.enqueue(fp, seq, now);
-        ClaimOutcome::Claimed(Claim::new(key.clone(), seq))
+        ClaimOutcome::Claimed(Claim::with_fingerprint(key.clone(), seq, fp))
     }
 
     fn commit_now(&self, claim: &Claim) {
-        let fp = fingerprint(claim.key());
+        let fp = claim_fingerprint(claim);
         let now = self.now_ms();
         let expires_at = self.deadline(now, self.retention);
         let requeue = match self.slots.entry(fp) {
@@ -277,7 +286,7 @@ impl MemoryStore {
     }
 
     fn release_now(&self, claim: &Claim) {
-        let fp = fingerprint(claim.key());
+        let fp = claim_fingerprint(claim);
         let removed = self
             .slots
             .remove_if(&fp, |_, slot| slot.seq == claim.token() && !slot.done);
@@ -416,6 +425,21 @@ mod tests {
         // Compaction keeps the queue within twice the live keys (floor 1024).
         assert!(queue_len(&store) <= 2 * 1024 + 1, "{}", queue_len(&store));
         assert_eq!(store.stats().keys, 1);
+    }
+
+    #[test]
+    fn a_claim_carries_its_keys_fingerprint_and_commits_without_it_too() {
+        let store = MemoryStore::new();
+        let made = claim(&store, "carried");
+        assert_eq!(made.fingerprint(), Some(&fingerprint(made.key())));
+        // The same claim rebuilt by hand (no fingerprint) is the same claim.
+        let bare = Claim::new(made.key().clone(), made.token());
+        assert_eq!(bare, made);
+        store.commit_now(&bare);
+        assert_eq!(
+            store.claim_now(made.key()),
+            ClaimOutcome::Duplicate(Duplicate::Processed)
+        );
     }
 
     #[test]

@@ -74,17 +74,34 @@ impl fmt::Display for DedupeKey {
 }
 
 /// A won claim on a key: present it to commit or release.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Clone)]
 pub struct Claim {
     key: DedupeKey,
     token: u64,
+    /// The key's fingerprint in [`MemoryStore`], computed when it made the claim, so
+    /// that its commit or release need not hash the key again. Not part of the
+    /// claim's identity.
+    fingerprint: Option<[u8; 16]>,
 }
 
 impl Claim {
     /// A claim on `key`, identified by a store-chosen `token` unique among the claims
     /// of that key (for store implementors).
     pub fn new(key: DedupeKey, token: u64) -> Self {
-        Self { key, token }
+        Self {
+            key,
+            token,
+            fingerprint: None,
+        }
+    }
+
+    /// A claim made by [`MemoryStore`], with the key's fingerprint.
+    pub(crate) fn with_fingerprint(key: DedupeKey, token: u64, fingerprint: [u8; 16]) -> Self {
+        Self {
+            key,
+            token,
+            fingerprint: Some(fingerprint),
+        }
     }
 
     /// The claimed key.
@@ -95,6 +112,30 @@ impl Claim {
     /// The store's token for this claim.
     pub fn token(&self) -> u64 {
         self.token
+    }
+
+    /// The fingerprint [`MemoryStore`] recorded, if it made this claim.
+    pub(crate) fn fingerprint(&self) -> Option<&[u8; 16]> {
+        self.fingerprint.as_ref()
+    }
+}
+
+// By hand, so that the cached fingerprint is neither compared nor shown: a claim is
+// its key and its token.
+impl PartialEq for Claim {
+    fn eq(&self, other: &Self) -> bool {
+        self.key == other.key && self.token == other.token
+    }
+}
+
+impl Eq for Claim {}
+
+impl fmt::Debug for Claim {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Claim")
+            .field("key", &self.key)
+            .field("token", &self.token)
+            .finish()
     }
 }
 

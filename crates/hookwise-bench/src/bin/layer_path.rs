@@ -1,0 +1,89 @@
+//! The layer's path without a network, for instruction counts: `--requests N` unique
+//! 1 KiB Hoursmith deliveries (default 20,000), built and signed first, then sent one
+//! by one through an axum route behind `WebhookLayer` (in-memory store, ack-fast, a
+//! handler that does nothing) on a current-thread runtime, yielding after each so the
+//! background run happens too; then a drain. Exits non-zero on any answer but `200`.
+//!
+//! ```text
+//! cargo build --release -p hookwise-bench
+//! valgrind --tool=callgrind target/release/layer_path --requests 5000
+//! ```
+//!
+//! Compare two builds by their total instructions: the setup (signing) is the same
+//! work in both. `--size BYTES` changes the body size.
+
+#![forbid(unsafe_code)]
+
+use std::{future::poll_fn, process::ExitCode, time::Duration};
+
+use axum::{Router, body::Body, routing::post};
+use hookwise_bench::{
+    HOURSMITH_SECRET, KIB, event_id, hoursmith_body, hoursmith_headers, now_secs,
+};
+use hookwise_core::{Hoursmith, MemoryStore, Receiver};
+use hookwise_tower::WebhookLayer;
+use http::Request;
+use tower_service::Service;
+
+const PATH: &str = "/webhooks/hoursmith";
+
+fn main() -> ExitCode {
+    let (mut requests, mut size) = (20_000_u64, KIB);
+    let mut args = std::env::args().skip(1);
+    while let Some(flag) = args.next() {
+        let value = args.next().and_then(|v| v.parse::<u64>().ok());
+        match (flag.as_str(), value) {
+            ("--requests", Some(n)) => requests = n,
+            ("--size", Some(n)) => size = usize::try_from(n).unwrap_or(KIB),
+            _ => {
+                eprintln!("usage: layer_path [--requests N] [--size BYTES]");
+                return ExitCode::FAILURE;
+            }
+        }
+    }
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()
+        .expect("runtime");
+    let failures = runtime.block_on(run(requests, size));
+    println!("{requests} requests of {size} bytes, {failures} not answered 200");
+    if failures == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
+}
+
+async fn run(requests: u64, size: usize) -> u64 {
+    let provider = Hoursmith::new(HOURSMITH_SECRET).expect("secret");
+    let receiver = Receiver::new(provider, MemoryStore::new()).expect("receiver");
+    let layer = WebhookLayer::new(receiver);
+    let shutdown = layer.shutdown_handle();
+    let mut app = Router::new().route(PATH, post(|| async {})).layer(layer);
+
+    let now = now_secs();
+    let deliveries: Vec<_> = (0..requests)
+        .map(|n| {
+            let body = hoursmith_body(&event_id(3, n), now, size);
+            let mut request = Request::post(PATH);
+            for (name, value) in &hoursmith_headers(&body, now) {
+                request = request.header(name, value);
+            }
+            request.body(Body::from(body)).expect("request")
+        })
+        .collect();
+
+    let mut failures = 0;
+    for request in deliveries {
+        poll_fn(|cx| <Router as Service<Request<Body>>>::poll_ready(&mut app, cx))
+            .await
+            .expect("router is always ready");
+        let response = app.call(request).await.expect("infallible");
+        if response.status() != 200 {
+            failures += 1;
+        }
+        tokio::task::yield_now().await;
+    }
+    let report = shutdown.shutdown(Duration::from_secs(10)).await;
+    failures + report.unfinished as u64
+}
