@@ -51,13 +51,16 @@
 //! late, the client did not deliver the offered load and the run says so below the
 //! table (it still exits 0: only answers other than `200` fail the run).
 //!
-//! Choosing the rate: it must be one **both** servers sustain, so below B's
-//! closed-loop throughput. Either take it from a closed-loop run (for example 25 %,
-//! 50 % and 75 % of A's req/s there, as an absolute `--rate 8000`), or give
-//! `--rate 50%` (or `--rate auto`, the same): a fraction of A's closed-loop
-//! throughput measured by a 1 s calibration of A before each scenario's rounds. The
-//! calibration is noisy on a shared machine; for tables that are compared, give
-//! the absolute rate.
+//! Choosing the rate: it must be one **both** servers sustain. That is well below
+//! B's closed-loop throughput when client and servers share a few cores: at a fixed
+//! rate both spend more CPU per request than at saturation (threads park and wake
+//! for each request instead of batching), so on 2 cores B's queue could run away at
+//! 50 % of A's closed-loop req/s (`BENCHMARKS.md`, section 6). Either take the rate
+//! from a closed-loop run (for example 5 %, 12 % and 25 % of A's req/s there, given
+//! as an absolute `--rate 12000`), or give `--rate 25%` (or `--rate auto`, the
+//! same): a fraction of A's closed-loop throughput measured by a 1 s calibration of
+//! A before each scenario's rounds. The calibration is noisy on a shared machine;
+//! for tables that are compared, give the absolute rate.
 
 #![forbid(unsafe_code)]
 
@@ -132,12 +135,13 @@ usage: hookwise-bench [--seconds N] [--rounds N] [--concurrency N]
   --rate R            fixed rate (open loop) instead of the default closed loop:
                       R requests/s per client, scheduled at fixed intervals, the
                       same offered load for A and B; latency is measured from
-                      each request's scheduled send time. R must be below what
-                      B sustains: take it from a closed-loop run
+                      each request's scheduled send time. R must be a rate B
+                      sustains, well below its closed-loop req/s on few cores
+                      (e.g. 5 to 25 % of A's): take it from a closed-loop run
   --rate P%           the same, at P % of A's closed-loop req/s, measured in a
                       1 s calibration before each scenario (noisy; for tables
                       that are compared give R)
-  --rate auto         --rate 50%";
+  --rate auto         --rate 25%";
 
 /// The command line.
 #[derive(Debug, Clone)]
@@ -173,14 +177,14 @@ impl Rate {
                 .filter(|n| n.is_finite() && *n > 0.0)
         };
         let rate = if value == "auto" {
-            Some(Self::OfA(0.5))
+            Some(Self::OfA(0.25))
         } else if let Some(percent) = value.strip_suffix('%') {
             positive(percent).map(|p| Self::OfA(p / 100.0))
         } else {
             positive(value).map(Self::Fixed)
         };
         rate.ok_or_else(|| {
-            format!("--rate takes requests/s, a percentage (50%) or auto, not {value:?}")
+            format!("--rate takes requests/s, a percentage (25%) or auto, not {value:?}")
         })
     }
 }
