@@ -20,6 +20,49 @@
 //! Scenarios: `unique` (1 KiB, every event new), `duplicates` (1 KiB, every fifth
 //! request a re-signed retry of an event already answered), `large` (64 KiB, every
 //! event new).
+//!
+//! # Closed loop (the default) and fixed rate (`--rate`)
+//!
+//! By default each client is a **closed loop**: `--concurrency` requests in flight,
+//! a new one sent as soon as one is answered, so each server runs at saturation.
+//! Its latency is then set by queueing (Little's law: latency ≈ in flight /
+//! throughput), so a slower server shows a higher latency in proportion to its
+//! lower throughput; that comparison says how much capacity the layer costs, not how
+//! much latency it adds to one request.
+//!
+//! With `--rate R` each client is an **open loop** at a fixed rate instead, so A and
+//! B get the same offered load: `R` requests per second per client (in all, across
+//! its connections), request `k` of a round scheduled at `start + k / R`. A pacer
+//! thread (`std::thread::sleep`, not tokio's millisecond timer) releases each
+//! request when it is due; at most `--concurrency` keep-alive connections per client
+//! send them, one request at a time each, so a due request waits while every
+//! connection is busy. Latency is measured from the **scheduled** send time, not the
+//! actual one, so time spent waiting for a connection counts (no coordinated
+//! omission) and a server that falls behind shows it. Each connection builds and
+//! signs its next request while it waits for its slot, so signing (the HMAC over
+//! 64 KiB in the `large` scenario) is not counted in the latency unless the client
+//! is behind.
+//!
+//! The fixed-rate table adds: the offered rate; the send lag (actual send time less
+//! scheduled, the pacer's jitter plus any wait for a connection) at p99; the p99
+//! measured from the actual send time instead (what the server and the connection
+//! took, without the client's lag: for reading, not for the comparison); how many
+//! requests were sent more than 1 ms late; how many were never sent (not started
+//! within 0.5 s after the round's end); and the longest queue of due requests
+//! waiting for a connection. If any request was not sent, or more than 1 % were
+//! late, the client did not deliver the offered load and the run says so below the
+//! table (it still exits 0: only answers other than `200` fail the run).
+//!
+//! Choosing the rate: it must be one **both** servers sustain. That is well below
+//! B's closed-loop throughput when client and servers share a few cores: at a fixed
+//! rate both spend more CPU per request than at saturation (threads park and wake
+//! for each request instead of batching), so on 2 cores B's queue could run away at
+//! 50 % of A's closed-loop req/s (`BENCHMARKS.md`, section 6). Either take the rate
+//! from a closed-loop run (for example 5 %, 12 % and 25 % of A's req/s there, given
+//! as an absolute `--rate 12000`), or give `--rate 25%` (or `--rate auto`, the
+//! same): a fraction of A's closed-loop throughput measured by a 1 s calibration of
+//! A before each scenario's rounds. The calibration is noisy on a shared machine;
+//! for tables that are compared, give the absolute rate.
 
 #![forbid(unsafe_code)]
 
@@ -28,10 +71,12 @@ use std::{
     hint::black_box,
     net::SocketAddr,
     process::ExitCode,
+    sync::mpsc,
     sync::{
         Arc,
         atomic::{AtomicU64, Ordering},
     },
+    thread,
     time::{Duration, Instant},
 };
 
@@ -46,13 +91,32 @@ use hyper_util::{
     client::legacy::{Client, connect::HttpConnector},
     rt::TokioExecutor,
 };
-use tokio::{net::TcpListener, runtime::Runtime};
+use tokio::{
+    net::TcpListener,
+    runtime::Runtime,
+    sync::{Semaphore, oneshot},
+};
 
 /// The prefix of the server runtime's thread names, to find their CPU time in `/proc`.
 const SERVER_THREAD: &str = "hw-server";
 
-/// The prefix of the client runtime's thread names.
+/// The prefix of the client runtime's thread names (and of the pacer's, so that its
+/// CPU time counts as the client's).
 const CLIENT_THREAD: &str = "hw-client";
+
+/// The name of the fixed-rate mode's pacer thread.
+const PACER_THREAD: &str = "hw-client-pace";
+
+/// In fixed-rate mode, a request sent later than this after its scheduled time is
+/// counted as late.
+const LATE: Duration = Duration::from_millis(1);
+
+/// In fixed-rate mode, due requests not started this long after a round's end are
+/// not sent (and counted).
+const GRACE: Duration = Duration::from_millis(500);
+
+/// How long `--rate P%` measures A's closed-loop throughput before each scenario.
+const CALIBRATION: Duration = Duration::from_secs(1);
 
 const PATH: &str = "/webhooks/hoursmith";
 
@@ -60,14 +124,26 @@ const USAGE: &str = "\
 usage: hookwise-bench [--seconds N] [--rounds N] [--concurrency N]
                       [--scenarios unique,duplicates,large]
                       [--server-threads N] [--client-threads N] [--only A|B]
+                      [--rate R | --rate P% | --rate auto]
 
   --seconds N         measured seconds per server and scenario (default 10)
   --rounds N          A/B rounds the measured time is cut into (default 10)
-  --concurrency N     requests in flight per client (default 16)
+  --concurrency N     requests in flight per client (default 16); with --rate,
+                      the most connections (and requests in flight) per client
   --scenarios LIST    which scenarios to run (default all three)
   --server-threads N  worker threads serving A and B (default 2)
   --client-threads N  worker threads of the load generator (default 2)
-  --only A|B          drive one server only (for profiling it; no ratios)";
+  --only A|B          drive one server only (for profiling it; no ratios)
+  --rate R            fixed rate (open loop) instead of the default closed loop:
+                      R requests/s per client, scheduled at fixed intervals, the
+                      same offered load for A and B; latency is measured from
+                      each request's scheduled send time. R must be a rate B
+                      sustains, well below its closed-loop req/s on few cores
+                      (e.g. 5 to 25 % of A's): take it from a closed-loop run
+  --rate P%           the same, at P % of A's closed-loop req/s, measured in a
+                      1 s calibration before each scenario (noisy; for tables
+                      that are compared give R)
+  --rate auto         --rate 25%";
 
 /// The command line.
 #[derive(Debug, Clone)]
@@ -80,6 +156,39 @@ struct Config {
     client_threads: usize,
     /// Drive only this side (0: A, 1: B), for profiling.
     only: Option<usize>,
+    rate: Rate,
+}
+
+/// How each client loads its server.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Rate {
+    /// `--concurrency` requests in flight, each sent as soon as one is answered.
+    Closed,
+    /// This many requests per second per client, at fixed intervals.
+    Fixed(f64),
+    /// This fraction of A's closed-loop throughput, measured before each scenario.
+    OfA(f64),
+}
+
+impl Rate {
+    fn parse(value: &str) -> Result<Self, String> {
+        let positive = |text: &str| {
+            text.trim()
+                .parse::<f64>()
+                .ok()
+                .filter(|n| n.is_finite() && *n > 0.0)
+        };
+        let rate = if value == "auto" {
+            Some(Self::OfA(0.25))
+        } else if let Some(percent) = value.strip_suffix('%') {
+            positive(percent).map(|p| Self::OfA(p / 100.0))
+        } else {
+            positive(value).map(Self::Fixed)
+        };
+        rate.ok_or_else(|| {
+            format!("--rate takes requests/s, a percentage (25%) or auto, not {value:?}")
+        })
+    }
 }
 
 /// One load shape.
@@ -118,6 +227,7 @@ fn parse_args() -> Result<Config, String> {
         server_threads: 2,
         client_threads: 2,
         only: None,
+        rate: Rate::Closed,
     };
     let mut args = std::env::args().skip(1);
     while let Some(flag) = args.next() {
@@ -145,6 +255,7 @@ fn parse_args() -> Result<Config, String> {
                     _ => return Err(format!("--only takes A or B, not {value:?}")),
                 }
             }
+            "--rate" => config.rate = Rate::parse(&value)?,
             "--scenarios" => {
                 config.scenarios = value
                     .split(',')
@@ -187,24 +298,55 @@ fn main() -> ExitCode {
         .build()
         .expect("client runtime");
 
-    println!(
-        "hookwise load benchmark: {} s per server and scenario in {} A/B rounds, \
-         {} in flight per client, server {} threads, client {} threads, {} CPUs",
-        config.seconds,
-        config.rounds,
-        config.concurrency,
-        config.server_threads,
-        config.client_threads,
-        std::thread::available_parallelism().map_or(0, |n| n.get()),
-    );
+    let cpus = std::thread::available_parallelism().map_or(0, |n| n.get());
+    match config.rate {
+        Rate::Closed => println!(
+            "hookwise load benchmark: {} s per server and scenario in {} A/B rounds, \
+             {} in flight per client, server {} threads, client {} threads, {} CPUs",
+            config.seconds,
+            config.rounds,
+            config.concurrency,
+            config.server_threads,
+            config.client_threads,
+            cpus,
+        ),
+        Rate::Fixed(_) | Rate::OfA(_) => println!(
+            "hookwise load benchmark, fixed rate (open loop): {} s per server and scenario \
+             in {} A/B rounds, {}, at most {} connections per client, server {} threads, \
+             client {} threads, {} CPUs; latency from the scheduled send time",
+            config.seconds,
+            config.rounds,
+            match config.rate {
+                Rate::Fixed(rate) => format!("{rate:.0} req/s offered per client"),
+                Rate::OfA(fraction) => format!(
+                    "{:.0} % of A's closed-loop req/s offered per client",
+                    fraction * 100.0
+                ),
+                Rate::Closed => unreachable!(),
+            },
+            config.concurrency,
+            config.server_threads,
+            config.client_threads,
+            cpus,
+        ),
+    }
+    let pacer = (config.rate != Rate::Closed).then(Pacer::start);
     let mut failed = false;
     for scenario in &config.scenarios {
         // Fresh servers per scenario: B's store starts empty each time.
         let (bare, layered) =
             server_rt.block_on(async { (serve_bare().await, serve_layered().await) });
-        let report = run_scenario(&client_rt, &config, *scenario, bare, layered);
+        let report = run_scenario(
+            &client_rt,
+            &config,
+            pacer.as_ref(),
+            *scenario,
+            bare,
+            layered,
+        );
         failed |= report.errors > 0;
     }
+    drop(pacer);
     drop(client_rt);
     server_rt.shutdown_timeout(Duration::from_secs(1));
     if failed {
@@ -260,6 +402,16 @@ struct Side {
     latencies_us: Vec<u32>,
     server_cpu: Option<Duration>,
     client_cpu: Option<Duration>,
+    /// Fixed rate only: what was scheduled, over how long.
+    scheduled: u64,
+    scheduled_for: Duration,
+    /// Fixed rate only: actual send time less scheduled, of every request sent.
+    lags_us: Vec<u32>,
+    /// Fixed rate only: latency from the actual send time, of every `200`.
+    from_send_us: Vec<u32>,
+    late: u64,
+    unsent: u64,
+    max_queue: u64,
 }
 
 impl Side {
@@ -268,16 +420,25 @@ impl Side {
     }
 
     fn percentile(&self, p: f64) -> u32 {
-        if self.latencies_us.is_empty() {
-            return 0;
-        }
-        let rank = ((self.latencies_us.len() - 1) as f64 * p).round() as usize;
-        self.latencies_us[rank]
+        percentile(&self.latencies_us, p)
+    }
+
+    fn offered(&self) -> f64 {
+        self.scheduled as f64 / self.scheduled_for.as_secs_f64().max(f64::EPSILON)
     }
 
     fn cpu_per_request_us(&self, cpu: Option<Duration>) -> Option<f64> {
         Some(cpu?.as_secs_f64() * 1e6 / (self.ok + self.errors).max(1) as f64)
     }
+}
+
+/// The `p` quantile of sorted `values` (0 if empty).
+fn percentile(values: &[u32], p: f64) -> u32 {
+    if values.is_empty() {
+        return 0;
+    }
+    let rank = ((values.len() - 1) as f64 * p).round() as usize;
+    values[rank]
 }
 
 /// The totals of a scenario, for the exit code.
@@ -289,6 +450,7 @@ struct ScenarioReport {
 fn run_scenario(
     rt: &Runtime,
     config: &Config,
+    pacer: Option<&Pacer>,
     scenario: Scenario,
     bare: SocketAddr,
     layered: SocketAddr,
@@ -314,6 +476,25 @@ fn run_scenario(
             rt.block_on(drive(client, *addr, &load, config.concurrency, warmup));
         }
     }
+    let rate = match config.rate {
+        Rate::Closed => None,
+        Rate::Fixed(rate) => Some(rate),
+        Rate::OfA(fraction) => {
+            let (addr, client) = &targets[0];
+            let started = Instant::now();
+            let result = rt.block_on(drive(client, *addr, &load, config.concurrency, CALIBRATION));
+            let measured = result.ok as f64 / started.elapsed().as_secs_f64();
+            let rate = (measured * fraction).max(1.0);
+            println!();
+            println!(
+                "{}: calibration, A closed loop for {} s: {measured:.0} req/s; offering {rate:.0} req/s ({:.0} %)",
+                scenario.name,
+                CALIBRATION.as_secs_f64(),
+                fraction * 100.0,
+            );
+            Some(rate)
+        }
+    };
     for r in 0..config.rounds {
         // ABBA: A first in even rounds, B first in odd ones.
         let order = if r % 2 == 0 { [0, 1] } else { [1, 0] };
@@ -324,7 +505,18 @@ fn run_scenario(
             let (addr, client) = &targets[i];
             let cpu_before = (thread_cpu(SERVER_THREAD), thread_cpu(CLIENT_THREAD));
             let started = Instant::now();
-            let result = rt.block_on(drive(client, *addr, &load, config.concurrency, round));
+            let result = match (rate, pacer) {
+                (Some(rate), Some(pacer)) => rt.block_on(drive_at_rate(
+                    client,
+                    *addr,
+                    &load,
+                    config.concurrency,
+                    round,
+                    rate,
+                    pacer,
+                )),
+                _ => rt.block_on(drive(client, *addr, &load, config.concurrency, round)),
+            };
             let elapsed = started.elapsed();
             let cpu_after = (thread_cpu(SERVER_THREAD), thread_cpu(CLIENT_THREAD));
             let side = &mut sides[i];
@@ -334,12 +526,25 @@ fn run_scenario(
             side.latencies_us.extend(result.latencies_us);
             side.server_cpu = add_cpu(side.server_cpu, cpu_before.0, cpu_after.0);
             side.client_cpu = add_cpu(side.client_cpu, cpu_before.1, cpu_after.1);
+            side.scheduled += result.scheduled;
+            side.scheduled_for += result.scheduled_for;
+            side.lags_us.extend(result.lags_us);
+            side.from_send_us.extend(result.from_send_us);
+            side.late += result.late;
+            side.unsent += result.unsent;
+            side.max_queue = side.max_queue.max(result.max_queue);
         }
     }
     for side in &mut sides {
         side.latencies_us.sort_unstable();
+        side.lags_us.sort_unstable();
+        side.from_send_us.sort_unstable();
     }
-    print_table(scenario, &sides);
+    if rate.is_some() {
+        print_rate_table(scenario, &sides);
+    } else {
+        print_table(scenario, &sides);
+    }
     ScenarioReport {
         errors: sides.iter().map(|s| s.errors).sum(),
     }
@@ -405,6 +610,87 @@ fn print_table(scenario: Scenario, sides: &[Side; 2]) {
     );
 }
 
+/// The fixed-rate table: [`print_table`]'s columns (latency from the scheduled send
+/// time) plus what the client offered and whether it kept up.
+fn print_rate_table(scenario: Scenario, sides: &[Side; 2]) {
+    let [a, b] = sides;
+    let duplicates = if scenario.duplicate_every > 0 {
+        format!(", 1 in {} a duplicate", scenario.duplicate_every)
+    } else {
+        String::new()
+    };
+    println!();
+    println!(
+        "### {} ({} KiB bodies{duplicates}), fixed rate",
+        scenario.name,
+        scenario.body_size / KIB
+    );
+    println!();
+    println!(
+        "| server | offered req/s | requests | req/s | p50 µs | p99 µs | p99.9 µs | server CPU µs/req | client CPU µs/req | non-200 | send lag p99 µs | p99 from send µs | sent > 1 ms late | not sent | max queue |"
+    );
+    println!(
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
+    );
+    for (name, side) in [("A: bare axum", a), ("B: WebhookLayer", b)] {
+        println!(
+            "| {name} | {:.0} | {} | {:.0} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+            side.offered(),
+            side.ok,
+            side.rate(),
+            side.percentile(0.50),
+            side.percentile(0.99),
+            side.percentile(0.999),
+            us(side.cpu_per_request_us(side.server_cpu)),
+            us(side.cpu_per_request_us(side.client_cpu)),
+            side.errors,
+            percentile(&side.lags_us, 0.99),
+            percentile(&side.from_send_us, 0.99),
+            side.late,
+            side.unsent,
+            side.max_queue,
+        );
+    }
+    let ratio = |b: f64, a: f64| if a > 0.0 { b / a } else { f64::NAN };
+    println!(
+        "| **B/A** | | | {:.3} | {:.2} | **{:.2}** | {:.2} | {} | | | | {:.2} | | | |",
+        ratio(b.rate(), a.rate()),
+        ratio(f64::from(b.percentile(0.50)), f64::from(a.percentile(0.50))),
+        ratio(f64::from(b.percentile(0.99)), f64::from(a.percentile(0.99))),
+        ratio(
+            f64::from(b.percentile(0.999)),
+            f64::from(a.percentile(0.999))
+        ),
+        match (
+            b.cpu_per_request_us(b.server_cpu),
+            a.cpu_per_request_us(a.server_cpu),
+        ) {
+            (Some(b), Some(a)) => format!("{:.2}", ratio(b, a)),
+            _ => "n/a".to_owned(),
+        },
+        ratio(
+            f64::from(percentile(&b.from_send_us, 0.99)),
+            f64::from(percentile(&a.from_send_us, 0.99))
+        ),
+    );
+    for (name, side) in [("A", a), ("B", b)] {
+        if side.scheduled == 0 {
+            continue;
+        }
+        let late_share = side.late as f64 / side.scheduled as f64;
+        if side.unsent > 0 || late_share > 0.01 {
+            println!();
+            println!(
+                "**{name}'s client fell behind the offered load:** {} of {} requests sent more \
+                 than 1 ms late, {} not sent at all, up to {} due requests waiting for a \
+                 connection. Its latencies include that wait; the rate is too high for this \
+                 server (or this machine) at this concurrency.",
+                side.late, side.scheduled, side.unsent, side.max_queue,
+            );
+        }
+    }
+}
+
 /// The load a scenario sends: the same for A and B.
 #[derive(Debug)]
 struct Load {
@@ -430,6 +716,19 @@ struct RoundResult {
     ok: u64,
     errors: u64,
     latencies_us: Vec<u32>,
+    /// Fixed rate only: requests scheduled, over how long.
+    scheduled: u64,
+    scheduled_for: Duration,
+    /// Fixed rate only: actual send time less scheduled, of every request sent.
+    lags_us: Vec<u32>,
+    /// Fixed rate only: latency from the actual send time, of every `200`.
+    from_send_us: Vec<u32>,
+    /// Fixed rate only: sent more than [`LATE`] after their scheduled time.
+    late: u64,
+    /// Fixed rate only: scheduled but not started within [`GRACE`] after the end.
+    unsent: u64,
+    /// Fixed rate only: the most due requests waiting for a connection at once.
+    max_queue: u64,
 }
 
 /// Keeps `concurrency` requests in flight against `addr` for `length`.
@@ -467,40 +766,260 @@ async fn worker(
     let mut result = RoundResult::default();
     let mut previous: Option<Bytes> = None;
     let mut sent = 0u64;
-    let scenario = load.scenario;
     while Instant::now() < deadline {
-        sent += 1;
-        let now = now_secs();
-        let body = match &previous {
-            // A sender's retry: the same event, signed again.
-            Some(body) if sent.is_multiple_of(scenario.duplicate_every) => body.clone(),
-            _ => {
-                let n = load.next_event.fetch_add(1, Ordering::Relaxed);
-                hoursmith_body(&event_id(load.run, n), now, scenario.body_size)
-            }
-        };
-        let signature = sign::hoursmith(HOURSMITH_SECRET.as_bytes(), now, &body);
-        let request = Request::post(uri.clone())
-            .header(CONTENT_TYPE, HeaderValue::from_static("application/json"))
-            .header(signature.name(), signature.value())
-            .body(Full::new(body.clone()))
-            .expect("request");
-        previous = Some(body);
-
+        let request = next_request(&load, &uri, &mut previous, &mut sent);
         let started = Instant::now();
-        let answered = match client.request(request).await {
-            Ok(response) => {
-                let status = response.status();
-                response.into_body().collect().await.is_ok() && status == StatusCode::OK
-            }
-            Err(_) => false,
-        };
+        let answered = send(&client, request).await;
         let latency = started.elapsed();
         if answered {
             result.ok += 1;
-            result
-                .latencies_us
-                .push(u32::try_from(latency.as_micros()).unwrap_or(u32::MAX));
+            result.latencies_us.push(micros(latency));
+        } else {
+            result.errors += 1;
+        }
+    }
+    result
+}
+
+/// Builds and signs a worker's next request: a new event, or (every
+/// `duplicate_every`th) the worker's previous one signed again.
+fn next_request(
+    load: &Load,
+    uri: &http::Uri,
+    previous: &mut Option<Bytes>,
+    sent: &mut u64,
+) -> Request<Full<Bytes>> {
+    *sent += 1;
+    let scenario = load.scenario;
+    let now = now_secs();
+    let body = match previous {
+        // A sender's retry: the same event, signed again.
+        Some(body) if sent.is_multiple_of(scenario.duplicate_every) => body.clone(),
+        _ => {
+            let n = load.next_event.fetch_add(1, Ordering::Relaxed);
+            hoursmith_body(&event_id(load.run, n), now, scenario.body_size)
+        }
+    };
+    let signature = sign::hoursmith(HOURSMITH_SECRET.as_bytes(), now, &body);
+    let request = Request::post(uri.clone())
+        .header(CONTENT_TYPE, HeaderValue::from_static("application/json"))
+        .header(signature.name(), signature.value())
+        .body(Full::new(body.clone()))
+        .expect("request");
+    *previous = Some(body);
+    request
+}
+
+/// Sends `request` and reads the whole answer: whether it was a `200`.
+async fn send(client: &HttpClient, request: Request<Full<Bytes>>) -> bool {
+    match client.request(request).await {
+        Ok(response) => {
+            let status = response.status();
+            response.into_body().collect().await.is_ok() && status == StatusCode::OK
+        }
+        Err(_) => false,
+    }
+}
+
+fn micros(duration: Duration) -> u32 {
+    u32::try_from(duration.as_micros()).unwrap_or(u32::MAX)
+}
+
+/// One round of a fixed rate: which requests are due, shared by the pacer (which
+/// releases them) and the connections (which send them).
+#[derive(Debug)]
+struct Schedule {
+    /// One permit per request that is due and not yet taken by a connection; closed
+    /// when the round is over.
+    due: Semaphore,
+    /// Requests taken by a connection so far: the next one's index.
+    taken: AtomicU64,
+    /// When request 0 is due; request `k` is due at `start + k / rate`.
+    start: Instant,
+    rate: f64,
+    /// Requests in the round: those due before `start + length`.
+    total: u64,
+    length: Duration,
+}
+
+impl Schedule {
+    fn due_at(&self, k: u64) -> Instant {
+        self.start + Duration::from_secs_f64(k as f64 / self.rate)
+    }
+}
+
+/// A round for the pacer: the schedule, and where to report the longest queue.
+#[derive(Debug)]
+struct PaceJob {
+    schedule: Arc<Schedule>,
+    done: oneshot::Sender<u64>,
+}
+
+/// The fixed-rate mode's pacer: an OS thread that releases each request when it is
+/// due. `std::thread::sleep` wakes within tens of microseconds of the time asked
+/// for; tokio's timer rounds sleeps up to the next millisecond, which would add up
+/// to a millisecond to every latency measured from the scheduled time. One thread
+/// for the whole run (named like the client's threads), so that its CPU time stays
+/// in `/proc` and counts as the client's.
+#[derive(Debug)]
+struct Pacer {
+    jobs: Option<mpsc::Sender<PaceJob>>,
+    thread: Option<thread::JoinHandle<()>>,
+}
+
+impl Pacer {
+    fn start() -> Self {
+        let (jobs, receiver) = mpsc::channel::<PaceJob>();
+        let thread = thread::Builder::new()
+            .name(PACER_THREAD.to_owned())
+            .spawn(move || {
+                for job in receiver {
+                    let max_queue = pace(&job.schedule);
+                    let _ = job.done.send(max_queue);
+                }
+            })
+            .expect("pacer thread");
+        Self {
+            jobs: Some(jobs),
+            thread: Some(thread),
+        }
+    }
+
+    /// Paces one round; resolves to the longest queue of due requests seen.
+    fn pace(&self, schedule: Arc<Schedule>) -> oneshot::Receiver<u64> {
+        let (done, receiver) = oneshot::channel();
+        self.jobs
+            .as_ref()
+            .expect("pacer running")
+            .send(PaceJob { schedule, done })
+            .expect("pacer thread alive");
+        receiver
+    }
+}
+
+impl Drop for Pacer {
+    fn drop(&mut self) {
+        drop(self.jobs.take());
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+/// Releases `schedule`'s requests as they fall due, then waits up to [`GRACE`] past
+/// the round's end for the connections to take the last ones, and closes it.
+/// Returns the most due requests that waited for a connection at once.
+fn pace(schedule: &Schedule) -> u64 {
+    let mut released = 0u64;
+    let mut max_queue = 0u64;
+    while released < schedule.total {
+        let now = Instant::now();
+        if now >= schedule.start {
+            let due = (((now - schedule.start).as_secs_f64() * schedule.rate).floor() as u64 + 1)
+                .min(schedule.total);
+            if due > released {
+                schedule
+                    .due
+                    .add_permits(usize::try_from(due - released).unwrap_or(usize::MAX));
+                released = due;
+            }
+            // Released and not yet taken, counted before the connections wake: the
+            // requests just released are in it, so 1 (or a few) is normal.
+            let taken = schedule.taken.load(Ordering::Relaxed);
+            max_queue = max_queue.max(released.saturating_sub(taken));
+        }
+        if released < schedule.total {
+            let next = schedule.due_at(released);
+            thread::sleep(next.saturating_duration_since(Instant::now()));
+        }
+    }
+    let give_up = schedule.start + schedule.length + GRACE;
+    while schedule.taken.load(Ordering::Relaxed) < schedule.total && Instant::now() < give_up {
+        thread::sleep(Duration::from_millis(1));
+    }
+    schedule.due.close();
+    max_queue
+}
+
+/// Offers `rate` requests per second to `addr` for `length`, over at most
+/// `connections` keep-alive connections of `client`; latency is measured from each
+/// request's scheduled send time.
+async fn drive_at_rate(
+    client: &HttpClient,
+    addr: SocketAddr,
+    load: &Arc<Load>,
+    connections: usize,
+    length: Duration,
+    rate: f64,
+    pacer: &Pacer,
+) -> RoundResult {
+    let uri: http::Uri = format!("http://{addr}{PATH}").parse().expect("uri");
+    let total = ((length.as_secs_f64() * rate).ceil() as u64).max(1);
+    let schedule = Arc::new(Schedule {
+        due: Semaphore::new(0),
+        taken: AtomicU64::new(0),
+        // A moment for the connections to build their first request.
+        start: Instant::now() + Duration::from_millis(5),
+        rate,
+        total,
+        length,
+    });
+    let workers: Vec<_> = (0..connections)
+        .map(|_| {
+            let (client, uri, load, schedule) =
+                (client.clone(), uri.clone(), load.clone(), schedule.clone());
+            tokio::spawn(async move { rate_worker(client, uri, load, schedule).await })
+        })
+        .collect();
+    let max_queue = pacer.pace(schedule.clone());
+    let mut total = RoundResult::default();
+    for worker in workers {
+        let result = worker.await.expect("load worker");
+        total.ok += result.ok;
+        total.errors += result.errors;
+        total.latencies_us.extend(result.latencies_us);
+        total.lags_us.extend(result.lags_us);
+        total.from_send_us.extend(result.from_send_us);
+        total.late += result.late;
+    }
+    total.max_queue = max_queue.await.expect("pacer answers");
+    total.scheduled = schedule.total;
+    total.scheduled_for = schedule.length;
+    total.unsent = schedule.total - schedule.taken.load(Ordering::Relaxed);
+    total
+}
+
+/// One connection of a fixed-rate client: builds and signs its next request, waits
+/// until a request is due, sends it, and measures from the time it was due.
+async fn rate_worker(
+    client: HttpClient,
+    uri: http::Uri,
+    load: Arc<Load>,
+    schedule: Arc<Schedule>,
+) -> RoundResult {
+    let mut result = RoundResult::default();
+    let mut previous: Option<Bytes> = None;
+    let mut sent = 0u64;
+    loop {
+        let request = next_request(&load, &uri, &mut previous, &mut sent);
+        let Ok(permit) = schedule.due.acquire().await else {
+            break; // the round is over
+        };
+        permit.forget();
+        let k = schedule.taken.fetch_add(1, Ordering::Relaxed);
+        let due = schedule.due_at(k);
+        let sending = Instant::now();
+        let lag = sending.saturating_duration_since(due);
+        result.lags_us.push(micros(lag));
+        if lag > LATE {
+            result.late += 1;
+        }
+        let answered = send(&client, request).await;
+        let latency = due.elapsed();
+        if answered {
+            result.ok += 1;
+            result.latencies_us.push(micros(latency));
+            result.from_send_us.push(micros(sending.elapsed()));
         } else {
             result.errors += 1;
         }
