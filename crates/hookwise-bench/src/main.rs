@@ -559,8 +559,8 @@ fn add_cpu(
     Some(total? + after?.saturating_sub(before?))
 }
 
-fn print_table(scenario: Scenario, sides: &[Side; 2]) {
-    let [a, b] = sides;
+/// A scenario's table heading: `### unique (1 KiB bodies)` plus `suffix`.
+fn print_heading(scenario: Scenario, suffix: &str) {
     let duplicates = if scenario.duplicate_every > 0 {
         format!(", 1 in {} a duplicate", scenario.duplicate_every)
     } else {
@@ -568,11 +568,50 @@ fn print_table(scenario: Scenario, sides: &[Side; 2]) {
     };
     println!();
     println!(
-        "### {} ({} KiB bodies{duplicates})",
+        "### {} ({} KiB bodies{duplicates}){suffix}",
         scenario.name,
         scenario.body_size / KIB
     );
     println!();
+}
+
+/// `b / a`, or NaN when `a` is not positive.
+fn ratio(b: f64, a: f64) -> f64 {
+    if a > 0.0 { b / a } else { f64::NAN }
+}
+
+/// The B/A row both tables print.
+struct Ratios {
+    rate: f64,
+    p50: f64,
+    p99: f64,
+    p999: f64,
+    /// Server CPU per request, formatted (`n/a` when a reading failed).
+    server_cpu: String,
+}
+
+impl Ratios {
+    fn of(a: &Side, b: &Side) -> Self {
+        let at = |side: &Side, q| f64::from(side.percentile(q));
+        Self {
+            rate: ratio(b.rate(), a.rate()),
+            p50: ratio(at(b, 0.50), at(a, 0.50)),
+            p99: ratio(at(b, 0.99), at(a, 0.99)),
+            p999: ratio(at(b, 0.999), at(a, 0.999)),
+            server_cpu: match (
+                b.cpu_per_request_us(b.server_cpu),
+                a.cpu_per_request_us(a.server_cpu),
+            ) {
+                (Some(b), Some(a)) => format!("{:.2}", ratio(b, a)),
+                _ => "n/a".to_owned(),
+            },
+        }
+    }
+}
+
+fn print_table(scenario: Scenario, sides: &[Side; 2]) {
+    let [a, b] = sides;
+    print_heading(scenario, "");
     println!(
         "| server | requests | req/s | p50 µs | p99 µs | p99.9 µs | server CPU µs/req | client CPU µs/req | non-200 |"
     );
@@ -590,23 +629,10 @@ fn print_table(scenario: Scenario, sides: &[Side; 2]) {
             side.errors,
         );
     }
-    let ratio = |b: f64, a: f64| if a > 0.0 { b / a } else { f64::NAN };
+    let r = Ratios::of(a, b);
     println!(
         "| **B/A** | | **{:.3}** | {:.2} | **{:.2}** | {:.2} | {} | | |",
-        ratio(b.rate(), a.rate()),
-        ratio(f64::from(b.percentile(0.50)), f64::from(a.percentile(0.50))),
-        ratio(f64::from(b.percentile(0.99)), f64::from(a.percentile(0.99))),
-        ratio(
-            f64::from(b.percentile(0.999)),
-            f64::from(a.percentile(0.999))
-        ),
-        match (
-            b.cpu_per_request_us(b.server_cpu),
-            a.cpu_per_request_us(a.server_cpu),
-        ) {
-            (Some(b), Some(a)) => format!("{:.2}", ratio(b, a)),
-            _ => "n/a".to_owned(),
-        },
+        r.rate, r.p50, r.p99, r.p999, r.server_cpu,
     );
 }
 
@@ -614,18 +640,7 @@ fn print_table(scenario: Scenario, sides: &[Side; 2]) {
 /// time) plus what the client offered and whether it kept up.
 fn print_rate_table(scenario: Scenario, sides: &[Side; 2]) {
     let [a, b] = sides;
-    let duplicates = if scenario.duplicate_every > 0 {
-        format!(", 1 in {} a duplicate", scenario.duplicate_every)
-    } else {
-        String::new()
-    };
-    println!();
-    println!(
-        "### {} ({} KiB bodies{duplicates}), fixed rate",
-        scenario.name,
-        scenario.body_size / KIB
-    );
-    println!();
+    print_heading(scenario, ", fixed rate");
     println!(
         "| server | offered req/s | requests | req/s | p50 µs | p99 µs | p99.9 µs | server CPU µs/req | client CPU µs/req | non-200 | send lag p99 µs | p99 from send µs | sent > 1 ms late | not sent | max queue |"
     );
@@ -651,27 +666,14 @@ fn print_rate_table(scenario: Scenario, sides: &[Side; 2]) {
             side.max_queue,
         );
     }
-    let ratio = |b: f64, a: f64| if a > 0.0 { b / a } else { f64::NAN };
+    let r = Ratios::of(a, b);
+    let p99_from_send = ratio(
+        f64::from(percentile(&b.from_send_us, 0.99)),
+        f64::from(percentile(&a.from_send_us, 0.99)),
+    );
     println!(
-        "| **B/A** | | | {:.3} | {:.2} | **{:.2}** | {:.2} | {} | | | | {:.2} | | | |",
-        ratio(b.rate(), a.rate()),
-        ratio(f64::from(b.percentile(0.50)), f64::from(a.percentile(0.50))),
-        ratio(f64::from(b.percentile(0.99)), f64::from(a.percentile(0.99))),
-        ratio(
-            f64::from(b.percentile(0.999)),
-            f64::from(a.percentile(0.999))
-        ),
-        match (
-            b.cpu_per_request_us(b.server_cpu),
-            a.cpu_per_request_us(a.server_cpu),
-        ) {
-            (Some(b), Some(a)) => format!("{:.2}", ratio(b, a)),
-            _ => "n/a".to_owned(),
-        },
-        ratio(
-            f64::from(percentile(&b.from_send_us, 0.99)),
-            f64::from(percentile(&a.from_send_us, 0.99))
-        ),
+        "| **B/A** | | | {:.3} | {:.2} | **{:.2}** | {:.2} | {} | | | | {p99_from_send:.2} | | | |",
+        r.rate, r.p50, r.p99, r.p999, r.server_cpu,
     );
     for (name, side) in [("A", a), ("B", b)] {
         if side.scheduled == 0 {
