@@ -396,39 +396,28 @@ async fn serve(app: Router) -> SocketAddr {
 /// What one side measured over all its rounds.
 #[derive(Debug, Default)]
 struct Side {
-    ok: u64,
-    errors: u64,
+    /// Every round's counts and samples, added up.
+    total: RoundResult,
     elapsed: Duration,
-    latencies_us: Vec<u32>,
     server_cpu: Option<Duration>,
     client_cpu: Option<Duration>,
-    /// Fixed rate only: what was scheduled, over how long.
-    scheduled: u64,
-    scheduled_for: Duration,
-    /// Fixed rate only: actual send time less scheduled, of every request sent.
-    lags_us: Vec<u32>,
-    /// Fixed rate only: latency from the actual send time, of every `200`.
-    from_send_us: Vec<u32>,
-    late: u64,
-    unsent: u64,
-    max_queue: u64,
 }
 
 impl Side {
     fn rate(&self) -> f64 {
-        self.ok as f64 / self.elapsed.as_secs_f64().max(f64::EPSILON)
+        self.total.ok as f64 / self.elapsed.as_secs_f64().max(f64::EPSILON)
     }
 
     fn percentile(&self, p: f64) -> u32 {
-        percentile(&self.latencies_us, p)
+        percentile(&self.total.latencies_us, p)
     }
 
     fn offered(&self) -> f64 {
-        self.scheduled as f64 / self.scheduled_for.as_secs_f64().max(f64::EPSILON)
+        self.total.scheduled as f64 / self.total.scheduled_for.as_secs_f64().max(f64::EPSILON)
     }
 
     fn cpu_per_request_us(&self, cpu: Option<Duration>) -> Option<f64> {
-        Some(cpu?.as_secs_f64() * 1e6 / (self.ok + self.errors).max(1) as f64)
+        Some(cpu?.as_secs_f64() * 1e6 / (self.total.ok + self.total.errors).max(1) as f64)
     }
 }
 
@@ -520,25 +509,16 @@ fn run_scenario(
             let elapsed = started.elapsed();
             let cpu_after = (thread_cpu(SERVER_THREAD), thread_cpu(CLIENT_THREAD));
             let side = &mut sides[i];
-            side.ok += result.ok;
-            side.errors += result.errors;
+            side.total.absorb(result);
             side.elapsed += elapsed;
-            side.latencies_us.extend(result.latencies_us);
             side.server_cpu = add_cpu(side.server_cpu, cpu_before.0, cpu_after.0);
             side.client_cpu = add_cpu(side.client_cpu, cpu_before.1, cpu_after.1);
-            side.scheduled += result.scheduled;
-            side.scheduled_for += result.scheduled_for;
-            side.lags_us.extend(result.lags_us);
-            side.from_send_us.extend(result.from_send_us);
-            side.late += result.late;
-            side.unsent += result.unsent;
-            side.max_queue = side.max_queue.max(result.max_queue);
         }
     }
     for side in &mut sides {
-        side.latencies_us.sort_unstable();
-        side.lags_us.sort_unstable();
-        side.from_send_us.sort_unstable();
+        side.total.latencies_us.sort_unstable();
+        side.total.lags_us.sort_unstable();
+        side.total.from_send_us.sort_unstable();
     }
     if rate.is_some() {
         print_rate_table(scenario, &sides);
@@ -546,7 +526,7 @@ fn run_scenario(
         print_table(scenario, &sides);
     }
     ScenarioReport {
-        errors: sides.iter().map(|s| s.errors).sum(),
+        errors: sides.iter().map(|s| s.total.errors).sum(),
     }
 }
 
@@ -619,14 +599,14 @@ fn print_table(scenario: Scenario, sides: &[Side; 2]) {
     for (name, side) in [("A: bare axum", a), ("B: WebhookLayer", b)] {
         println!(
             "| {name} | {} | {:.0} | {} | {} | {} | {} | {} | {} |",
-            side.ok,
+            side.total.ok,
             side.rate(),
             side.percentile(0.50),
             side.percentile(0.99),
             side.percentile(0.999),
             us(side.cpu_per_request_us(side.server_cpu)),
             us(side.cpu_per_request_us(side.client_cpu)),
-            side.errors,
+            side.total.errors,
         );
     }
     let r = Ratios::of(a, b);
@@ -651,43 +631,43 @@ fn print_rate_table(scenario: Scenario, sides: &[Side; 2]) {
         println!(
             "| {name} | {:.0} | {} | {:.0} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
             side.offered(),
-            side.ok,
+            side.total.ok,
             side.rate(),
             side.percentile(0.50),
             side.percentile(0.99),
             side.percentile(0.999),
             us(side.cpu_per_request_us(side.server_cpu)),
             us(side.cpu_per_request_us(side.client_cpu)),
-            side.errors,
-            percentile(&side.lags_us, 0.99),
-            percentile(&side.from_send_us, 0.99),
-            side.late,
-            side.unsent,
-            side.max_queue,
+            side.total.errors,
+            percentile(&side.total.lags_us, 0.99),
+            percentile(&side.total.from_send_us, 0.99),
+            side.total.late,
+            side.total.unsent,
+            side.total.max_queue,
         );
     }
     let r = Ratios::of(a, b);
     let p99_from_send = ratio(
-        f64::from(percentile(&b.from_send_us, 0.99)),
-        f64::from(percentile(&a.from_send_us, 0.99)),
+        f64::from(percentile(&b.total.from_send_us, 0.99)),
+        f64::from(percentile(&a.total.from_send_us, 0.99)),
     );
     println!(
         "| **B/A** | | | {:.3} | {:.2} | **{:.2}** | {:.2} | {} | | | | {p99_from_send:.2} | | | |",
         r.rate, r.p50, r.p99, r.p999, r.server_cpu,
     );
     for (name, side) in [("A", a), ("B", b)] {
-        if side.scheduled == 0 {
+        if side.total.scheduled == 0 {
             continue;
         }
-        let late_share = side.late as f64 / side.scheduled as f64;
-        if side.unsent > 0 || late_share > 0.01 {
+        let late_share = side.total.late as f64 / side.total.scheduled as f64;
+        if side.total.unsent > 0 || late_share > 0.01 {
             println!();
             println!(
                 "**{name}'s client fell behind the offered load:** {} of {} requests sent more \
                  than 1 ms late, {} not sent at all, up to {} due requests waiting for a \
                  connection. Its latencies include that wait; the rate is too high for this \
                  server (or this machine) at this concurrency.",
-                side.late, side.scheduled, side.unsent, side.max_queue,
+                side.total.late, side.total.scheduled, side.total.unsent, side.total.max_queue,
             );
         }
     }
@@ -733,6 +713,22 @@ struct RoundResult {
     max_queue: u64,
 }
 
+impl RoundResult {
+    /// Adds another worker's or round's counts and samples to these.
+    fn absorb(&mut self, other: RoundResult) {
+        self.ok += other.ok;
+        self.errors += other.errors;
+        self.latencies_us.extend(other.latencies_us);
+        self.scheduled += other.scheduled;
+        self.scheduled_for += other.scheduled_for;
+        self.lags_us.extend(other.lags_us);
+        self.from_send_us.extend(other.from_send_us);
+        self.late += other.late;
+        self.unsent += other.unsent;
+        self.max_queue = self.max_queue.max(other.max_queue);
+    }
+}
+
 /// Keeps `concurrency` requests in flight against `addr` for `length`.
 async fn drive(
     client: &HttpClient,
@@ -751,10 +747,7 @@ async fn drive(
         .collect();
     let mut total = RoundResult::default();
     for worker in workers {
-        let result = worker.await.expect("load worker");
-        total.ok += result.ok;
-        total.errors += result.errors;
-        total.latencies_us.extend(result.latencies_us);
+        total.absorb(worker.await.expect("load worker"));
     }
     total
 }
@@ -976,13 +969,7 @@ async fn drive_at_rate(
     let max_queue = pacer.pace(schedule.clone());
     let mut total = RoundResult::default();
     for worker in workers {
-        let result = worker.await.expect("load worker");
-        total.ok += result.ok;
-        total.errors += result.errors;
-        total.latencies_us.extend(result.latencies_us);
-        total.lags_us.extend(result.lags_us);
-        total.from_send_us.extend(result.from_send_us);
-        total.late += result.late;
+        total.absorb(worker.await.expect("load worker"));
     }
     total.max_queue = max_queue.await.expect("pacer answers");
     total.scheduled = schedule.total;
