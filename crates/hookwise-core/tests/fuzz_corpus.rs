@@ -48,3 +48,23 @@ fn mojave_signature_corpus() {
 fn receive_corpus() {
     assert!(replay("receive", checks::receive) >= 20);
 }
+
+#[test]
+fn standard_webhooks_signature_corpus() {
+    assert!(
+        replay(
+            "standard_webhooks_signature",
+            checks::standard_webhooks_signature
+        ) >= 10
+    );
+}
+
+#[test]
+fn github_signature_corpus() {
+    assert!(replay("github_signature", checks::github_signature) >= 8);
+}
+
+#[test]
+fn receive_providers_corpus() {
+    assert!(replay("receive_providers", checks::receive_providers) >= 10);
+}
