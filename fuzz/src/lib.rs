@@ -84,15 +84,7 @@ pub fn hoursmith_header(data: &[u8]) {
 /// form `[sha256=]<64 hex digits>`, valid exactly when those digits are the HMAC of
 /// the body, a mismatch otherwise.
 pub fn mojave_signature(data: &[u8]) {
-    let (value, body) = match data.iter().position(|&b| b == b'\n') {
-        Some(at) => (&data[..at], &data[at + 1..]),
-        None => (data, &[][..]),
-    };
-    let mut headers = HeaderMap::new();
-    let sent = HeaderValue::from_bytes(value).ok();
-    if let Some(sent) = &sent {
-        headers.insert(hookwise_core::mojave::SIGNATURE_HEADER, sent.clone());
-    }
+    let (value, sent, headers, body) = one_header(data, hookwise_core::mojave::SIGNATURE_HEADER);
     let mojave = Mojave::new(SECRETS[0]).expect("a valid secret");
     let got = mojave
         .verify(&headers, body, Duration::from_secs(NOW))
@@ -101,13 +93,7 @@ pub fn mojave_signature(data: &[u8]) {
 
     let expected = match sent.as_ref().map(HeaderValue::as_bytes) {
         None => Err(RejectionKind::SignatureMissing),
-        Some(bytes)
-            if bytes
-                .iter()
-                .any(|b| !(b' '..=b'~').contains(b) && *b != b'\t') =>
-        {
-            Err(RejectionKind::SignatureMalformed)
-        }
+        Some(bytes) if !is_header_text(bytes) => Err(RejectionKind::SignatureMalformed),
         Some(bytes) => {
             let text = String::from_utf8_lossy(bytes);
             let text = text.trim_matches([' ', '\t']);
@@ -372,6 +358,25 @@ fn header_text(value: Option<&[u8]>) -> Result<Option<&str>, RejectionKind> {
 }
 
 /// What `HeaderValue::to_str` accepts: visible ASCII and tab.
+/// The framing of the one-header targets: the input up to the first `\n` is the value
+/// of header `name`, the rest the body. Returns the raw value, the value as sent (when
+/// it is a valid header value at all), the headers holding it, and the body.
+fn one_header<'d>(
+    data: &'d [u8],
+    name: &'static str,
+) -> (&'d [u8], Option<HeaderValue>, HeaderMap, &'d [u8]) {
+    let (value, body) = match data.iter().position(|&b| b == b'\n') {
+        Some(at) => (&data[..at], &data[at + 1..]),
+        None => (data, &[][..]),
+    };
+    let mut headers = HeaderMap::new();
+    let sent = HeaderValue::from_bytes(value).ok();
+    if let Some(sent) = &sent {
+        headers.insert(name, sent.clone());
+    }
+    (value, sent, headers, body)
+}
+
 fn is_header_text(bytes: &[u8]) -> bool {
     bytes
         .iter()
@@ -420,15 +425,7 @@ fn is_base64_digest(text: &str) -> bool {
 /// surrounding blanks), valid under the first secret whose hex HMAC of the body the
 /// digits are (either case), a mismatch otherwise. `sign::github` always verifies.
 pub fn github_signature(data: &[u8]) {
-    let (value, body) = match data.iter().position(|&b| b == b'\n') {
-        Some(at) => (&data[..at], &data[at + 1..]),
-        None => (data, &[][..]),
-    };
-    let mut headers = HeaderMap::new();
-    let sent = HeaderValue::from_bytes(value).ok();
-    if let Some(sent) = &sent {
-        headers.insert(hookwise_core::github::SIGNATURE_HEADER, sent.clone());
-    }
+    let (value, sent, headers, body) = one_header(data, hookwise_core::github::SIGNATURE_HEADER);
     let github = GitHub::with_secrets(secrets());
     let got = github
         .verify(&headers, body, Duration::from_secs(NOW))
