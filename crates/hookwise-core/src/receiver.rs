@@ -283,9 +283,32 @@ impl OutcomeKind {
         }
     }
 
-    /// The `200` the sender is answered with: `{"status":"<label>"}`, as JSON.
+    /// The body of the `200`: `{"status":"<label>"}`.
+    pub fn body(self) -> &'static str {
+        match self {
+            Self::Accepted => r#"{"status":"accepted"}"#,
+            Self::Duplicate => r#"{"status":"duplicate"}"#,
+            Self::Skipped => r#"{"status":"skipped"}"#,
+        }
+    }
+
+    /// The `200` the sender is answered with: [`body`](Self::body), as JSON.
     pub fn to_response(self) -> http::Response<String> {
-        let mut response = http::Response::new(format!(r#"{{"status":"{}"}}"#, self.label()));
+        self.response()
+    }
+
+    /// [`to_response`](Self::to_response) with any body type made from the static
+    /// text, e.g. `Full<Bytes>` without an allocation.
+    ///
+    /// ```
+    /// use hookwise_core::OutcomeKind;
+    ///
+    /// let response: http::Response<bytes::Bytes> = OutcomeKind::Duplicate.response();
+    /// assert_eq!(response.body(), r#"{"status":"duplicate"}"#);
+    /// assert_eq!(response.headers()["content-type"], "application/json");
+    /// ```
+    pub fn response<B: From<&'static str>>(self) -> http::Response<B> {
+        let mut response = http::Response::new(B::from(self.body()));
         *response.status_mut() = StatusCode::OK;
         response.headers_mut().insert(
             http::header::CONTENT_TYPE,
@@ -362,5 +385,33 @@ impl<E> Delivery<E> {
     /// When the receiver took the delivery, by its clock (time since the Unix epoch).
     pub fn received_at(&self) -> Duration {
         self.received_at
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The static bodies are the contract's `{"status":"<label>"}`, in every body type.
+    #[test]
+    fn the_200s_are_the_contracts() {
+        for kind in [
+            OutcomeKind::Accepted,
+            OutcomeKind::Duplicate,
+            OutcomeKind::Skipped,
+        ] {
+            let expected = format!(r#"{{"status":"{}"}}"#, kind.label());
+            assert_eq!(kind.body(), expected);
+            let text = kind.to_response();
+            let bytes: http::Response<Bytes> = kind.response();
+            assert_eq!(text.status(), StatusCode::OK);
+            assert_eq!(bytes.status(), StatusCode::OK);
+            assert_eq!(text.headers(), bytes.headers());
+            assert_eq!(
+                text.headers()[http::header::CONTENT_TYPE],
+                "application/json"
+            );
+            assert_eq!(text.body().as_bytes(), bytes.body());
+        }
     }
 }
