@@ -272,7 +272,7 @@ impl<P: Provider, S: DedupeStore> Processor<P, S> {
         self,
         delivery: Delivery<P::Event>,
         claim: Claim,
-        mut job: J,
+        job: J,
         admitted: OwnedSemaphorePermit,
     ) where
         J: FnMut(Delivery<P::Event>) -> F,
@@ -281,17 +281,13 @@ impl<P: Provider, S: DedupeStore> Processor<P, S> {
         let Ok(_running) = self.shared.running.acquire().await else {
             return; // never closed
         };
-        let result = self.attempts(&delivery, &mut job).await;
+        let result = self.process(delivery, job).await;
         self.shared.stats.finished();
         // Processed or dead-lettered, the event is accounted for: a redelivery must
         // not run it again.
         self.commit(&claim).await;
-        if let Err((error, attempts)) = result {
-            self.dead_letter(DeadLetter {
-                delivery,
-                error,
-                attempts,
-            });
+        if let Err(letter) = result {
+            self.dead_letter(letter);
         }
         drop(admitted);
     }
