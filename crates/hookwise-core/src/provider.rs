@@ -174,6 +174,11 @@ pub(crate) fn single_header<'h>(
     Ok((!value.is_empty()).then_some(value))
 }
 
+/// A malformed signature header, and what is wrong with it (never its value).
+pub(crate) fn malformed(detail: &'static str) -> Rejection {
+    Rejection::new(crate::RejectionKind::SignatureMalformed).with_detail(detail)
+}
+
 /// Checks a timestamp against `now`: at most `max_age` in the past and at most
 /// `max_ahead` in the future. Shared by every scheme with a replay window.
 pub(crate) fn check_timestamp(

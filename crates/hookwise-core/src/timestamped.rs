@@ -17,7 +17,7 @@ use http::HeaderMap;
 
 use crate::{
     Rejection, RejectionKind, Secrets, Verified, hex,
-    provider::{check_timestamp, single_header},
+    provider::{check_timestamp, malformed, single_header},
     secret::Digest,
 };
 
@@ -148,10 +148,6 @@ pub(crate) fn parse_unix_secs(text: &str, what: &'static str) -> Result<u64, Rej
         return Err(malformed("is not an unsigned integer"));
     }
     text.parse().map_err(|_| malformed("overflows a u64"))
-}
-
-fn malformed(detail: &'static str) -> Rejection {
-    Rejection::new(RejectionKind::SignatureMalformed).with_detail(detail)
 }
 
 #[cfg(test)]

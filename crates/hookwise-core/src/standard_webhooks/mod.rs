@@ -57,7 +57,7 @@ pub use self::event::Event;
 pub use crate::timestamped::MAX_SIGNATURES;
 use crate::{
     ConfigError, Provider, Rejection, RejectionKind, Secrets, Verified,
-    provider::{check_timestamp, single_header},
+    provider::{check_timestamp, malformed, single_header},
     secret::Digest,
     timestamped::parse_unix_secs,
 };
@@ -242,10 +242,6 @@ fn decode_digest(text: &str) -> Option<Digest> {
         return None;
     }
     BASE64.decode(text).ok()?.try_into().ok()
-}
-
-fn malformed(detail: &'static str) -> Rejection {
-    Rejection::new(RejectionKind::SignatureMalformed).with_detail(detail)
 }
 
 impl Provider for StandardWebhooks {
