@@ -9,11 +9,14 @@
 //! | `benches/dedupe.rs` | `MemoryStore` claim + commit, one thread and two contending | `cargo bench -p hookwise-bench --bench dedupe` |
 //! | `benches/receive.rs` | `Receiver::receive` for one whole delivery | `cargo bench -p hookwise-bench --bench receive` |
 //! | `src/main.rs` | loopback load: bare axum route vs the same route behind `WebhookLayer` | `cargo run --release -p hookwise-bench -- --seconds 10` |
+//! | `src/main.rs` with `--baseline hand-rolled` | the same, against [`hand_rolled`]: the contract's work written without hookwise | `cargo run --release -p hookwise-bench -- --seconds 10 --baseline hand-rolled` |
 //! | `src/bin/memory.rs` | resident bytes per key of `MemoryStore` at 1,000,000 keys | `cargo run --release -p hookwise-bench --bin memory` |
 //!
 //! `BENCHMARKS.md` at the repository root has the numbers and how to read them.
 
 #![forbid(unsafe_code)]
+
+pub mod hand_rolled;
 
 use std::{
     future::Future,

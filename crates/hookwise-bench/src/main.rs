@@ -6,7 +6,9 @@
 //!
 //! Starts two servers in this process, on one server runtime:
 //!
-//! - **A**: a bare axum route that reads the body and answers `200`;
+//! - **A**: a bare axum route that reads the body and answers `200` (or, with
+//!   `--baseline hand-rolled`, the contract's work written directly on `hmac`,
+//!   `serde_json` and `dashmap`: see [`hookwise_bench::hand_rolled`]);
 //! - **B**: the same route behind [`WebhookLayer`] with a [`MemoryStore`], ack-fast
 //!   mode and a handler that does nothing.
 //!
@@ -82,7 +84,11 @@ use std::{
 
 use axum::{Router, routing::post};
 use bytes::Bytes;
-use hookwise_bench::{HOURSMITH_SECRET, KIB, event_id, hoursmith_body, now_secs};
+use hookwise_bench::{
+    HOURSMITH_SECRET, KIB, event_id,
+    hand_rolled::{self, HandRolled},
+    hoursmith_body, now_secs,
+};
 use hookwise_core::{Hoursmith, MemoryStore, Receiver, sign};
 use hookwise_tower::WebhookLayer;
 use http::{HeaderValue, Request, StatusCode, header::CONTENT_TYPE};
@@ -125,6 +131,7 @@ usage: hookwise-bench [--seconds N] [--rounds N] [--concurrency N]
                       [--scenarios unique,duplicates,large]
                       [--server-threads N] [--client-threads N] [--only A|B]
                       [--rate R | --rate P% | --rate auto]
+                      [--baseline bare|hand-rolled]
 
   --seconds N         measured seconds per server and scenario (default 10)
   --rounds N          A/B rounds the measured time is cut into (default 10)
@@ -143,7 +150,12 @@ usage: hookwise-bench [--seconds N] [--rounds N] [--concurrency N]
   --rate P%           the same, at P % of A's closed-loop req/s, measured in a
                       1 s calibration before each scenario (noisy; for tables
                       that are compared give R)
-  --rate auto         --rate 25%";
+  --rate auto         --rate 25%
+  --baseline bare     A is a bare axum route that reads the body (the default)
+  --baseline hand-rolled
+                      A is the contract's work without hookwise: verify the
+                      HMAC, parse the envelope, claim the id in a DashMap, spawn
+                      the handler; B/A is then what the layer adds beyond it";
 
 /// The command line.
 #[derive(Debug, Clone)]
@@ -157,6 +169,34 @@ struct Config {
     /// Drive only this side (0: A, 1: B), for profiling.
     only: Option<usize>,
     rate: Rate,
+    baseline: Baseline,
+}
+
+/// What server A is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Baseline {
+    /// A bare axum route that reads the body and answers `200`.
+    Bare,
+    /// [`hand_rolled`]: the contract's work, written without hookwise.
+    HandRolled,
+}
+
+impl Baseline {
+    /// Server A's name in the tables.
+    fn label(self) -> &'static str {
+        match self {
+            Self::Bare => "A: bare axum",
+            Self::HandRolled => "A: hand-rolled receiver",
+        }
+    }
+
+    /// Starts server A.
+    async fn serve(self) -> SocketAddr {
+        match self {
+            Self::Bare => serve_bare().await,
+            Self::HandRolled => serve_hand_rolled().await,
+        }
+    }
 }
 
 /// How each client loads its server.
@@ -228,6 +268,7 @@ fn parse_args() -> Result<Config, String> {
         client_threads: 2,
         only: None,
         rate: Rate::Closed,
+        baseline: Baseline::Bare,
     };
     let mut args = std::env::args().skip(1);
     while let Some(flag) = args.next() {
@@ -256,6 +297,17 @@ fn parse_args() -> Result<Config, String> {
                 }
             }
             "--rate" => config.rate = Rate::parse(&value)?,
+            "--baseline" => {
+                config.baseline = match value.as_str() {
+                    "bare" => Baseline::Bare,
+                    "hand-rolled" => Baseline::HandRolled,
+                    _ => {
+                        return Err(format!(
+                            "--baseline takes bare or hand-rolled, not {value:?}"
+                        ));
+                    }
+                }
+            }
             "--scenarios" => {
                 config.scenarios = value
                     .split(',')
@@ -335,7 +387,7 @@ fn main() -> ExitCode {
     for scenario in &config.scenarios {
         // Fresh servers per scenario: B's store starts empty each time.
         let (bare, layered) =
-            server_rt.block_on(async { (serve_bare().await, serve_layered().await) });
+            server_rt.block_on(async { (config.baseline.serve().await, serve_layered().await) });
         let report = run_scenario(
             &client_rt,
             &config,
@@ -366,6 +418,14 @@ async fn serve_bare() -> SocketAddr {
             StatusCode::OK
         }),
     );
+    serve(app).await
+}
+
+/// A with `--baseline hand-rolled`: the contract's work without hookwise.
+async fn serve_hand_rolled() -> SocketAddr {
+    let app = Router::new()
+        .route(PATH, post(hand_rolled::receive))
+        .with_state(HandRolled::new(HOURSMITH_SECRET.as_bytes()));
     serve(app).await
 }
 
@@ -521,9 +581,9 @@ fn run_scenario(
         side.total.from_send_us.sort_unstable();
     }
     if rate.is_some() {
-        print_rate_table(scenario, &sides);
+        print_rate_table(scenario, config.baseline, &sides);
     } else {
-        print_table(scenario, &sides);
+        print_table(scenario, config.baseline, &sides);
     }
     ScenarioReport {
         errors: sides.iter().map(|s| s.total.errors).sum(),
@@ -589,14 +649,14 @@ impl Ratios {
     }
 }
 
-fn print_table(scenario: Scenario, sides: &[Side; 2]) {
+fn print_table(scenario: Scenario, baseline: Baseline, sides: &[Side; 2]) {
     let [a, b] = sides;
     print_heading(scenario, "");
     println!(
         "| server | requests | req/s | p50 µs | p99 µs | p99.9 µs | server CPU µs/req | client CPU µs/req | non-200 |"
     );
     println!("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
-    for (name, side) in [("A: bare axum", a), ("B: WebhookLayer", b)] {
+    for (name, side) in [(baseline.label(), a), ("B: WebhookLayer", b)] {
         println!(
             "| {name} | {} | {:.0} | {} | {} | {} | {} | {} | {} |",
             side.total.ok,
@@ -618,7 +678,7 @@ fn print_table(scenario: Scenario, sides: &[Side; 2]) {
 
 /// The fixed-rate table: [`print_table`]'s columns (latency from the scheduled send
 /// time) plus what the client offered and whether it kept up.
-fn print_rate_table(scenario: Scenario, sides: &[Side; 2]) {
+fn print_rate_table(scenario: Scenario, baseline: Baseline, sides: &[Side; 2]) {
     let [a, b] = sides;
     print_heading(scenario, ", fixed rate");
     println!(
@@ -627,7 +687,7 @@ fn print_rate_table(scenario: Scenario, sides: &[Side; 2]) {
     println!(
         "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
     );
-    for (name, side) in [("A: bare axum", a), ("B: WebhookLayer", b)] {
+    for (name, side) in [(baseline.label(), a), ("B: WebhookLayer", b)] {
         println!(
             "| {name} | {:.0} | {} | {:.0} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
             side.offered(),
