@@ -132,6 +132,7 @@ usage: hookwise-bench [--seconds N] [--rounds N] [--concurrency N]
                       [--server-threads N] [--client-threads N] [--only A|B]
                       [--rate R | --rate P% | --rate auto]
                       [--baseline bare|hand-rolled]
+                      [--contender layer|hand-rolled]
 
   --seconds N         measured seconds per server and scenario (default 10)
   --rounds N          A/B rounds the measured time is cut into (default 10)
@@ -155,7 +156,11 @@ usage: hookwise-bench [--seconds N] [--rounds N] [--concurrency N]
   --baseline hand-rolled
                       A is the contract's work without hookwise: verify the
                       HMAC, parse the envelope, claim the id in a DashMap, spawn
-                      the handler; B/A is then what the layer adds beyond it";
+                      the handler; B/A is then what the layer adds beyond it
+  --contender hand-rolled
+                      B is the hand-rolled receiver instead of WebhookLayer
+                      (with the default baseline: what the contract's own work
+                      costs next to a bare route)";
 
 /// The command line.
 #[derive(Debug, Clone)]
@@ -169,33 +174,50 @@ struct Config {
     /// Drive only this side (0: A, 1: B), for profiling.
     only: Option<usize>,
     rate: Rate,
-    baseline: Baseline,
+    /// Server A (`--baseline`) and server B (`--contender`).
+    servers: [Server; 2],
 }
 
-/// What server A is.
+/// What a side's server is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Baseline {
+enum Server {
     /// A bare axum route that reads the body and answers `200`.
     Bare,
     /// [`hand_rolled`]: the contract's work, written without hookwise.
     HandRolled,
+    /// The route behind `WebhookLayer`.
+    Layer,
 }
 
-impl Baseline {
-    /// Server A's name in the tables.
+impl Server {
+    /// Its name in the tables.
     fn label(self) -> &'static str {
         match self {
-            Self::Bare => "A: bare axum",
-            Self::HandRolled => "A: hand-rolled receiver",
+            Self::Bare => "bare axum",
+            Self::HandRolled => "hand-rolled receiver",
+            Self::Layer => "WebhookLayer",
         }
     }
 
-    /// Starts server A.
+    /// Starts it.
     async fn serve(self) -> SocketAddr {
         match self {
             Self::Bare => serve_bare().await,
             Self::HandRolled => serve_hand_rolled().await,
+            Self::Layer => serve_layered().await,
         }
+    }
+
+    /// `--flag value`, where `value` must name one of `choices`.
+    fn parse(flag: &str, value: &str, choices: &[(&str, Self)]) -> Result<Self, String> {
+        choices
+            .iter()
+            .find(|(name, _)| *name == value)
+            .map(|(_, server)| *server)
+            .ok_or_else(|| {
+                let names: Vec<_> = choices.iter().map(|(name, _)| *name).collect();
+                format!("{flag} takes {}, not {value:?}", names.join(" or "))
+            })
     }
 }
 
@@ -268,7 +290,7 @@ fn parse_args() -> Result<Config, String> {
         client_threads: 2,
         only: None,
         rate: Rate::Closed,
-        baseline: Baseline::Bare,
+        servers: [Server::Bare, Server::Layer],
     };
     let mut args = std::env::args().skip(1);
     while let Some(flag) = args.next() {
@@ -298,15 +320,15 @@ fn parse_args() -> Result<Config, String> {
             }
             "--rate" => config.rate = Rate::parse(&value)?,
             "--baseline" => {
-                config.baseline = match value.as_str() {
-                    "bare" => Baseline::Bare,
-                    "hand-rolled" => Baseline::HandRolled,
-                    _ => {
-                        return Err(format!(
-                            "--baseline takes bare or hand-rolled, not {value:?}"
-                        ));
-                    }
-                }
+                let choices = [("bare", Server::Bare), ("hand-rolled", Server::HandRolled)];
+                config.servers[0] = Server::parse(&flag, &value, &choices)?;
+            }
+            "--contender" => {
+                let choices = [
+                    ("layer", Server::Layer),
+                    ("hand-rolled", Server::HandRolled),
+                ];
+                config.servers[1] = Server::parse(&flag, &value, &choices)?;
             }
             "--scenarios" => {
                 config.scenarios = value
@@ -386,8 +408,12 @@ fn main() -> ExitCode {
     let mut failed = false;
     for scenario in &config.scenarios {
         // Fresh servers per scenario: B's store starts empty each time.
-        let (bare, layered) =
-            server_rt.block_on(async { (config.baseline.serve().await, serve_layered().await) });
+        let (bare, layered) = server_rt.block_on(async {
+            (
+                config.servers[0].serve().await,
+                config.servers[1].serve().await,
+            )
+        });
         let report = run_scenario(
             &client_rt,
             &config,
@@ -581,9 +607,9 @@ fn run_scenario(
         side.total.from_send_us.sort_unstable();
     }
     if rate.is_some() {
-        print_rate_table(scenario, config.baseline, &sides);
+        print_rate_table(scenario, config.servers, &sides);
     } else {
-        print_table(scenario, config.baseline, &sides);
+        print_table(scenario, config.servers, &sides);
     }
     ScenarioReport {
         errors: sides.iter().map(|s| s.total.errors).sum(),
@@ -649,16 +675,17 @@ impl Ratios {
     }
 }
 
-fn print_table(scenario: Scenario, baseline: Baseline, sides: &[Side; 2]) {
+fn print_table(scenario: Scenario, servers: [Server; 2], sides: &[Side; 2]) {
     let [a, b] = sides;
     print_heading(scenario, "");
     println!(
         "| server | requests | req/s | p50 µs | p99 µs | p99.9 µs | server CPU µs/req | client CPU µs/req | non-200 |"
     );
     println!("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
-    for (name, side) in [(baseline.label(), a), ("B: WebhookLayer", b)] {
+    for (name, side) in [("A", a), ("B", b)] {
+        let server = servers[usize::from(name == "B")].label();
         println!(
-            "| {name} | {} | {:.0} | {} | {} | {} | {} | {} | {} |",
+            "| {name}: {server} | {} | {:.0} | {} | {} | {} | {} | {} | {} |",
             side.total.ok,
             side.rate(),
             side.percentile(0.50),
@@ -678,7 +705,7 @@ fn print_table(scenario: Scenario, baseline: Baseline, sides: &[Side; 2]) {
 
 /// The fixed-rate table: [`print_table`]'s columns (latency from the scheduled send
 /// time) plus what the client offered and whether it kept up.
-fn print_rate_table(scenario: Scenario, baseline: Baseline, sides: &[Side; 2]) {
+fn print_rate_table(scenario: Scenario, servers: [Server; 2], sides: &[Side; 2]) {
     let [a, b] = sides;
     print_heading(scenario, ", fixed rate");
     println!(
@@ -687,9 +714,10 @@ fn print_rate_table(scenario: Scenario, baseline: Baseline, sides: &[Side; 2]) {
     println!(
         "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
     );
-    for (name, side) in [(baseline.label(), a), ("B: WebhookLayer", b)] {
+    for (name, side) in [("A", a), ("B", b)] {
+        let server = servers[usize::from(name == "B")].label();
         println!(
-            "| {name} | {:.0} | {} | {:.0} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+            "| {name}: {server} | {:.0} | {} | {:.0} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
             side.offered(),
             side.total.ok,
             side.rate(),
