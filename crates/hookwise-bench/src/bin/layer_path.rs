@@ -10,7 +10,10 @@
 //! ```
 //!
 //! Compare two builds by their total instructions: the setup (signing) is the same
-//! work in both. `--size BYTES` changes the body size.
+//! work in both. `--size BYTES` changes the body size. `--hand-rolled` sends the same
+//! deliveries to the load benchmark's hand-rolled receiver
+//! ([`hookwise_bench::hand_rolled`]) instead, so that the difference of the two totals
+//! is what the layer does beyond the contract's own work.
 
 #![forbid(unsafe_code)]
 
@@ -18,7 +21,9 @@ use std::{future::poll_fn, process::ExitCode, time::Duration};
 
 use axum::{Router, body::Body, routing::post};
 use hookwise_bench::{
-    HOURSMITH_SECRET, KIB, event_id, hoursmith_body, hoursmith_headers, now_secs,
+    HOURSMITH_SECRET, KIB, event_id,
+    hand_rolled::{self, HandRolled},
+    hoursmith_body, hoursmith_headers, now_secs,
 };
 use hookwise_core::{Hoursmith, MemoryStore, Receiver};
 use hookwise_tower::WebhookLayer;
@@ -28,15 +33,19 @@ use tower_service::Service;
 const PATH: &str = "/webhooks/hoursmith";
 
 fn main() -> ExitCode {
-    let (mut requests, mut size) = (20_000_u64, KIB);
+    let (mut requests, mut size, mut hand_rolled) = (20_000_u64, KIB, false);
     let mut args = std::env::args().skip(1);
     while let Some(flag) = args.next() {
+        if flag == "--hand-rolled" {
+            hand_rolled = true;
+            continue;
+        }
         let value = args.next().and_then(|v| v.parse::<u64>().ok());
         match (flag.as_str(), value) {
             ("--requests", Some(n)) => requests = n,
             ("--size", Some(n)) => size = usize::try_from(n).unwrap_or(KIB),
             _ => {
-                eprintln!("usage: layer_path [--requests N] [--size BYTES]");
+                eprintln!("usage: layer_path [--requests N] [--size BYTES] [--hand-rolled]");
                 return ExitCode::FAILURE;
             }
         }
@@ -45,7 +54,7 @@ fn main() -> ExitCode {
         .enable_time()
         .build()
         .expect("runtime");
-    let failures = runtime.block_on(run(requests, size));
+    let failures = runtime.block_on(run(requests, size, hand_rolled));
     println!("{requests} requests of {size} bytes, {failures} not answered 200");
     if failures == 0 {
         ExitCode::SUCCESS
@@ -54,12 +63,22 @@ fn main() -> ExitCode {
     }
 }
 
-async fn run(requests: u64, size: usize) -> u64 {
+async fn run(requests: u64, size: usize, hand_rolled: bool) -> u64 {
     let provider = Hoursmith::new(HOURSMITH_SECRET).expect("secret");
     let receiver = Receiver::new(provider, MemoryStore::new()).expect("receiver");
     let layer = WebhookLayer::new(receiver);
     let shutdown = layer.shutdown_handle();
-    let mut app = Router::new().route(PATH, post(|| async {})).layer(layer);
+    // As `axum::serve` does, the router gets its state (here none) once, up front.
+    let mut app: Router = if hand_rolled {
+        Router::new()
+            .route(PATH, post(hand_rolled::receive))
+            .with_state(HandRolled::new(HOURSMITH_SECRET.as_bytes()))
+    } else {
+        Router::new()
+            .route(PATH, post(|| async {}))
+            .layer(layer)
+            .with_state(())
+    };
 
     let now = now_secs();
     let deliveries: Vec<_> = (0..requests)
