@@ -11,6 +11,7 @@
 //! | `src/main.rs` | loopback load: bare axum route vs the same route behind `WebhookLayer` | `cargo run --release -p hookwise-bench -- --seconds 10` |
 //! | `src/main.rs` with `--baseline hand-rolled` | the same, against [`hand_rolled`]: the contract's work written without hookwise | `cargo run --release -p hookwise-bench -- --seconds 10 --baseline hand-rolled` |
 //! | `src/bin/memory.rs` | resident bytes per key of `MemoryStore` at 1,000,000 keys | `cargo run --release -p hookwise-bench --bin memory` |
+//! | `src/bin/layer_path.rs` | the layer's whole path in one process, for instruction counts (`--hand-rolled`: the hand-rolled receiver's) | `valgrind --tool=callgrind target/release/layer_path --requests 5000` |
 //!
 //! `BENCHMARKS.md` at the repository root has the numbers and how to read them.
 

@@ -10,7 +10,8 @@
 //!   `--baseline hand-rolled`, the contract's work written directly on `hmac`,
 //!   `serde_json` and `dashmap`: see [`hookwise_bench::hand_rolled`]);
 //! - **B**: the same route behind [`WebhookLayer`] with a [`MemoryStore`], ack-fast
-//!   mode and a handler that does nothing.
+//!   mode and a handler that does nothing (or, with `--contender hand-rolled`, the
+//!   hand-rolled receiver, to price the contract's own work against the bare route).
 //!
 //! Each is driven by its own client (keep-alive connections, `--concurrency`
 //! requests in flight) on a client runtime, with the same load: every request a
