@@ -1,5 +1,5 @@
 //! Verification next to raw HMAC-SHA256 of the same bytes, header parsing, and
-//! envelope parsing into the typed event.
+//! envelope parsing into the typed event, for each of the five providers.
 //!
 //! `cargo bench -p hookwise-bench --bench verify`
 
@@ -7,19 +7,26 @@
 
 use std::{hint::black_box, time::Duration};
 
+use bytes::Bytes;
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use hmac::{Hmac, KeyInit, Mac};
 use hookwise_bench::{
-    HOURSMITH_SECRET, KIB, MOJAVE_SECRET, event_id, hoursmith_body, hoursmith_headers, mojave_body,
-    mojave_headers, now_secs,
+    GITHUB_SECRET, HOURSMITH_SECRET, KIB, MOJAVE_SECRET, STANDARD_WEBHOOKS_SECRET, STRIPE_SECRET,
+    event_id, github_body, github_headers, hoursmith_body, hoursmith_headers, mojave_body,
+    mojave_headers, now_secs, standard_webhooks_body, standard_webhooks_headers, stripe_body,
+    stripe_headers,
 };
-use hookwise_core::{Hoursmith, Mojave, Provider, hoursmith, mojave};
+use hookwise_core::{
+    GitHub, Hoursmith, Mojave, Provider, StandardWebhooks, Stripe, hoursmith, standard_webhooks,
+};
+use http::HeaderMap;
+use sha2::Sha256;
 
 const SIZES: [usize; 2] = [KIB, 64 * KIB];
 
 /// Raw HMAC-SHA256 with the key schedule computed once, as the providers keep it:
 /// the floor any verification pays.
-fn raw_hmac(key: &Hmac<sha2::Sha256>, parts: &[&[u8]]) -> [u8; 32] {
+fn raw_hmac(key: &Hmac<Sha256>, parts: &[&[u8]]) -> [u8; 32] {
     let mut mac = key.clone();
     for part in parts {
         mac.update(part);
@@ -27,51 +34,136 @@ fn raw_hmac(key: &Hmac<sha2::Sha256>, parts: &[&[u8]]) -> [u8; 32] {
     mac.finalize().into_bytes().into()
 }
 
-fn verification(c: &mut Criterion) {
-    let now = now_secs();
-    let now_d = Duration::from_secs(now);
-    let hoursmith = Hoursmith::new(HOURSMITH_SECRET).expect("secret");
-    let mojave = Mojave::new(MOJAVE_SECRET).expect("secret");
-    let hoursmith_key =
-        <Hmac<sha2::Sha256> as KeyInit>::new_from_slice(HOURSMITH_SECRET.as_bytes())
-            .expect("any key length");
-    let mojave_key = <Hmac<sha2::Sha256> as KeyInit>::new_from_slice(MOJAVE_SECRET.as_bytes())
-        .expect("any key length");
+fn hmac_key(key: &[u8]) -> Hmac<Sha256> {
+    <Hmac<Sha256> as KeyInit>::new_from_slice(key).expect("any key length")
+}
 
+/// A provider's check, erased to what the benchmarks call.
+type Check = Box<dyn Fn(&HeaderMap, &Bytes) -> bool>;
+
+/// One provider's signed delivery of one size, and what is measured on it.
+struct Case {
+    name: &'static str,
+    headers: HeaderMap,
+    body: Bytes,
+    /// The HMAC key, and what the provider signs before the body (`t.` for the
+    /// `t=,v1=` scheme, `id.t.` for Standard Webhooks, nothing for a body-only HMAC).
+    key: Hmac<Sha256>,
+    signed_prefix: Vec<u8>,
+    /// `Provider::verify` at the signing time.
+    verify: Check,
+    /// `Provider::parse`: the body into the typed event.
+    parse: Check,
+}
+
+impl Case {
+    fn new<P: Provider + 'static>(
+        name: &'static str,
+        provider: P,
+        (headers, body): (HeaderMap, Bytes),
+        key: &[u8],
+        signed_prefix: String,
+        now: Duration,
+    ) -> Self {
+        let provider = std::rc::Rc::new(provider);
+        let parser = provider.clone();
+        Self {
+            name,
+            headers,
+            body,
+            key: hmac_key(key),
+            signed_prefix: signed_prefix.into_bytes(),
+            verify: Box::new(move |headers, body| provider.verify(headers, body, now).is_ok()),
+            parse: Box::new(move |headers, body| parser.parse(headers, body, now).is_ok()),
+        }
+    }
+
+    fn raw_hmac(&self) -> [u8; 32] {
+        raw_hmac(&self.key, &[&self.signed_prefix, black_box(&self.body)])
+    }
+
+    fn verify(&self) -> bool {
+        (self.verify)(black_box(&self.headers), black_box(&self.body))
+    }
+
+    fn parse(&self) -> bool {
+        (self.parse)(black_box(&self.headers), black_box(&self.body))
+    }
+}
+
+/// Every provider's delivery of `size` bytes, signed now.
+fn cases(size: usize) -> Vec<Case> {
+    let t = now_secs();
+    let now = Duration::from_secs(t);
+    let svix_key = standard_webhooks::decode_secret(STANDARD_WEBHOOKS_SECRET).expect("secret");
+    let body = hoursmith_body(&event_id(1, 1), t, size);
+    let hoursmith = (hoursmith_headers(&body, t), body);
+    let body = mojave_body(1, t, size);
+    let mojave = (mojave_headers(&body), body);
+    let body = stripe_body(1, t, size);
+    let stripe = (stripe_headers(&body, t), body);
+    let body = github_body(1, size);
+    let github = (github_headers(&body, 1), body);
+    let body = standard_webhooks_body(1, t, size);
+    let svix = (standard_webhooks_headers(&body, 1, t), body);
+    vec![
+        Case::new(
+            "hoursmith",
+            Hoursmith::new(HOURSMITH_SECRET).expect("secret"),
+            hoursmith,
+            HOURSMITH_SECRET.as_bytes(),
+            format!("{t}."),
+            now,
+        ),
+        Case::new(
+            "mojave",
+            Mojave::new(MOJAVE_SECRET).expect("secret"),
+            mojave,
+            MOJAVE_SECRET.as_bytes(),
+            String::new(),
+            now,
+        ),
+        Case::new(
+            "stripe",
+            Stripe::new(STRIPE_SECRET).expect("secret"),
+            stripe,
+            STRIPE_SECRET.as_bytes(),
+            format!("{t}."),
+            now,
+        ),
+        Case::new(
+            "github",
+            GitHub::new(GITHUB_SECRET).expect("secret"),
+            github,
+            GITHUB_SECRET.as_bytes(),
+            String::new(),
+            now,
+        ),
+        Case::new(
+            "standard_webhooks",
+            StandardWebhooks::new(STANDARD_WEBHOOKS_SECRET).expect("secret"),
+            svix,
+            &svix_key,
+            format!("msg_1.{t}."),
+            now,
+        ),
+    ]
+}
+
+fn verification(c: &mut Criterion) {
     let mut group = c.benchmark_group("verify");
     for size in SIZES {
         group.throughput(Throughput::Bytes(size as u64));
-
-        let body = hoursmith_body(&event_id(1, 1), now, size);
-        let headers = hoursmith_headers(&body, now);
-        let t = now.to_string();
-        group.bench_with_input(
-            BenchmarkId::new("raw_hmac/hoursmith", size),
-            &body,
-            |b, body| b.iter(|| raw_hmac(&hoursmith_key, &[t.as_bytes(), b".", black_box(body)])),
-        );
-        group.bench_with_input(BenchmarkId::new("hoursmith", size), &body, |b, body| {
-            b.iter(|| {
-                hoursmith
-                    .verify(black_box(&headers), black_box(body), now_d)
-                    .expect("verifies")
-            })
-        });
-
-        let body = mojave_body(1, now, size);
-        let headers = mojave_headers(&body);
-        group.bench_with_input(
-            BenchmarkId::new("raw_hmac/mojave", size),
-            &body,
-            |b, body| b.iter(|| raw_hmac(&mojave_key, &[black_box(body)])),
-        );
-        group.bench_with_input(BenchmarkId::new("mojave", size), &body, |b, body| {
-            b.iter(|| {
-                mojave
-                    .verify(black_box(&headers), black_box(body), now_d)
-                    .expect("verifies")
-            })
-        });
+        for case in cases(size) {
+            assert!(case.verify(), "{} must verify", case.name);
+            group.bench_function(
+                BenchmarkId::new(format!("raw_hmac/{}", case.name), size),
+                |b| b.iter(|| case.raw_hmac()),
+            );
+            group.bench_function(BenchmarkId::new(case.name, size), |b| {
+                b.iter(|| case.verify())
+            });
+        }
     }
     group.finish();
 }
@@ -91,24 +183,18 @@ fn header_parsing(c: &mut Criterion) {
 }
 
 fn envelope_parsing(c: &mut Criterion) {
-    let now = now_secs();
     let mut group = c.benchmark_group("envelope");
     for size in SIZES {
         group.throughput(Throughput::Bytes(size as u64));
-        let body = hoursmith_body(&event_id(1, 1), now, size);
-        group.bench_with_input(BenchmarkId::new("hoursmith", size), &body, |b, body| {
-            b.iter(|| hoursmith::Event::from_json(black_box(body)).expect("valid"))
-        });
-        let body = mojave_body(1, now, size);
-        group.bench_with_input(BenchmarkId::new("mojave", size), &body, |b, body| {
-            b.iter(|| mojave::Event::from_json(black_box(body)).expect("valid"))
-        });
+        for case in cases(size) {
+            assert!(case.parse(), "{} must parse", case.name);
+            group.bench_function(BenchmarkId::new(case.name, size), |b| {
+                b.iter(|| case.parse())
+            });
+        }
     }
     group.finish();
 }
-
-/// A provider's name, one raw HMAC, one verification.
-type Case<'a> = (&'static str, Box<dyn FnMut() + 'a>, Box<dyn FnMut() + 'a>);
 
 /// The target's ratio measured robustly: provider verify vs raw HMAC throughput, in
 /// alternating rounds of the same length, so that noise from other work on the
@@ -116,16 +202,7 @@ type Case<'a> = (&'static str, Box<dyn FnMut() + 'a>, Box<dyn FnMut() + 'a>);
 fn interleaved_ratio(_: &mut Criterion) {
     const ROUNDS: usize = 21;
     const PER_ROUND: u32 = 50;
-    let now = now_secs();
-    let now_d = Duration::from_secs(now);
-    let hoursmith = Hoursmith::new(HOURSMITH_SECRET).expect("secret");
-    let mojave = Mojave::new(MOJAVE_SECRET).expect("secret");
-    let hoursmith_key =
-        <Hmac<sha2::Sha256> as KeyInit>::new_from_slice(HOURSMITH_SECRET.as_bytes())
-            .expect("any key length");
-    let mojave_key = <Hmac<sha2::Sha256> as KeyInit>::new_from_slice(MOJAVE_SECRET.as_bytes())
-        .expect("any key length");
-    let time = |f: &mut dyn FnMut()| {
+    let time = |f: &dyn Fn()| {
         let started = std::time::Instant::now();
         for _ in 0..PER_ROUND {
             f();
@@ -135,50 +212,29 @@ fn interleaved_ratio(_: &mut Criterion) {
     println!();
     println!("verify / raw HMAC-SHA256 throughput, {ROUNDS} alternating rounds of {PER_ROUND}:");
     for size in SIZES {
-        let h_body = hoursmith_body(&event_id(1, 1), now, size);
-        let h_headers = hoursmith_headers(&h_body, now);
-        let t = now.to_string();
-        let m_body = mojave_body(1, now, size);
-        let m_headers = mojave_headers(&m_body);
-        let cases: [Case<'_>; 2] = [
-            (
-                "hoursmith",
-                Box::new(|| {
-                    black_box(raw_hmac(
-                        &hoursmith_key,
-                        &[t.as_bytes(), b".", black_box(&h_body)],
-                    ));
-                }),
-                Box::new(|| {
-                    black_box(hoursmith.verify(&h_headers, black_box(&h_body), now_d)).ok();
-                }),
-            ),
-            (
-                "mojave",
-                Box::new(|| {
-                    black_box(raw_hmac(&mojave_key, &[black_box(&m_body)]));
-                }),
-                Box::new(|| {
-                    black_box(mojave.verify(&m_headers, black_box(&m_body), now_d)).ok();
-                }),
-            ),
-        ];
-        for (name, mut raw, mut verify) in cases {
+        for case in cases(size) {
+            let raw = || {
+                black_box(case.raw_hmac());
+            };
+            let verify = || {
+                black_box(case.verify());
+            };
             let mut ratios: Vec<f64> = (0..ROUNDS)
                 .map(|round| {
                     let (raw_s, verify_s) = if round % 2 == 0 {
-                        let r = time(&mut raw);
-                        (r, time(&mut verify))
+                        let r = time(&raw);
+                        (r, time(&verify))
                     } else {
-                        let v = time(&mut verify);
-                        (time(&mut raw), v)
+                        let v = time(&verify);
+                        (time(&raw), v)
                     };
                     raw_s / verify_s
                 })
                 .collect();
             ratios.sort_by(f64::total_cmp);
             println!(
-                "  {name:9} {:>5} KiB: {:.3} (min {:.3}, max {:.3})",
+                "  {:17} {:>5} KiB: {:.3} (min {:.3}, max {:.3})",
+                case.name,
                 size / KIB,
                 ratios[ROUNDS / 2],
                 ratios[0],

@@ -27,14 +27,24 @@ use std::{
 };
 
 use bytes::{BufMut, Bytes, BytesMut};
-use hookwise_core::sign;
-use http::HeaderMap;
+use hookwise_core::{github, sign};
+use http::{HeaderMap, HeaderValue};
 
 /// The Hoursmith secret every benchmark signs and verifies with.
 pub const HOURSMITH_SECRET: &str = "whsec_bench_hoursmith_secret";
 
 /// The Mojave secret every benchmark signs and verifies with.
 pub const MOJAVE_SECRET: &str = "mojave_bench_secret";
+
+/// The Stripe secret every benchmark signs and verifies with.
+pub const STRIPE_SECRET: &str = "whsec_bench_stripe_secret";
+
+/// The GitHub secret every benchmark signs and verifies with.
+pub const GITHUB_SECRET: &str = "bench github secret";
+
+/// The Standard Webhooks secret every benchmark signs and verifies with, as the
+/// sender shows it (`whsec_` and the key in base64: "bench standard webhooks key").
+pub const STANDARD_WEBHOOKS_SECRET: &str = "whsec_YmVuY2ggc3RhbmRhcmQgd2ViaG9va3Mga2V5";
 
 /// One kibibyte: the size of a typical delivery in these benchmarks.
 pub const KIB: usize = 1024;
@@ -63,16 +73,8 @@ pub fn hoursmith_body(id: &str, created: u64, size: usize) -> Bytes {
     const HEAD_1: &str = r#"{"id":""#;
     const HEAD_2: &str = r#"","type":"task.created","created":"#;
     const HEAD_3: &str = r#","orgId":"00000000-0000-0000-0000-000000000000","livemode":true,"data":{"task":{"id":"task_1","project":"proj_1","notes":""#;
-    const TAIL: &str = r#""}}}"#;
     let created = created.to_string();
-    let fixed = HEAD_1.len() + id.len() + HEAD_2.len() + created.len() + HEAD_3.len() + TAIL.len();
-    let mut body = BytesMut::with_capacity(size.max(fixed));
-    for part in [HEAD_1, id, HEAD_2, &created, HEAD_3] {
-        body.put_slice(part.as_bytes());
-    }
-    body.put_bytes(b'x', size.saturating_sub(fixed));
-    body.put_slice(TAIL.as_bytes());
-    body.freeze()
+    padded(&[HEAD_1, id, HEAD_2, &created, HEAD_3], r#""}}}"#, size)
 }
 
 /// An `invoice.paid` Mojave payload made distinct by `n`, padded to exactly `size`
@@ -81,12 +83,44 @@ pub fn mojave_body(n: u64, timestamp: u64, size: usize) -> Bytes {
     let head = format!(
         r#"{{"type":"invoice.paid","timestamp":{timestamp},"data":{{"id":"inv_{n}","memo":""#
     );
-    const TAIL: &str = r#""}}"#;
-    let fixed = head.len() + TAIL.len();
+    padded(&[&head], r#""}}"#, size)
+}
+
+/// An `invoice.paid` Stripe event made distinct by `n`, padded (inside the invoice's
+/// `description`) to exactly `size` bytes, or its natural size.
+pub fn stripe_body(n: u64, created: u64, size: usize) -> Bytes {
+    let head = format!(
+        r#"{{"id":"evt_{n}","object":"event","type":"invoice.paid","created":{created},"livemode":false,"api_version":"2024-06-20","data":{{"object":{{"id":"in_{n}","object":"invoice","description":""#
+    );
+    padded(&[&head], r#""}}}"#, size)
+}
+
+/// An `issues` GitHub payload (`action` `opened`) made distinct by `n`, padded
+/// (inside the issue's `body`) to exactly `size` bytes, or its natural size.
+pub fn github_body(n: u64, size: usize) -> Bytes {
+    let head = format!(r#"{{"action":"opened","issue":{{"number":{n},"body":""#);
+    padded(&[&head], r#""}}"#, size)
+}
+
+/// A Standard Webhooks message made distinct by `n`, padded (inside `data.memo`) to
+/// exactly `size` bytes, or its natural size.
+pub fn standard_webhooks_body(n: u64, timestamp: u64, size: usize) -> Bytes {
+    let head = format!(
+        r#"{{"type":"invoice.paid","timestamp":{timestamp},"data":{{"id":"inv_{n}","memo":""#
+    );
+    padded(&[&head], r#""}}"#, size)
+}
+
+/// `head`'s parts, then `x` up to `size` bytes in all, then `tail`: a JSON document of
+/// an exact size when the padding falls inside a string.
+fn padded(head: &[&str], tail: &str, size: usize) -> Bytes {
+    let fixed = head.iter().map(|part| part.len()).sum::<usize>() + tail.len();
     let mut body = BytesMut::with_capacity(size.max(fixed));
-    body.put_slice(head.as_bytes());
+    for part in head {
+        body.put_slice(part.as_bytes());
+    }
     body.put_bytes(b'x', size.saturating_sub(fixed));
-    body.put_slice(TAIL.as_bytes());
+    body.put_slice(tail.as_bytes());
     body.freeze()
 }
 
@@ -101,6 +135,37 @@ pub fn hoursmith_headers(body: &[u8], t: u64) -> HeaderMap {
 pub fn mojave_headers(body: &[u8]) -> HeaderMap {
     let mut headers = HeaderMap::new();
     sign::mojave(MOJAVE_SECRET.as_bytes(), body).insert_into(&mut headers);
+    headers
+}
+
+/// The headers Stripe sends with `body`, signed at `t` with [`STRIPE_SECRET`].
+pub fn stripe_headers(body: &[u8], t: u64) -> HeaderMap {
+    let mut headers = HeaderMap::new();
+    sign::stripe(STRIPE_SECRET.as_bytes(), t, body).insert_into(&mut headers);
+    headers
+}
+
+/// The headers GitHub sends with `body` as delivery `n` of an `issues` event, signed
+/// with [`GITHUB_SECRET`].
+pub fn github_headers(body: &[u8], n: u64) -> HeaderMap {
+    let mut headers = HeaderMap::new();
+    sign::github(GITHUB_SECRET.as_bytes(), body).insert_into(&mut headers);
+    let delivery = format!("72d3162e-cc78-11e3-81ab-{n:012x}");
+    headers.insert(
+        github::DELIVERY_HEADER,
+        HeaderValue::from_str(&delivery).expect("ASCII"),
+    );
+    headers.insert(github::EVENT_HEADER, HeaderValue::from_static("issues"));
+    headers
+}
+
+/// The headers a Standard Webhooks sender sends with `body` as message `n`, signed at
+/// `t` with [`STANDARD_WEBHOOKS_SECRET`].
+pub fn standard_webhooks_headers(body: &[u8], n: u64, t: u64) -> HeaderMap {
+    let mut headers = HeaderMap::new();
+    sign::standard_webhooks(STANDARD_WEBHOOKS_SECRET, &format!("msg_{n}"), t, body)
+        .expect("a valid secret")
+        .insert_into(&mut headers);
     headers
 }
 
@@ -139,7 +204,43 @@ mod tests {
             let body = mojave_body(7, 1_700_000_000, size);
             assert_eq!(body.len(), size);
             hookwise_core::mojave::Event::from_json(&body).expect("valid payload");
+
+            let body = stripe_body(7, 1_700_000_000, size);
+            assert_eq!(body.len(), size);
+            let event = hookwise_core::stripe::Event::from_json(&body).expect("valid event");
+            assert_eq!(event.id(), "evt_7");
+
+            let body = github_body(7, size);
+            assert_eq!(body.len(), size);
+            let event = github::Event::from_request(&github_headers(&body, 7), &body)
+                .expect("valid delivery");
+            assert_eq!(event.action(), Some("opened"));
+
+            let body = standard_webhooks_body(7, 1_700_000_000, size);
+            assert_eq!(body.len(), size);
+            serde_json::from_slice::<serde_json::Value>(&body).expect("JSON");
         }
+    }
+
+    #[test]
+    fn headers_verify_with_the_providers() {
+        use hookwise_core::{GitHub, Provider, StandardWebhooks, Stripe};
+        let t = 1_700_000_000;
+        let now = std::time::Duration::from_secs(t);
+        let body = stripe_body(1, t, KIB);
+        let stripe = Stripe::new(STRIPE_SECRET).expect("secret");
+        assert!(stripe.verify(&stripe_headers(&body, t), &body, now).is_ok());
+        let body = github_body(1, KIB);
+        let github = GitHub::new(GITHUB_SECRET).expect("secret");
+        assert!(github.verify(&github_headers(&body, 1), &body, now).is_ok());
+        let body = standard_webhooks_body(1, t, KIB);
+        let svix = StandardWebhooks::new(STANDARD_WEBHOOKS_SECRET).expect("secret");
+        let headers = standard_webhooks_headers(&body, 1, t);
+        assert!(svix.verify(&headers, &body, now).is_ok());
+        assert!(
+            svix.verify(&headers, b"{}", now).is_err(),
+            "the body is signed"
+        );
     }
 
     #[test]
