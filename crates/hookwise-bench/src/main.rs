@@ -409,20 +409,13 @@ fn main() -> ExitCode {
     let mut failed = false;
     for scenario in &config.scenarios {
         // Fresh servers per scenario: B's store starts empty each time.
-        let (bare, layered) = server_rt.block_on(async {
+        let (a, b) = server_rt.block_on(async {
             (
                 config.servers[0].serve().await,
                 config.servers[1].serve().await,
             )
         });
-        let report = run_scenario(
-            &client_rt,
-            &config,
-            pacer.as_ref(),
-            *scenario,
-            bare,
-            layered,
-        );
+        let report = run_scenario(&client_rt, &config, pacer.as_ref(), *scenario, a, b);
         failed |= report.errors > 0;
     }
     drop(pacer);
@@ -448,7 +441,8 @@ async fn serve_bare() -> SocketAddr {
     serve(app).await
 }
 
-/// A with `--baseline hand-rolled`: the contract's work without hookwise.
+/// The hand-rolled receiver (`--baseline` or `--contender hand-rolled`): the
+/// contract's work without hookwise.
 async fn serve_hand_rolled() -> SocketAddr {
     let app = Router::new()
         .route(PATH, post(hand_rolled::receive))
@@ -528,8 +522,8 @@ fn run_scenario(
     config: &Config,
     pacer: Option<&Pacer>,
     scenario: Scenario,
-    bare: SocketAddr,
-    layered: SocketAddr,
+    a: SocketAddr,
+    b: SocketAddr,
 ) -> ScenarioReport {
     let load = Arc::new(Load {
         scenario,
@@ -537,7 +531,7 @@ fn run_scenario(
         run: std::process::id(),
     });
     let round = Duration::from_secs_f64(config.seconds / f64::from(config.rounds));
-    let targets = [(bare, client()), (layered, client())];
+    let targets = [(a, client()), (b, client())];
     let side = || Side {
         server_cpu: Some(Duration::ZERO),
         client_cpu: Some(Duration::ZERO),
@@ -683,8 +677,8 @@ fn print_table(scenario: Scenario, servers: [Server; 2], sides: &[Side; 2]) {
         "| server | requests | req/s | p50 µs | p99 µs | p99.9 µs | server CPU µs/req | client CPU µs/req | non-200 |"
     );
     println!("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
-    for (name, side) in [("A", a), ("B", b)] {
-        let server = servers[usize::from(name == "B")].label();
+    for ((name, side), server) in [("A", a), ("B", b)].into_iter().zip(servers) {
+        let server = server.label();
         println!(
             "| {name}: {server} | {} | {:.0} | {} | {} | {} | {} | {} | {} |",
             side.total.ok,
@@ -715,8 +709,8 @@ fn print_rate_table(scenario: Scenario, servers: [Server; 2], sides: &[Side; 2])
     println!(
         "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
     );
-    for (name, side) in [("A", a), ("B", b)] {
-        let server = servers[usize::from(name == "B")].label();
+    for ((name, side), server) in [("A", a), ("B", b)].into_iter().zip(servers) {
+        let server = server.label();
         println!(
             "| {name}: {server} | {:.0} | {} | {:.0} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
             side.offered(),
