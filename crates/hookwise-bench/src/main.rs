@@ -500,6 +500,21 @@ impl Side {
     fn cpu_per_request_us(&self, cpu: Option<Duration>) -> Option<f64> {
         Some(cpu?.as_secs_f64() * 1e6 / (self.total.ok + self.total.errors).max(1) as f64)
     }
+
+    /// The cells both tables print for a side, from `requests` to `non-200`.
+    fn cells(&self) -> String {
+        format!(
+            "{} | {:.0} | {} | {} | {} | {} | {} | {}",
+            self.total.ok,
+            self.rate(),
+            self.percentile(0.50),
+            self.percentile(0.99),
+            self.percentile(0.999),
+            us(self.cpu_per_request_us(self.server_cpu)),
+            us(self.cpu_per_request_us(self.client_cpu)),
+            self.total.errors,
+        )
+    }
 }
 
 /// The `p` quantile of sorted `values` (0 if empty).
@@ -679,17 +694,7 @@ fn print_table(scenario: Scenario, servers: [Server; 2], sides: &[Side; 2]) {
     println!("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
     for ((name, side), server) in [("A", a), ("B", b)].into_iter().zip(servers) {
         let server = server.label();
-        println!(
-            "| {name}: {server} | {} | {:.0} | {} | {} | {} | {} | {} | {} |",
-            side.total.ok,
-            side.rate(),
-            side.percentile(0.50),
-            side.percentile(0.99),
-            side.percentile(0.999),
-            us(side.cpu_per_request_us(side.server_cpu)),
-            us(side.cpu_per_request_us(side.client_cpu)),
-            side.total.errors,
-        );
+        println!("| {name}: {server} | {} |", side.cells());
     }
     let r = Ratios::of(a, b);
     println!(
@@ -712,16 +717,9 @@ fn print_rate_table(scenario: Scenario, servers: [Server; 2], sides: &[Side; 2])
     for ((name, side), server) in [("A", a), ("B", b)].into_iter().zip(servers) {
         let server = server.label();
         println!(
-            "| {name}: {server} | {:.0} | {} | {:.0} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+            "| {name}: {server} | {:.0} | {} | {} | {} | {} | {} | {} |",
             side.offered(),
-            side.total.ok,
-            side.rate(),
-            side.percentile(0.50),
-            side.percentile(0.99),
-            side.percentile(0.999),
-            us(side.cpu_per_request_us(side.server_cpu)),
-            us(side.cpu_per_request_us(side.client_cpu)),
-            side.total.errors,
+            side.cells(),
             percentile(&side.total.lags_us, 0.99),
             percentile(&side.total.from_send_us, 0.99),
             side.total.late,
