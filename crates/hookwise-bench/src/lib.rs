@@ -102,13 +102,11 @@ pub fn github_body(n: u64, size: usize) -> Bytes {
     padded(&[&head], r#""}}"#, size)
 }
 
-/// A Standard Webhooks message made distinct by `n`, padded (inside `data.memo`) to
-/// exactly `size` bytes, or its natural size.
+/// A Standard Webhooks message made distinct by `n`, padded to exactly `size` bytes,
+/// or its natural size: Mojave's payload ([`mojave_body`]), since Standard Webhooks
+/// leaves the payload's shape to the sender.
 pub fn standard_webhooks_body(n: u64, timestamp: u64, size: usize) -> Bytes {
-    let head = format!(
-        r#"{{"type":"invoice.paid","timestamp":{timestamp},"data":{{"id":"inv_{n}","memo":""#
-    );
-    padded(&[&head], r#""}}"#, size)
+    mojave_body(n, timestamp, size)
 }
 
 /// `head`'s parts, then `x` up to `size` bytes in all, then `tail`: a JSON document of
