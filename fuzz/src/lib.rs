@@ -132,12 +132,9 @@ pub fn mojave_signature(data: &[u8]) {
 /// reports the secret that signed it, keeps the raw body, and its redelivery is a
 /// duplicate (in flight, then processed after commit).
 pub fn receive(data: &[u8]) {
-    let Some((&mode, rest)) = data.split_first() else {
+    let Some((mode, mut headers, body)) = delivery(data) else {
         return;
     };
-    let (head, body) = split_head(rest);
-    let mut headers = parse_headers(head);
-    let body = Bytes::copy_from_slice(body);
     let signed = mode & 0b10 != 0;
     let secret_index = usize::from(mode & 0b100 != 0);
     let secret = SECRETS[secret_index].as_bytes();
@@ -357,7 +354,6 @@ fn header_text(value: Option<&[u8]>) -> Result<Option<&str>, RejectionKind> {
     }
 }
 
-/// What `HeaderValue::to_str` accepts: visible ASCII and tab.
 /// The framing of the one-header targets: the input up to the first `\n` is the value
 /// of header `name`, the rest the body. Returns the raw value, the value as sent (when
 /// it is a valid header value at all), the headers holding it, and the body.
@@ -377,6 +373,7 @@ fn one_header<'d>(
     (value, sent, headers, body)
 }
 
+/// What `HeaderValue::to_str` accepts: visible ASCII and tab.
 fn is_header_text(bytes: &[u8]) -> bool {
     bytes
         .iter()
@@ -481,12 +478,9 @@ pub fn github_signature(data: &[u8]) {
 /// - bits 4–7: the signed timestamp, from 640 s before to 560 s after now (Stripe,
 ///   Standard Webhooks; GitHub signs none).
 pub fn receive_providers(data: &[u8]) {
-    let Some((&mode, rest)) = data.split_first() else {
+    let Some((mode, mut headers, body)) = delivery(data) else {
         return;
     };
-    let (head, body) = split_head(rest);
-    let mut headers = parse_headers(head);
-    let body = Bytes::copy_from_slice(body);
     let signed = mode & 0b100 != 0;
     let secret_index = usize::from(mode & 0b1000 != 0);
     let skew = i64::from(mode >> 4) * 80 - 640;
@@ -651,6 +645,14 @@ fn check_receive<P: Provider>(
 
 fn secrets() -> Secrets {
     Secrets::new(SECRETS).expect("valid secrets")
+}
+
+/// The framing of the receiver targets: a mode byte, then header lines, an empty
+/// line and the body. `None` for an empty input.
+fn delivery(data: &[u8]) -> Option<(u8, HeaderMap, Bytes)> {
+    let (&mode, rest) = data.split_first()?;
+    let (head, body) = split_head(rest);
+    Some((mode, parse_headers(head), Bytes::copy_from_slice(body)))
 }
 
 /// Splits at the first empty line (`\n\n` or `\r\n\r\n`): header lines, then body.
