@@ -107,9 +107,29 @@ pub trait Provider: Send + Sync + 'static {
         true
     }
 
-    /// The age up to which a delivery can still be accepted (timestamp tolerance or
-    /// max age). The receiver refuses a dedupe store that forgets events sooner, since
-    /// a replay inside this window would then be processed twice.
+    /// The whole window of receiver time during which one delivery can verify: from
+    /// the earliest `now` at which its exact headers and body are accepted to the end
+    /// of the last moment they are still accepted. The [`Receiver`](crate::Receiver)
+    /// refuses a dedupe store whose
+    /// [`retention_period`](crate::DedupeStore::retention_period) is shorter: a
+    /// delivery first seen at the start of the window and replayed at its end must
+    /// still be remembered, or it is processed twice.
+    ///
+    /// This is not the tolerance, nor the max age, but the whole span they allow:
+    ///
+    /// - A signed timestamp `t` accepted while `|now - t| <= tolerance` verifies from
+    ///   `t - tolerance` to `t + tolerance`: twice the tolerance. The built-in
+    ///   providers compare `now` in whole seconds, so `t` still verifies until the
+    ///   second `t + tolerance` is over: [`Hoursmith`](crate::Hoursmith),
+    ///   [`Stripe`](crate::Stripe) and [`StandardWebhooks`](crate::StandardWebhooks)
+    ///   return `2 × tolerance + 1 s` (601 s by default).
+    /// - A payload timestamp accepted from `max_age` old to `tolerance` ahead
+    ///   ([`Mojave`](crate::Mojave)) is accepted from `timestamp - tolerance` to
+    ///   `timestamp + max_age`: `max_age + tolerance + 1 s` (24 h 5 min 1 s by default).
+    /// - A scheme that signs no timestamp ([`GitHub`](crate::GitHub)) verifies forever;
+    ///   it returns the span over which the sender itself may deliver the same
+    ///   delivery again (GitHub's redelivery window), and the dedupe store is its only
+    ///   replay defence.
     fn replay_window(&self) -> Duration;
 }
 

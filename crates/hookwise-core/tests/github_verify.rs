@@ -339,3 +339,23 @@ async fn receive_accepts_ping_then_answers_duplicate() {
         "{again:?}"
     );
 }
+
+// Issue item 5: GitHub signs no timestamp, so its window is the redelivery window and
+// is not widened; a store retaining exactly that long is accepted.
+
+#[test]
+fn a_store_retaining_exactly_the_redelivery_window_is_accepted() {
+    let window = Duration::from_secs(72 * 3600);
+    let store = MemoryStore::new().retention(window).expect("non-zero");
+    assert!(Receiver::new(github(), store).is_ok());
+    let store = MemoryStore::new()
+        .retention(window - Duration::from_secs(1))
+        .expect("non-zero");
+    assert!(matches!(
+        Receiver::new(github(), store).err(),
+        Some(ConfigError::ReplayWindowExceedsRetention {
+            provider: "github",
+            ..
+        })
+    ));
+}

@@ -4,7 +4,8 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use hookwise_core::{
-    Hoursmith, Provider, RejectionKind, Secrets, hoursmith::SIGNATURE_HEADER, sign,
+    ConfigError, Hoursmith, MemoryStore, Provider, Receiver, RejectionKind, Secrets,
+    hoursmith::SIGNATURE_HEADER, sign,
 };
 use http::{HeaderMap, HeaderValue};
 
@@ -286,4 +287,48 @@ fn bodies_that_reserialize_differently_still_verify() {
             String::from_utf8_lossy(&body)
         );
     }
+}
+
+// Issue item 5: one signature verifies from `t - tolerance` to the last millisecond of
+// the second `t + tolerance` (`now` is compared in whole seconds), and the receiver
+// must refuse a store that forgets a delivery sooner.
+
+#[test]
+fn replay_window_is_the_whole_time_one_signature_verifies() {
+    let ms = Duration::from_millis;
+    let value = signed(BODY);
+    for tolerance in [300, 10] {
+        let hoursmith = hoursmith().tolerance(at(tolerance)).expect("non-zero");
+        let ok = |now: Duration| hoursmith.verify(&headers(&value), BODY, now).is_ok();
+        let (first, last) = (at(T - tolerance), at(T + tolerance + 1) - ms(1));
+        assert!(ok(first) && ok(last), "tolerance {tolerance}");
+        assert!(
+            !ok(first - ms(1)) && !ok(last + ms(1)),
+            "tolerance {tolerance}"
+        );
+        assert_eq!(hoursmith.replay_window(), last + ms(1) - first);
+        assert_eq!(hoursmith.replay_window(), at(2 * tolerance + 1));
+    }
+}
+
+#[test]
+fn a_replay_after_retention_equal_to_the_tolerance_is_refused_at_construction() {
+    let strict = || hoursmith().tolerance(at(10)).expect("non-zero");
+    for retention in [10, 20] {
+        let store = MemoryStore::new()
+            .retention(at(retention))
+            .expect("non-zero");
+        assert!(
+            matches!(
+                Receiver::new(strict(), store),
+                Err(ConfigError::ReplayWindowExceedsRetention {
+                    provider: "hoursmith",
+                    ..
+                })
+            ),
+            "retention {retention} s"
+        );
+    }
+    let store = MemoryStore::new().retention(at(21)).expect("non-zero");
+    assert!(Receiver::new(strict(), store).is_ok());
 }

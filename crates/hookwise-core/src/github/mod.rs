@@ -170,7 +170,8 @@ impl Provider for GitHub {
         event.delivery().to_owned()
     }
 
-    /// GitHub signs no timestamp: not an age limit, but the redelivery window (see the
+    /// GitHub signs no timestamp, so a signature verifies forever: this is not the
+    /// window in which it verifies, but the redelivery window (see the
     /// [module docs](self#replay-protection)).
     fn replay_window(&self) -> Duration {
         self.redelivery_window

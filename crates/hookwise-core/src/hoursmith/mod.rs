@@ -8,7 +8,13 @@
 //!   [`Stripe`](crate::Stripe) in [`timestamped`]); a delivery is
 //!   valid when any `v1` matches under any configured secret (rotation), and the
 //!   matching secret is reported.
-//! - `|now - t|` must be at most the tolerance (300 s by default) in both directions.
+//! - `|now - t|` must be at most the tolerance (300 s by default) in both directions,
+//!   compared in whole seconds. One signature therefore verifies for a window of
+//!   `2 × tolerance + 1 s` of receiver time (601 s by default): from `t - tolerance`
+//!   until the second `t + tolerance` is over. That is the provider's
+//!   [`replay_window`](Provider::replay_window), and the
+//!   [`Receiver`](crate::Receiver) refuses a dedupe store whose retention is shorter,
+//!   since a replay late in the window would then be processed twice.
 //! - Dedupe key: the envelope `id`, shared by every retry.
 //! - Test events (`livemode: false`, `data.test: true`) are delivered and marked
 //!   ([`Event::is_test`]); [`Hoursmith::drop_test_events`] acknowledges them without
@@ -80,8 +86,12 @@ impl Hoursmith {
         }
     }
 
-    /// Sets how far `t` may be from now, in either direction (default 300 s).
-    /// Must be at least one second.
+    /// Sets how far `t` may be from now, in either direction (default 300 s), in
+    /// whole seconds (a fraction of a second is ignored). Must be at least one second.
+    ///
+    /// The dedupe store must remember a delivery for the whole window in which its
+    /// signature verifies, `2 × tolerance + 1 s` (checked when the
+    /// [`Receiver`](crate::Receiver) is built).
     pub fn tolerance(mut self, tolerance: Duration) -> Result<Self, ConfigError> {
         if tolerance.as_secs() == 0 {
             return Err(ConfigError::Zero("Hoursmith tolerance"));
@@ -137,7 +147,10 @@ impl Provider for Hoursmith {
         !(self.drop_test_events && event.is_test())
     }
 
+    /// `2 × tolerance + 1 s`: `t` verifies from `now = t - tolerance` until the whole
+    /// second `t + tolerance` has passed (see the [module docs](self)).
     fn replay_window(&self) -> Duration {
-        self.tolerance
+        let tolerance = self.tolerance.as_secs();
+        Duration::from_secs(tolerance.saturating_mul(2).saturating_add(1))
     }
 }

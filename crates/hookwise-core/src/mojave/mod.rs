@@ -7,9 +7,14 @@
 //!   shape is malformed.
 //! - Mojave signs no timestamp, so the replay defence reads the payload's
 //!   `timestamp` after verification: older than the max age (24 h by default) or more
-//!   than the tolerance (300 s) in the future is refused; inside that window the dedupe
-//!   store catches replays. The [`Receiver`](crate::Receiver) refuses a dedupe store
-//!   whose retention is shorter than the max age.
+//!   than the tolerance (300 s) in the future is refused, compared in whole seconds;
+//!   inside that window the dedupe store catches replays. One payload is therefore
+//!   accepted for a window of `max_age + tolerance + 1 s` of receiver time (24 h 5 min
+//!   1 s by default): from `timestamp - tolerance` until the second
+//!   `timestamp + max_age` is over. That is the provider's
+//!   [`replay_window`](Provider::replay_window), and the
+//!   [`Receiver`](crate::Receiver) refuses a dedupe store whose retention is shorter,
+//!   since a replay late in the window would then be processed twice.
 //! - The payload has no event id, so the default dedupe key is the SHA-256 of the raw
 //!   body (a retry resends the same bytes). [`Mojave::dedupe_key_with`] plugs in
 //!   another.
@@ -85,9 +90,13 @@ impl Mojave {
         }
     }
 
-    /// Sets how old a payload `timestamp` may be (default 24 h). Must be at least one
-    /// second, and no longer than the dedupe store's retention (checked when the
-    /// [`Receiver`](crate::Receiver) is built).
+    /// Sets how old a payload `timestamp` may be (default 24 h), in whole seconds (a
+    /// fraction of a second is ignored). Must be at least one second.
+    ///
+    /// The dedupe store must remember a delivery for the whole window in which its
+    /// payload is accepted, `max_age + tolerance + 1 s` (checked when the
+    /// [`Receiver`](crate::Receiver) is built): with the default 96 h retention of
+    /// [`MemoryStore`](crate::MemoryStore), a max age of at most 95 h 54 min 59 s.
     pub fn max_age(mut self, max_age: Duration) -> Result<Self, ConfigError> {
         if max_age.as_secs() == 0 {
             return Err(ConfigError::Zero("Mojave max age"));
@@ -96,7 +105,9 @@ impl Mojave {
         Ok(self)
     }
 
-    /// Sets how far in the future a payload `timestamp` may be (default 300 s).
+    /// Sets how far in the future a payload `timestamp` may be (default 300 s), in
+    /// whole seconds (a fraction of a second is ignored). It widens the
+    /// [`replay_window`](Provider::replay_window) as the max age does.
     pub fn tolerance(mut self, tolerance: Duration) -> Self {
         self.tolerance = tolerance;
         self
@@ -182,7 +193,11 @@ impl Provider for Mojave {
         }
     }
 
+    /// `max_age + tolerance + 1 s`: a payload `timestamp` is accepted from
+    /// `now = timestamp - tolerance` until the whole second `timestamp + max_age` has
+    /// passed (see the [module docs](self)).
     fn replay_window(&self) -> Duration {
-        self.max_age.max(self.tolerance)
+        let (max_age, tolerance) = (self.max_age.as_secs(), self.tolerance.as_secs());
+        Duration::from_secs(max_age.saturating_add(tolerance).saturating_add(1))
     }
 }

@@ -15,7 +15,13 @@
 //!   base64 of 32 bytes, more than [`MAX_SIGNATURES`] `v1`s, or no `v1` at all is
 //!   malformed.
 //! - `|now - timestamp|` must be at most the tolerance (5 minutes by default) in both
-//!   directions; the timestamp is checked before any MAC is computed.
+//!   directions, compared in whole seconds; the timestamp is checked before any MAC is
+//!   computed. One signature therefore verifies for a window of
+//!   `2 × tolerance + 1 s` of receiver time (601 s by default): from
+//!   `timestamp - tolerance` until the second `timestamp + tolerance` is over. That is
+//!   the provider's [`replay_window`](Provider::replay_window), and the
+//!   [`Receiver`](crate::Receiver) refuses a dedupe store whose retention is shorter,
+//!   since a replay late in the window would then be processed twice.
 //! - The id is part of the signed content, so a missing id or timestamp is
 //!   [`SignatureMalformed`](crate::RejectionKind::SignatureMalformed): the signature
 //!   cannot be checked without them.
@@ -167,7 +173,12 @@ impl StandardWebhooks {
     }
 
     /// Sets how far the signed timestamp may be from now, in either direction
-    /// (default 5 minutes). Must be at least one second.
+    /// (default 5 minutes), in whole seconds (a fraction of a second is ignored). Must
+    /// be at least one second.
+    ///
+    /// The dedupe store must remember a delivery for the whole window in which its
+    /// signature verifies, `2 × tolerance + 1 s` (checked when the
+    /// [`Receiver`](crate::Receiver) is built).
     pub fn tolerance(mut self, tolerance: Duration) -> Result<Self, ConfigError> {
         if tolerance.as_secs() == 0 {
             return Err(ConfigError::Zero("Standard Webhooks tolerance"));
@@ -293,8 +304,12 @@ impl Provider for StandardWebhooks {
         event.id().to_owned()
     }
 
+    /// `2 × tolerance + 1 s`: the timestamp verifies from `now = timestamp -
+    /// tolerance` until the whole second `timestamp + tolerance` has passed (see the
+    /// [module docs](self)).
     fn replay_window(&self) -> Duration {
-        self.tolerance
+        let tolerance = self.tolerance.as_secs();
+        Duration::from_secs(tolerance.saturating_mul(2).saturating_add(1))
     }
 }
 
