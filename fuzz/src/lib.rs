@@ -129,8 +129,9 @@ pub fn mojave_signature(data: &[u8]) {
 /// Invariants: no panic; a rejection has the contract's status, code and body, and
 /// never carries a secret or the expected signature; nothing rejected, skipped or
 /// unsigned touches the dedupe store; an accepted delivery was signed in tolerance,
-/// reports the secret that signed it, keeps the raw body, and its redelivery is a
-/// duplicate (in flight, then processed after commit).
+/// reports the secret that signed it, keeps the raw body, and its redelivery is
+/// asked to come back while the claim is provisional (`409 in_progress`), then a
+/// duplicate (in flight once confirmed, processed after commit).
 pub fn receive(data: &[u8]) {
     let Some((mode, mut headers, body)) = delivery(data) else {
         return;
@@ -633,14 +634,19 @@ fn check_receive<P: Provider>(
     let again = |receiver: &Receiver<P, MemoryStore>| match block_on(
         receiver.receive(headers, body.clone()),
     ) {
-        Ok(Outcome::Duplicate { state, .. }) => state,
+        Ok(Outcome::Duplicate { state, .. }) => Ok(state),
+        Err(rejection) => Err(rejection.kind()),
         other => panic!("a redelivery was {other:?}"),
     };
-    assert_eq!(again(&receiver), hookwise_core::Duplicate::InFlight);
+    // Provisional, a redelivery is asked to come back; confirmed, it is a
+    // duplicate in flight; committed, a processed one.
+    assert_eq!(again(&receiver), Err(RejectionKind::InProgress));
+    assert!(block_on(receiver.confirm(claim)).expect("the memory store does not fail"));
+    assert_eq!(again(&receiver), Ok(hookwise_core::Duplicate::InFlight));
     block_on(receiver.commit(claim)).expect("the memory store does not fail");
-    assert_eq!(again(&receiver), hookwise_core::Duplicate::Processed);
+    assert_eq!(again(&receiver), Ok(hookwise_core::Duplicate::Processed));
     let stats = receiver.store().stats();
-    assert_eq!((stats.keys, stats.claims, stats.duplicates), (1, 1, 2));
+    assert_eq!((stats.keys, stats.claims, stats.duplicates), (1, 1, 3));
 }
 
 fn secrets() -> Secrets {

@@ -25,6 +25,7 @@ use http::StatusCode;
 /// | [`QueueFull`](Self::QueueFull) | 503 | `queue_full` |
 /// | [`ShuttingDown`](Self::ShuttingDown) | 503 | `shutting_down` |
 /// | [`HandlerFailed`](Self::HandlerFailed) | 500 | `handler_failed` |
+/// | [`InProgress`](Self::InProgress) | 409 | `in_progress` |
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum RejectionKind {
@@ -54,6 +55,11 @@ pub enum RejectionKind {
     ShuttingDown,
     /// The handler failed while the sender waited for it (ack-after-handler mode).
     HandlerFailed,
+    /// Another delivery of the same event holds a claim that is not confirmed yet:
+    /// its request may still fail (or its claim's reply was lost), so this one is
+    /// not acknowledged; the sender should retry. See
+    /// [`Duplicate::Provisional`](crate::Duplicate::Provisional).
+    InProgress,
 }
 
 impl RejectionKind {
@@ -72,6 +78,7 @@ impl RejectionKind {
                 StatusCode::SERVICE_UNAVAILABLE
             }
             Self::HandlerFailed => StatusCode::INTERNAL_SERVER_ERROR,
+            Self::InProgress => StatusCode::CONFLICT,
         }
     }
 
@@ -91,6 +98,7 @@ impl RejectionKind {
             Self::QueueFull => "queue_full",
             Self::ShuttingDown => "shutting_down",
             Self::HandlerFailed => "handler_failed",
+            Self::InProgress => "in_progress",
         }
     }
 
@@ -100,7 +108,7 @@ impl RejectionKind {
     }
 
     /// Every kind, in declaration order (for tables, metrics and tests).
-    pub const ALL: [Self; 13] = [
+    pub const ALL: [Self; 14] = [
         Self::PayloadTooLarge,
         Self::SignatureMissing,
         Self::SignatureMalformed,
@@ -114,6 +122,7 @@ impl RejectionKind {
         Self::QueueFull,
         Self::ShuttingDown,
         Self::HandlerFailed,
+        Self::InProgress,
     ];
 }
 
@@ -125,6 +134,10 @@ impl fmt::Display for RejectionKind {
 
 /// How long a sender is asked to wait before retrying a 503.
 const RETRY_AFTER: Duration = Duration::from_secs(60);
+
+/// How long a sender is asked to wait before retrying a 409 `in_progress`: the
+/// other delivery is usually decided within seconds.
+const RETRY_IN_PROGRESS: Duration = Duration::from_secs(10);
 
 /// A delivery the receiver refused: the contract's status, code, and a detail for logs.
 ///
@@ -177,9 +190,14 @@ impl Rejection {
         self.kind.code()
     }
 
-    /// The `Retry-After` to send with a 503, `None` for other statuses.
+    /// The `Retry-After` to send with a 503 or a 409 `in_progress`, `None` for other
+    /// statuses.
     pub fn retry_after(&self) -> Option<Duration> {
-        (self.status() == StatusCode::SERVICE_UNAVAILABLE).then_some(RETRY_AFTER)
+        match self.status() {
+            StatusCode::SERVICE_UNAVAILABLE => Some(RETRY_AFTER),
+            StatusCode::CONFLICT => Some(RETRY_IN_PROGRESS),
+            _ => None,
+        }
     }
 
     /// The JSON response body: `{"error":"<code>"}`.
@@ -190,7 +208,7 @@ impl Rejection {
 
     /// The complete HTTP response of the contract, for adapters.
     ///
-    /// Status, `content-type: application/json`, `Retry-After` for 503, and
+    /// Status, `content-type: application/json`, `Retry-After` for 503 and 409, and
     /// [`body`](Self::body). Adapters convert the body into their own type.
     pub fn to_response(&self) -> http::Response<String> {
         let mut response = http::Response::new(self.body());
@@ -255,6 +273,21 @@ pub enum ConfigError {
     /// A size, count or duration that must be positive was zero.
     #[error("{0} must be greater than zero")]
     Zero(&'static str),
+    /// A duration is shorter than the store or the receiver can honour (e.g. a
+    /// lease under a millisecond, which would round to nothing).
+    #[error("{what} of {given:?} is shorter than the minimum of {minimum:?}")]
+    TooShort {
+        /// The setting.
+        what: &'static str,
+        /// The value given.
+        given: Duration,
+        /// The shortest value accepted.
+        minimum: Duration,
+    },
+    /// Two settings that cannot work together, e.g. ack-after-handler mode with a
+    /// durable queue, which the mode would never use.
+    #[error("{0}")]
+    Conflict(&'static str),
 }
 
 #[cfg(test)]
@@ -273,18 +306,23 @@ mod tests {
         for kind in RejectionKind::ALL {
             let status = kind.status().as_u16();
             assert!(
-                matches!(status, 400 | 401 | 408 | 413 | 500 | 503),
+                matches!(status, 400 | 401 | 408 | 409 | 413 | 500 | 503),
                 "{kind}: {status}"
             );
         }
     }
 
     #[test]
-    fn response_has_json_body_and_retry_after_only_for_503() {
+    fn response_has_json_body_and_retry_after_only_for_503_and_409() {
         let busy = Rejection::new(RejectionKind::QueueFull).to_response();
         assert_eq!(busy.status(), 503);
         assert_eq!(busy.headers()[http::header::RETRY_AFTER], "60");
         assert_eq!(busy.body(), r#"{"error":"queue_full"}"#);
+
+        let in_progress = Rejection::new(RejectionKind::InProgress).to_response();
+        assert_eq!(in_progress.status(), 409);
+        assert_eq!(in_progress.headers()[http::header::RETRY_AFTER], "10");
+        assert_eq!(in_progress.body(), r#"{"error":"in_progress"}"#);
 
         let forged = Rejection::new(RejectionKind::SignatureMismatch)
             .with_detail("no v1 matched")

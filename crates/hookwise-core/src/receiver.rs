@@ -155,6 +155,12 @@ impl<P: Provider, S: DedupeStore> Receiver<P, S> {
         }
         match self.store.claim(&delivery.key).await {
             Ok(ClaimOutcome::Claimed(claim)) => Ok(Outcome::Accepted { delivery, claim }),
+            // Not acknowledged: the other delivery may still fail, and a 200 here
+            // would stop the retries that would then process the event.
+            Ok(ClaimOutcome::Duplicate(Duplicate::Provisional)) => {
+                Err(Rejection::new(RejectionKind::InProgress)
+                    .with_detail(format!("{} is claimed, not yet confirmed", delivery.key)))
+            }
             Ok(ClaimOutcome::Duplicate(state)) => Ok(Outcome::Duplicate {
                 key: delivery.key,
                 state,
@@ -212,6 +218,19 @@ impl<P: Provider, S: DedupeStore> Receiver<P, S> {
     pub async fn release(&self, claim: &Claim) -> Result<(), StoreError> {
         self.store.release(claim).await
     }
+
+    /// Confirms a claim: its event is taken on, and redeliveries are answered `200`
+    /// from now on (see [`Duplicate::Provisional`]). `Ok(false)` when the claim no
+    /// longer holds its key.
+    pub async fn confirm(&self, claim: &Claim) -> Result<bool, StoreError> {
+        self.store.confirm(claim).await
+    }
+
+    /// Renews a claim's lease while its event waits or runs. `Ok(false)` when the
+    /// claim no longer holds its key.
+    pub async fn renew(&self, claim: &Claim) -> Result<bool, StoreError> {
+        self.store.renew(claim).await
+    }
 }
 
 fn store_unavailable(e: &StoreError) -> Rejection {
@@ -219,6 +238,10 @@ fn store_unavailable(e: &StoreError) -> Rejection {
 }
 
 /// What happened to a delivery that was not rejected. Each is answered `200`.
+///
+/// A redelivery of an event whose claim is still provisional is not an outcome but a
+/// [`Rejection`] ([`RejectionKind::InProgress`], `409`): see
+/// [`Duplicate::Provisional`].
 #[derive(Debug)]
 pub enum Outcome<E> {
     /// A new event, claimed for processing by the caller.
@@ -228,8 +251,8 @@ pub enum Outcome<E> {
         /// The dedupe claim to commit or release.
         claim: Claim,
     },
-    /// An event already processed or in flight: acknowledged so the sender stops
-    /// retrying, and not processed again.
+    /// An event already processed, or in flight under a confirmed claim:
+    /// acknowledged so the sender stops retrying, and not processed again.
     Duplicate {
         /// The event's dedupe key.
         key: DedupeKey,

@@ -1,15 +1,25 @@
 //! Dedupe: process each event once although senders deliver it more than once.
 //!
-//! The protocol is claim → process → commit on success, release on failure:
+//! The protocol is claim → confirm → process → commit on success, release on failure:
 //!
 //! - [`DedupeStore::claim`] atomically takes a key: exactly one of many concurrent
-//!   claims of one key wins; the others see a [`Duplicate`].
+//!   claims of one key wins; the others see a [`Duplicate`]. A new claim is
+//!   *provisional*: nobody has been told yet that the event is taken care of.
+//! - [`DedupeStore::confirm`] marks the claim as acknowledged: its owner answered (or
+//!   is about to answer) `200` and has taken the event on. From then on a
+//!   redelivery is a [`Duplicate::InFlight`], answered `200`. While a claim is
+//!   provisional, a redelivery is a [`Duplicate::Provisional`], answered `409` so
+//!   the sender tries again: the claim's request may still fail, or its reply may
+//!   have been lost in a timeout, and a `200` then would lose the event.
+//! - [`DedupeStore::renew`] extends the lease of a claim that is still queued or
+//!   running (a heartbeat), so a long wait or many retries never let a redelivery in.
 //! - [`DedupeStore::commit`] records the event as processed for the retention time, so
 //!   retries during that time are duplicates.
 //! - [`DedupeStore::release`] gives the key back (processing failed or was refused),
 //!   so the sender's retry is processed. It only removes the claim it was given.
-//! - A claim nobody commits or releases (a crash) expires after the lease, and the
-//!   event can be claimed again.
+//! - A claim nobody commits, releases or renews (a crash) expires after the lease,
+//!   and the event can be claimed again. Leases are measured on a monotonic clock,
+//!   so a step of the wall clock frees no claim.
 //!
 //! [`MemoryStore`] keeps keys in this process; the trait is async and fallible so an
 //! out-of-process store (Redis) fits behind it too.
@@ -141,9 +151,16 @@ impl fmt::Debug for Claim {
 
 /// Why a claim lost: the key is already taken.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Duplicate {
-    /// Another claim on the key is being processed (within its lease).
+    /// Another claim on the key is being processed (within its lease), and its owner
+    /// has confirmed it: the event is taken care of. Answered `200`.
     InFlight,
+    /// Another claim holds the key but is not confirmed: its request may still fail
+    /// or be cancelled, or its reply was lost. Not acknowledged (the receiver answers
+    /// `409` `in_progress`), so the sender's retry comes back and is processed if the
+    /// other claim is released or expires.
+    Provisional,
     /// The event was processed and committed within the retention time.
     Processed,
 }
@@ -192,11 +209,25 @@ impl StoreError {
 /// Implementations must make `claim` atomic: of concurrent claims of one free key,
 /// exactly one returns [`ClaimOutcome::Claimed`].
 pub trait DedupeStore: Send + Sync + 'static {
-    /// Claims `key` for processing, for at most the store's lease.
+    /// Claims `key` for processing, for at most the store's lease. The claim is
+    /// provisional until [`confirm`](Self::confirm)ed.
+    ///
+    /// A store whose call can fail after the claim was made (a timeout on the
+    /// reply) must leave nothing a retry would take for a confirmed claim: the
+    /// claim stays provisional, and the store should try to release it.
     fn claim(
         &self,
         key: &DedupeKey,
     ) -> impl Future<Output = Result<ClaimOutcome, StoreError>> + Send;
+
+    /// Marks `claim` as confirmed (its event is taken on; redeliveries are answered
+    /// `200`) and renews its lease. `Ok(false)` when the claim no longer holds its
+    /// key (it expired, or was released or committed).
+    fn confirm(&self, claim: &Claim) -> impl Future<Output = Result<bool, StoreError>> + Send;
+
+    /// Extends `claim`'s lease to a whole lease from now, keeping it provisional or
+    /// confirmed as it was. `Ok(false)` when the claim no longer holds its key.
+    fn renew(&self, claim: &Claim) -> impl Future<Output = Result<bool, StoreError>> + Send;
 
     /// Records the claimed event as processed, for the store's retention time.
     ///
@@ -211,6 +242,10 @@ pub trait DedupeStore: Send + Sync + 'static {
     /// How long a committed event is remembered. The [`Receiver`](crate::Receiver)
     /// checks it covers the provider's replay window.
     fn retention_period(&self) -> Duration;
+
+    /// How long an unrenewed claim holds its key. Whoever holds a claim renews it
+    /// well within this (the tower processor: every third of it).
+    fn lease_period(&self) -> Duration;
 }
 
 impl<S: DedupeStore> DedupeStore for Arc<S> {
@@ -229,7 +264,19 @@ impl<S: DedupeStore> DedupeStore for Arc<S> {
         (**self).release(claim)
     }
 
+    fn confirm(&self, claim: &Claim) -> impl Future<Output = Result<bool, StoreError>> + Send {
+        (**self).confirm(claim)
+    }
+
+    fn renew(&self, claim: &Claim) -> impl Future<Output = Result<bool, StoreError>> + Send {
+        (**self).renew(claim)
+    }
+
     fn retention_period(&self) -> Duration {
         (**self).retention_period()
+    }
+
+    fn lease_period(&self) -> Duration {
+        (**self).lease_period()
     }
 }
