@@ -1,27 +1,27 @@
 //! The [`Webhook`] extractor.
 
-use std::{fmt, future::Future, ops::Deref};
+use std::{fmt, future::Future, ops::Deref, sync::Arc};
 
 use axum::{
     extract::{FromRef, FromRequest, Request},
     response::{IntoResponse, Response},
 };
 use hookwise_core::{
-    Claim, DedupeStore, Delivery, MemoryStore, Outcome, OutcomeKind, Provider, Rejection,
-    RejectionKind, StoreError,
+    DedupeStore, Delivery, MemoryStore, Outcome, OutcomeKind, Provider, StoreError,
 };
-use hookwise_tower::{HandlerError, HandlerRun};
+use hookwise_tower::{HandlerError, HandlerRun, HeldClaim, SharedQueue};
 use http::request::Parts;
 use tracing::Instrument;
 
-use crate::{WebhookRejection, WebhookState};
+use crate::{DurableWebhookState, WebhookRejection, WebhookState};
 
 /// A verified, new webhook event, as a handler argument.
 ///
 /// Derefs to the typed event (`P::Event`); [`delivery`](Self::delivery) has the raw
 /// body and dedupe key. See the [crate docs](crate) for how the claim it holds ends:
 /// [`process_in_background`](Self::process_in_background), [`commit`](Self::commit), or
-/// [`release`](Self::release) (also on drop).
+/// [`release`](Self::release) (also on drop, e.g. when the sender hangs up and the
+/// handler's future is dropped).
 ///
 /// It must be the last argument of the handler, since it reads the body. Behind a
 /// [`WebhookLayer`](hookwise_tower::WebhookLayer) it takes the event the layer
@@ -31,9 +31,9 @@ pub struct Webhook<P: Provider, S: DedupeStore = MemoryStore> {
     delivery: Delivery<P::Event>,
     /// The request head, for a durable queue.
     head: Parts,
-    /// The claim this extractor took, with the state to end it; `None` behind the
-    /// layer, or once ended.
-    claim: Option<(Claim, WebhookState<P, S>)>,
+    /// The claim this extractor took, with the state it came from; `None` behind the
+    /// layer, or once ended. Dropped unended, the [`HeldClaim`] releases it.
+    claim: Option<(HeldClaim<P, S>, WebhookState<P, S>)>,
 }
 
 impl<P: Provider, S: DedupeStore> Webhook<P, S> {
@@ -50,7 +50,7 @@ impl<P: Provider, S: DedupeStore> Webhook<P, S> {
     /// Records the event as processed: the sender's retries are duplicates from now on.
     pub async fn commit(mut self) -> Result<(), StoreError> {
         match self.claim.take() {
-            Some((claim, state)) => state.intake().receiver().commit(&claim).await,
+            Some((claim, _)) => claim.commit().await,
             None => Ok(()),
         }
     }
@@ -59,7 +59,7 @@ impl<P: Provider, S: DedupeStore> Webhook<P, S> {
     /// with a non-2xx status so that it retries.
     pub async fn release(mut self) -> Result<(), StoreError> {
         match self.claim.take() {
-            Some((claim, state)) => state.intake().receiver().release(&claim).await,
+            Some((claim, _)) => claim.release().await,
             None => Ok(()),
         }
     }
@@ -101,40 +101,39 @@ impl<P: Provider, S: DedupeStore> Webhook<P, S> {
         response.map(axum::body::Body::from)
     }
 
-    /// Answers `200` once the event is stored in the state's durable queue
-    /// ([`WebhookState::durable`]), whose workers, in this instance or another, run
-    /// the handler registered there: nothing acknowledged is lost if this process
-    /// dies. When the queue cannot store the event, answers `503` + `Retry-After` and
-    /// releases the claim.
-    ///
-    /// A state without a durable queue is a configuration error: answered `500`
-    /// (logged), with the claim released so the sender retries. Behind the layer,
-    /// which already queued the event, answers `200`.
-    pub async fn enqueue(mut self) -> Response {
-        let Some((claim, state)) = self.claim.take() else {
-            return http::StatusCode::OK.into_response();
-        };
-        let response = match state.durable_queue() {
-            Some((queue, route)) => {
-                let processor = state.processor();
-                match processor
-                    .enqueue(queue, route, &self.head, &self.delivery, claim)
-                    .await
-                {
-                    Ok(()) => OutcomeKind::Accepted.to_response(),
-                    Err(rejection) => state.intake().reject(&rejection),
-                }
+    /// Receives the request through `state`'s intake, unless a layer in front did.
+    async fn receive(
+        mut request: Request,
+        state: WebhookState<P, S>,
+    ) -> Result<Self, WebhookRejection> {
+        // Behind the layer: the event is verified and claimed already.
+        if let Some(delivery) = request.extensions_mut().remove::<Delivery<P::Event>>() {
+            let (head, _) = request.into_parts();
+            return Ok(Self {
+                delivery,
+                head,
+                claim: None,
+            });
+        }
+        let intake = state.intake().clone();
+        let span = intake.span();
+        async move {
+            let (parts, body) = request.into_parts();
+            match intake.receive(&parts.headers, body).await {
+                Ok(Outcome::Accepted { delivery, claim }) => Ok(Self {
+                    delivery,
+                    head: parts,
+                    claim: Some((state.processor().hold(claim), state)),
+                }),
+                Ok(acknowledged) => Err(WebhookRejection::acknowledged(acknowledged.to_response())),
+                Err(rejection) => Err(WebhookRejection::refused(
+                    rejection.kind(),
+                    intake.reject(&rejection),
+                )),
             }
-            None => {
-                tracing::error!("Webhook::enqueue needs a WebhookState with a durable queue");
-                // Ended here, not on drop: the state is about to go away with `self`.
-                let _ = state.intake().receiver().release(&claim).await;
-                let rejection = Rejection::new(RejectionKind::HandlerFailed)
-                    .with_detail("no durable queue configured");
-                state.intake().reject(&rejection)
-            }
-        };
-        response.map(axum::body::Body::from)
+        }
+        .instrument(span)
+        .await
     }
 }
 
@@ -143,24 +142,6 @@ impl<P: Provider, S: DedupeStore> Deref for Webhook<P, S> {
 
     fn deref(&self) -> &P::Event {
         self.delivery.event()
-    }
-}
-
-/// An unended claim is released, so the sender's retry is processed: forgetting to
-/// commit may run a redelivery again, but never loses an event.
-impl<P: Provider, S: DedupeStore> Drop for Webhook<P, S> {
-    fn drop(&mut self) {
-        let Some((claim, state)) = self.claim.take() else {
-            return;
-        };
-        tracing::debug!(key = %claim.key(), "webhook claim not committed; releasing it");
-        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
-            runtime.spawn(async move {
-                if let Err(error) = state.intake().receiver().release(&claim).await {
-                    tracing::warn!(%error, "could not release a webhook claim; it expires with its lease");
-                }
-            });
-        }
     }
 }
 
@@ -182,36 +163,106 @@ where
 {
     type Rejection = WebhookRejection;
 
-    async fn from_request(mut request: Request, state: &AppState) -> Result<Self, Self::Rejection> {
-        // Behind the layer: the event is verified and claimed already.
-        if let Some(delivery) = request.extensions_mut().remove::<Delivery<P::Event>>() {
-            let (head, _) = request.into_parts();
-            return Ok(Self {
-                delivery,
-                head,
-                claim: None,
-            });
-        }
-        let state = WebhookState::<P, S>::from_ref(state);
-        let intake = state.intake().clone();
-        let span = intake.span();
-        async move {
-            let (parts, body) = request.into_parts();
-            match intake.receive(&parts.headers, body).await {
-                Ok(Outcome::Accepted { delivery, claim }) => Ok(Self {
-                    delivery,
-                    head: parts,
-                    claim: Some((claim, state)),
-                }),
-                Ok(acknowledged) => Err(WebhookRejection::acknowledged(acknowledged.to_response())),
-                Err(rejection) => Err(WebhookRejection::refused(
-                    rejection.kind(),
-                    intake.reject(&rejection),
-                )),
-            }
-        }
-        .instrument(span)
-        .await
+    async fn from_request(request: Request, state: &AppState) -> Result<Self, Self::Rejection> {
+        Self::receive(request, WebhookState::<P, S>::from_ref(state)).await
+    }
+}
+
+/// A verified, new webhook event for a durable queue: [`enqueue`](Self::enqueue) it.
+///
+/// Extracted from a [`DurableWebhookState`] in the router state, which
+/// [`WebhookState::durable`] makes; a state without a durable queue has no
+/// `DurableWebhook`, so enqueueing with nowhere to store is a compile error, not a
+/// `200` that stores nothing:
+///
+/// ```compile_fail
+/// use axum::{Router, response::Response, routing::post};
+/// use hookwise_axum::{DurableWebhook, WebhookState};
+/// use hookwise_core::Hoursmith;
+///
+/// async fn on_hoursmith(webhook: DurableWebhook<Hoursmith>) -> Response {
+///     webhook.enqueue().await
+/// }
+/// # fn app(state: WebhookState<Hoursmith>) -> Router {
+/// // A plain `WebhookState` has no durable queue: this does not compile.
+/// Router::new().route("/webhooks/hoursmith", post(on_hoursmith)).with_state(state)
+/// # }
+/// ```
+pub struct DurableWebhook<P: Provider, S: DedupeStore = MemoryStore> {
+    webhook: Webhook<P, S>,
+    queue: SharedQueue<P, S>,
+    route: Arc<str>,
+}
+
+impl<P: Provider, S: DedupeStore> DurableWebhook<P, S> {
+    /// The delivery: event, raw body, dedupe key, matching secret.
+    pub fn delivery(&self) -> &Delivery<P::Event> {
+        self.webhook.delivery()
+    }
+
+    /// Answers `200` once the event is stored in the durable queue, whose workers, in
+    /// this instance or another, run the handler registered with
+    /// [`WebhookState::durable`]: nothing acknowledged is lost if this process dies.
+    /// When the queue cannot store the event, answers `503` + `Retry-After` and
+    /// releases the claim; if the sender hangs up meanwhile, the claim is released.
+    /// Behind a layer, which took the event already, answers `200`.
+    pub async fn enqueue(mut self) -> Response {
+        let Some((claim, state)) = self.webhook.claim.take() else {
+            return http::StatusCode::OK.into_response();
+        };
+        let webhook = &self.webhook;
+        let response = match state
+            .processor()
+            .enqueue(
+                self.queue.as_ref(),
+                &self.route,
+                &webhook.head,
+                &webhook.delivery,
+                claim,
+            )
+            .await
+        {
+            Ok(()) => OutcomeKind::Accepted.to_response(),
+            Err(rejection) => state.intake().reject(&rejection),
+        };
+        response.map(axum::body::Body::from)
+    }
+}
+
+impl<P: Provider, S: DedupeStore> Deref for DurableWebhook<P, S> {
+    type Target = P::Event;
+
+    fn deref(&self) -> &P::Event {
+        self.webhook.event()
+    }
+}
+
+impl<P: Provider, S: DedupeStore> fmt::Debug for DurableWebhook<P, S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("DurableWebhook")
+            .field("webhook", &self.webhook)
+            .field("route", &self.route)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<AppState, P, S> FromRequest<AppState> for DurableWebhook<P, S>
+where
+    AppState: Send + Sync,
+    P: Provider,
+    S: DedupeStore,
+    DurableWebhookState<P, S>: FromRef<AppState>,
+{
+    type Rejection = WebhookRejection;
+
+    async fn from_request(request: Request, state: &AppState) -> Result<Self, Self::Rejection> {
+        let durable = DurableWebhookState::<P, S>::from_ref(state);
+        let (state, queue, route) = durable.into_parts();
+        Ok(Self {
+            webhook: Webhook::receive(request, state).await?,
+            queue,
+            route,
+        })
     }
 }
 

@@ -59,4 +59,8 @@ mod extract;
 mod rejection;
 mod state;
 
-pub use self::{extract::Webhook, rejection::WebhookRejection, state::WebhookState};
+pub use self::{
+    extract::{DurableWebhook, Webhook},
+    rejection::WebhookRejection,
+    state::{DurableWebhookState, WebhookState},
+};

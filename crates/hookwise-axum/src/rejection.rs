@@ -13,9 +13,10 @@ use http::StatusCode;
 /// without running the handler.
 ///
 /// Either it was acknowledged with `200` (a duplicate of an event already processed
-/// or in flight, or a skipped test event), or refused with the contract's status and
-/// `{"error":"<code>"}` (see [`RejectionKind`]). The response was built, and counted,
-/// when the rejection was made.
+/// or in flight under a confirmed claim, or a skipped test event), or refused with the
+/// contract's status and `{"error":"<code>"}` (see [`RejectionKind`]; `409`
+/// `in_progress` for a redelivery of an event whose claim is still provisional). The
+/// response was built, and counted, when the rejection was made.
 #[derive(Debug)]
 pub struct WebhookRejection {
     response: http::Response<String>,

@@ -17,12 +17,10 @@ use crate::extract::handler_job;
 /// Built from a configured [`WebhookLayer`] (`WebhookState::from(&layer)`), it shares
 /// that layer's processing queue, [`Stats`] and [`ShutdownHandle`]; that is also how
 /// the extractor works behind the layer.
-pub struct WebhookState<P: Provider, S = MemoryStore> {
+pub struct WebhookState<P: Provider, S: DedupeStore = MemoryStore> {
     intake: Intake<P, S>,
     processor: Processor<P, S>,
     shutdown: ShutdownHandle,
-    /// The durable queue and the route name its handler runs under.
-    durable: Option<(SharedQueue<P, S>, Arc<str>)>,
 }
 
 impl<P: Provider, S: DedupeStore> WebhookState<P, S> {
@@ -54,7 +52,8 @@ impl<P: Provider, S: DedupeStore> WebhookState<P, S> {
         self.shutdown.clone()
     }
 
-    /// Keeps the events handed over with [`Webhook::enqueue`](crate::Webhook::enqueue)
+    /// A state for [`DurableWebhook`](crate::DurableWebhook): keeps the events
+    /// handed over with [`DurableWebhook::enqueue`](crate::DurableWebhook::enqueue)
     /// in `queue`, and starts its workers, which run `handler` for them with this
     /// state's retries, timeout and dead letters, here and in every instance that
     /// registers the same `route` name.
@@ -74,7 +73,7 @@ impl<P: Provider, S: DedupeStore> WebhookState<P, S> {
     /// # Ok(()) }
     /// ```
     #[must_use]
-    pub fn durable<Q, H, F, E>(mut self, queue: Q, route: &str, handler: H) -> Self
+    pub fn durable<Q, H, F, E>(self, queue: Q, route: &str, handler: H) -> DurableWebhookState<P, S>
     where
         Q: DurableQueue<P, S>,
         H: Fn(Delivery<P::Event>) -> F + Send + Sync + 'static,
@@ -93,15 +92,61 @@ impl<P: Provider, S: DedupeStore> WebhookState<P, S> {
                 handler: factory,
             },
         );
-        self.durable = Some((Arc::new(queue), route.into()));
-        self
+        DurableWebhookState {
+            state: self,
+            queue: Arc::new(queue),
+            route: route.into(),
+        }
+    }
+}
+
+/// A [`WebhookState`] with a durable queue and the route name its handler runs
+/// under, made by [`WebhookState::durable`]: what the
+/// [`DurableWebhook`](crate::DurableWebhook) extractor reads from the router state.
+pub struct DurableWebhookState<P: Provider, S: DedupeStore = MemoryStore> {
+    state: WebhookState<P, S>,
+    queue: SharedQueue<P, S>,
+    route: Arc<str>,
+}
+
+impl<P: Provider, S: DedupeStore> DurableWebhookState<P, S> {
+    /// The state without its queue: intake, processor, stats, shutdown.
+    pub fn state(&self) -> &WebhookState<P, S> {
+        &self.state
     }
 
-    /// The durable queue and route name, when [`durable`](Self::durable) set one.
-    pub(crate) fn durable_queue(&self) -> Option<(&dyn DurableQueue<P, S>, &str)> {
-        self.durable
-            .as_ref()
-            .map(|(queue, route)| (queue.as_ref(), route.as_ref()))
+    /// The counters.
+    pub fn stats(&self) -> Stats {
+        self.state.stats()
+    }
+
+    /// The handle that stops taking deliveries and drains background work, the
+    /// queue's workers included.
+    pub fn shutdown_handle(&self) -> ShutdownHandle {
+        self.state.shutdown_handle()
+    }
+
+    pub(crate) fn into_parts(self) -> (WebhookState<P, S>, SharedQueue<P, S>, Arc<str>) {
+        (self.state, self.queue, self.route)
+    }
+}
+
+impl<P: Provider, S: DedupeStore> Clone for DurableWebhookState<P, S> {
+    fn clone(&self) -> Self {
+        Self {
+            state: self.state.clone(),
+            queue: self.queue.clone(),
+            route: self.route.clone(),
+        }
+    }
+}
+
+impl<P: Provider, S: DedupeStore> fmt::Debug for DurableWebhookState<P, S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("DurableWebhookState")
+            .field("state", &self.state)
+            .field("route", &self.route)
+            .finish_non_exhaustive()
     }
 }
 
@@ -111,23 +156,21 @@ impl<P: Provider, S: DedupeStore> From<&WebhookLayer<P, S>> for WebhookState<P, 
             intake: layer.intake(),
             processor: layer.processor().clone(),
             shutdown: layer.shutdown_handle(),
-            durable: None,
         }
     }
 }
 
-impl<P: Provider, S> Clone for WebhookState<P, S> {
+impl<P: Provider, S: DedupeStore> Clone for WebhookState<P, S> {
     fn clone(&self) -> Self {
         Self {
             intake: self.intake.clone(),
             processor: self.processor.clone(),
             shutdown: self.shutdown.clone(),
-            durable: self.durable.clone(),
         }
     }
 }
 
-impl<P: Provider, S> fmt::Debug for WebhookState<P, S> {
+impl<P: Provider, S: DedupeStore> fmt::Debug for WebhookState<P, S> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("WebhookState")
             .field("intake", &self.intake)

@@ -274,27 +274,3 @@ async fn behind_the_layer_the_event_is_verified_and_claimed_once() {
     assert_eq!((store_stats.claims, store_stats.duplicates), (1, 1));
     assert_eq!(stats.snapshot().processed, 1);
 }
-
-#[tokio::test]
-async fn enqueue_without_a_durable_queue_is_500_and_the_claim_is_released() {
-    async fn enqueue(webhook: Webhook<Hoursmith, Arc<MemoryStore>>) -> Response {
-        webhook.enqueue().await
-    }
-    let recorder = Recorder::default();
-    let layer = fast_retries(Arc::new(MemoryStore::new()));
-    let router = Router::new()
-        .route("/enqueue", post(enqueue))
-        .with_state(state(&layer, &recorder));
-    let addr = serve(router).await;
-    let client = client();
-    let delivery = hoursmith("evt_misconfigured");
-    let answer = send(&client, addr, "/enqueue", &delivery).await;
-    assert_eq!(
-        (answer.status.as_u16(), answer.body.as_str()),
-        (500, r#"{"error":"handler_failed"}"#)
-    );
-    // Released: the retry is accepted again, not a duplicate.
-    let retry = send(&client, addr, "/enqueue", &delivery).await;
-    assert_eq!(retry.status, 500);
-    assert_eq!(layer.stats().snapshot().accepted, 2);
-}

@@ -352,7 +352,11 @@ async fn receiver() -> (SocketAddr, Arc<Mutex<Vec<String>>>) {
                 },
             ),
         )
-        .layer(WebhookLayer::new(receiver).mode(AckMode::AfterHandler));
+        .layer(
+            WebhookLayer::new(receiver)
+                .mode(AckMode::AfterHandler)
+                .expect("no durable queue"),
+        );
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind");

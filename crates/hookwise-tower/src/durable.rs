@@ -9,7 +9,7 @@
 
 use std::{future::Future, pin::Pin, sync::Arc};
 
-use hookwise_core::{Delivery, Provider, StoreError};
+use hookwise_core::{DedupeStore, Delivery, Provider, StoreError};
 use http::request::Parts;
 
 use crate::{HandlerError, Processor};
@@ -25,7 +25,7 @@ pub type HandlerJob<E> = Box<dyn FnMut(Delivery<E>) -> HandlerRun + Send>;
 pub type HandlerFactory<E> = Arc<dyn Fn(Parts) -> HandlerJob<E> + Send + Sync>;
 
 /// What a durable queue's workers need to run stored deliveries.
-pub struct Workers<P: Provider, S> {
+pub struct Workers<P: Provider, S: DedupeStore> {
     /// Rebuilds deliveries (`Receiver::restore`) and runs them with the layer's
     /// retries, timeout, dead letters and stats; its shutdown handle tracks the work.
     pub processor: Processor<P, S>,
@@ -46,7 +46,7 @@ pub type QueueFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T, StoreError>>
 /// makes `layer-0`, `layer-1`, ... in the order it makes them (one per route it
 /// wraps), so instances built by the same code agree on the names; the axum
 /// extractor's durable state takes a name of your choice.
-pub trait DurableQueue<P: Provider, S>: Send + Sync + 'static {
+pub trait DurableQueue<P: Provider, S: DedupeStore>: Send + Sync + 'static {
     /// Stores an accepted delivery and the head of its request. `Ok` only once it is
     /// stored: the layer answers `200` after this, and `503` on an error.
     fn enqueue<'a>(
@@ -61,7 +61,7 @@ pub trait DurableQueue<P: Provider, S>: Send + Sync + 'static {
     fn start(&self, route: &str, workers: Workers<P, S>);
 }
 
-impl<P: Provider, S> std::fmt::Debug for Workers<P, S> {
+impl<P: Provider, S: DedupeStore> std::fmt::Debug for Workers<P, S> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Workers")
             .field("processor", &self.processor)

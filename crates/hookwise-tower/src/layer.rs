@@ -15,7 +15,7 @@ use tower_layer::Layer;
 use tower_service::Service;
 
 use crate::{
-    AckMode, DeadLetterHandler, DurableQueue, HandlerBody, Intake, LogDeadLetter, ProcessingConfig,
+    AckMode, DeadLetterHandler, DeadLetters, DurableQueue, HandlerBody, Intake, ProcessingConfig,
     Processor, RetryPolicy, SharedQueue, ShutdownHandle, Stats, WebhookService, Workers,
     body::BoxError, service::Shared, service::handler_factory,
 };
@@ -23,18 +23,24 @@ use crate::{
 /// The default time allowed to receive a whole body.
 pub const DEFAULT_BODY_TIMEOUT: Duration = Duration::from_secs(10);
 
+const ACK_AFTER_HANDLER_WITH_QUEUE: ConfigError = ConfigError::Conflict(
+    "a durable queue is for ack-fast mode: ack-after-handler mode runs the handler while \
+     the sender waits and would never use the queue",
+);
+
 /// A [`Layer`] that receives webhook deliveries in front of a handler.
 ///
 /// See the [crate docs](crate) for the behaviour and an example. Configure it fully
 /// before cloning it or applying it: every service it makes shares one processing
 /// queue, one set of [`Stats`] and one [`ShutdownHandle`].
 #[must_use]
-pub struct WebhookLayer<P: Provider, S> {
+pub struct WebhookLayer<P: Provider, S: DedupeStore> {
     receiver: Arc<Receiver<P, S>>,
     mode: AckMode,
     processing: ProcessingConfig,
     body_timeout: Duration,
-    dead_letter: Arc<dyn DeadLetterHandler<P::Event>>,
+    /// The user's dead-letter callback; `None` keeps dead letters in memory.
+    dead_letter: Option<Arc<dyn DeadLetterHandler<P::Event>>>,
     stats: Stats,
     shutdown: ShutdownHandle,
     processor: Processor<P, S>,
@@ -49,7 +55,7 @@ impl<P: Provider, S: DedupeStore> WebhookLayer<P, S> {
     pub fn new(receiver: Receiver<P, S>) -> Self {
         let receiver = Arc::new(receiver);
         let processing = ProcessingConfig::default();
-        let dead_letter: Arc<dyn DeadLetterHandler<P::Event>> = Arc::new(LogDeadLetter);
+        let dead_letter = None;
         let (stats, shutdown) = (Stats::default(), ShutdownHandle::default());
         let processor = Processor::new(
             receiver.clone(),
@@ -81,16 +87,27 @@ impl<P: Provider, S: DedupeStore> WebhookLayer<P, S> {
     /// Each service the layer makes (one per route it wraps) gets its own route name,
     /// `layer-<n>` in the order they are made, so apply the layer the same way in
     /// every instance.
-    pub fn durable_queue(mut self, queue: impl DurableQueue<P, S>) -> Self {
+    ///
+    /// A durable queue is for ack-fast mode: with [`AckMode::AfterHandler`] it is
+    /// refused ([`ConfigError::Conflict`]), since that mode runs the handler while
+    /// the sender waits and would never use the queue.
+    pub fn durable_queue(mut self, queue: impl DurableQueue<P, S>) -> Result<Self, ConfigError> {
+        if self.mode == AckMode::AfterHandler {
+            return Err(ACK_AFTER_HANDLER_WITH_QUEUE);
+        }
         self.durable = Some(Arc::new(queue));
-        self
+        Ok(self)
     }
 
     /// Answers before ([`AckMode::Fast`], the default) or after
-    /// ([`AckMode::AfterHandler`]) the handler runs.
-    pub fn mode(mut self, mode: AckMode) -> Self {
+    /// ([`AckMode::AfterHandler`]) the handler runs. Ack-after-handler mode with a
+    /// [`durable_queue`](Self::durable_queue) is refused ([`ConfigError::Conflict`]).
+    pub fn mode(mut self, mode: AckMode) -> Result<Self, ConfigError> {
+        if mode == AckMode::AfterHandler && self.durable.is_some() {
+            return Err(ACK_AFTER_HANDLER_WITH_QUEUE);
+        }
         self.mode = mode;
-        self
+        Ok(self)
     }
 
     /// Sets all background processing settings at once.
@@ -150,10 +167,19 @@ impl<P: Provider, S: DedupeStore> WebhookLayer<P, S> {
         Ok(self)
     }
 
-    /// Receives events whose every attempt failed (default: an `error` log line).
+    /// Receives events whose every attempt failed, instead of keeping them in
+    /// memory ([`dead_letters`](Self::dead_letters)); see the
+    /// [dead letters' docs](crate::DeadLetters) for where they go by default.
     pub fn on_dead_letter(mut self, handler: impl DeadLetterHandler<P::Event>) -> Self {
-        self.dead_letter = Arc::new(handler);
+        self.dead_letter = Some(Arc::new(handler));
         self.rebuild_processor()
+    }
+
+    /// The dead letters kept in memory, to list and replay; `None` when
+    /// [`on_dead_letter`](Self::on_dead_letter) set a callback. With a durable queue,
+    /// dead letters are kept by the queue instead, and this list stays empty.
+    pub fn dead_letters(&self) -> Option<DeadLetters<P::Event>> {
+        self.processor.dead_letters().cloned()
     }
 
     /// The handle that stops the receiver and drains accepted events.
@@ -200,7 +226,7 @@ impl<P: Provider, S: DedupeStore> WebhookLayer<P, S> {
     }
 }
 
-impl<P: Provider, S> Clone for WebhookLayer<P, S> {
+impl<P: Provider, S: DedupeStore> Clone for WebhookLayer<P, S> {
     fn clone(&self) -> Self {
         Self {
             receiver: self.receiver.clone(),
@@ -217,7 +243,7 @@ impl<P: Provider, S> Clone for WebhookLayer<P, S> {
     }
 }
 
-impl<P: Provider + fmt::Debug, S: fmt::Debug> fmt::Debug for WebhookLayer<P, S> {
+impl<P: Provider + fmt::Debug, S: DedupeStore + fmt::Debug> fmt::Debug for WebhookLayer<P, S> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("WebhookLayer")
             .field("receiver", &self.receiver)

@@ -67,6 +67,8 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod body;
+mod claim;
+mod dead_letter;
 mod durable;
 mod intake;
 mod layer;
@@ -77,14 +79,16 @@ mod shutdown;
 mod stats;
 
 pub use self::{
+    claim::HeldClaim,
+    dead_letter::{
+        DEFAULT_KEPT_DEAD_LETTERS, DeadLetter, DeadLetterHandler, DeadLetters, LogDeadLetter,
+    },
     durable::{
         DurableQueue, HandlerFactory, HandlerJob, HandlerRun, QueueFuture, SharedQueue, Workers,
     },
     intake::Intake,
     layer::{DEFAULT_BODY_TIMEOUT, WebhookLayer},
-    processor::{
-        DeadLetter, DeadLetterHandler, HandlerError, LogDeadLetter, ProcessingConfig, Processor,
-    },
+    processor::{HandlerError, ProcessingConfig, Processor},
     retry::RetryPolicy,
     service::{AckMode, HandlerBody, ResponseBody, ResponseFuture, WebhookService},
     shutdown::{ShutdownHandle, ShutdownReport},

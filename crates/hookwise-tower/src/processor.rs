@@ -10,7 +10,7 @@ use std::{
     future::Future,
     panic::AssertUnwindSafe,
     pin::Pin,
-    sync::Arc,
+    sync::{Arc, Mutex, PoisonError},
     task::{Context, Poll},
     time::Duration,
 };
@@ -20,7 +20,12 @@ use http::{StatusCode, request::Parts};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tracing::Instrument;
 
-use crate::{DurableQueue, RetryPolicy, ShutdownHandle, Stats, body::BoxError};
+use crate::{
+    DEFAULT_KEPT_DEAD_LETTERS, DeadLetter, DeadLetterHandler, DeadLetters, DurableQueue,
+    HandlerJob, HandlerRun, HeldClaim, RetryPolicy, ShutdownHandle, Stats,
+    body::BoxError,
+    dead_letter::{Kept, Refused, call_handler},
+};
 
 /// Why one run of the handler failed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -44,49 +49,6 @@ impl HandlerError {
     /// A failure from any error type.
     pub fn failed(error: impl Into<BoxError>) -> Self {
         Self::Failed(error.into().to_string())
-    }
-}
-
-/// An event whose every attempt failed, handed to the dead-letter callback.
-#[derive(Debug, Clone)]
-#[non_exhaustive]
-pub struct DeadLetter<E> {
-    /// The delivery, with its typed event and raw body, for storing or replaying.
-    pub delivery: Delivery<E>,
-    /// The last attempt's failure.
-    pub error: HandlerError,
-    /// How many attempts were made.
-    pub attempts: u32,
-}
-
-/// Receives dead letters. Implemented for every `Fn(DeadLetter<E>)`.
-pub trait DeadLetterHandler<E>: Send + Sync + 'static {
-    /// Takes an event that failed every attempt.
-    fn dead_letter(&self, letter: DeadLetter<E>);
-}
-
-impl<E, F> DeadLetterHandler<E> for F
-where
-    F: Fn(DeadLetter<E>) + Send + Sync + 'static,
-{
-    fn dead_letter(&self, letter: DeadLetter<E>) {
-        self(letter);
-    }
-}
-
-/// The default dead-letter handler: an `error` log line without the body.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct LogDeadLetter;
-
-impl<E> DeadLetterHandler<E> for LogDeadLetter {
-    fn dead_letter(&self, letter: DeadLetter<E>) {
-        tracing::error!(
-            provider = letter.delivery.provider(),
-            key = %letter.delivery.dedupe_key(),
-            attempts = letter.attempts,
-            error = %letter.error,
-            "webhook event dead-lettered"
-        );
     }
 }
 
@@ -116,25 +78,45 @@ impl Default for ProcessingConfig {
     }
 }
 
+/// Where dead letters go: kept in memory (the default) or handed to a callback.
+pub(crate) enum DeadLetterSink<E> {
+    /// Kept in a bounded, replayable list.
+    Keep(DeadLetters<E>),
+    /// Handed to the user's callback.
+    Call(Arc<dyn DeadLetterHandler<E>>),
+}
+
+impl<E> Clone for DeadLetterSink<E> {
+    fn clone(&self) -> Self {
+        match self {
+            Self::Keep(kept) => Self::Keep(kept.clone()),
+            Self::Call(handler) => Self::Call(handler.clone()),
+        }
+    }
+}
+
 /// Runs accepted events in the background: bounded, retried, dead-lettered, and
 /// tracked by the [`ShutdownHandle`]. Cheap to clone; clones share the bounds.
-pub struct Processor<P: Provider, S> {
+///
+/// It owns the claims of the events it takes ([`HeldClaim`]): see the
+/// [`claim` module's table](crate::HeldClaim) for who ends a claim when.
+pub struct Processor<P: Provider, S: DedupeStore> {
     shared: Arc<Shared<P, S>>,
 }
 
-struct Shared<P: Provider, S> {
+struct Shared<P: Provider, S: DedupeStore> {
     receiver: Arc<Receiver<P, S>>,
     /// Permits for running plus waiting events: when none is left, refuse.
     admission: Arc<Semaphore>,
     /// Permits for running events.
     running: Semaphore,
     config: ProcessingConfig,
-    dead_letter: Arc<dyn DeadLetterHandler<P::Event>>,
+    dead_letter: DeadLetterSink<P::Event>,
     stats: Stats,
     shutdown: ShutdownHandle,
 }
 
-impl<P: Provider, S> Clone for Processor<P, S> {
+impl<P: Provider, S: DedupeStore> Clone for Processor<P, S> {
     fn clone(&self) -> Self {
         Self {
             shared: self.shared.clone(),
@@ -142,7 +124,7 @@ impl<P: Provider, S> Clone for Processor<P, S> {
     }
 }
 
-impl<P: Provider, S> fmt::Debug for Processor<P, S> {
+impl<P: Provider, S: DedupeStore> fmt::Debug for Processor<P, S> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Processor")
             .field("config", &self.shared.config)
@@ -152,16 +134,22 @@ impl<P: Provider, S> fmt::Debug for Processor<P, S> {
 }
 
 impl<P: Provider, S: DedupeStore> Processor<P, S> {
-    /// A processor committing and releasing claims in `receiver`'s store.
-    pub fn new(
+    /// A processor committing and releasing claims in `receiver`'s store. Dead
+    /// letters go to `dead_letter`, or, when `None`, are kept in a bounded,
+    /// replayable list ([`dead_letters`](Self::dead_letters)).
+    pub(crate) fn new(
         receiver: Arc<Receiver<P, S>>,
         config: ProcessingConfig,
-        dead_letter: Arc<dyn DeadLetterHandler<P::Event>>,
+        dead_letter: Option<Arc<dyn DeadLetterHandler<P::Event>>>,
         stats: Stats,
         shutdown: ShutdownHandle,
     ) -> Self {
         let concurrency = config.concurrency.max(1);
-        Self {
+        let dead_letter = match dead_letter {
+            Some(handler) => DeadLetterSink::Call(handler),
+            None => DeadLetterSink::Keep(DeadLetters::new(DEFAULT_KEPT_DEAD_LETTERS)),
+        };
+        let processor = Self {
             shared: Arc::new(Shared {
                 receiver,
                 admission: Arc::new(Semaphore::new(
@@ -173,39 +161,80 @@ impl<P: Provider, S: DedupeStore> Processor<P, S> {
                 stats,
                 shutdown,
             }),
+        };
+        if let DeadLetterSink::Keep(kept) = &processor.shared.dead_letter {
+            // Weak: the list lives in the processor, which must not keep itself alive.
+            let weak = Arc::downgrade(&processor.shared);
+            kept.set_replayer(Arc::new(move |kept: Kept<P::Event>| {
+                let Some(shared) = weak.upgrade() else {
+                    return Err(Box::new((
+                        kept,
+                        Rejection::new(RejectionKind::ShuttingDown),
+                    )));
+                };
+                Processor { shared }.replay(kept)
+            }));
         }
+        processor
+    }
+
+    /// Holds `claim` for this processor's receiver: the one owner that ends it.
+    pub fn hold(&self, claim: Claim) -> HeldClaim<P, S> {
+        let shared = &self.shared;
+        HeldClaim::new(
+            claim,
+            shared.receiver.clone(),
+            shared.stats.clone(),
+            shared.shutdown.clone(),
+        )
     }
 
     /// Takes an accepted event for background processing, or refuses it.
     ///
-    /// `job` is called once per attempt with the delivery. Refused (`503`: shutting
-    /// down, or queue full) means the claim was released and the sender should retry.
+    /// `job` is called once per attempt with the delivery. On `Ok` the event is
+    /// spawned and its claim confirmed (redeliveries are answered `200`): answer the
+    /// sender `200`. Refused (`503`: shutting down, or queue full) means the claim
+    /// was released and the sender should retry.
     pub async fn submit<J, F>(
         &self,
         delivery: Delivery<P::Event>,
-        claim: Claim,
+        claim: HeldClaim<P, S>,
         job: J,
     ) -> Result<(), Rejection>
     where
         J: FnMut(Delivery<P::Event>) -> F + Send + 'static,
         F: Future<Output = Result<(), HandlerError>> + Send + 'static,
     {
-        match self.try_submit(delivery, claim, job) {
-            Ok(()) => Ok(()),
-            Err((claim, refused)) => Err(self.refuse(claim, refused).await),
+        // Confirmed only once the event is owned by its spawned run: a redelivery
+        // answered 200 before that could be followed by a refusal of this one.
+        let confirmation = claim.claim().cloned();
+        match self.try_spawn(delivery, Some(claim), job) {
+            Ok(()) => {
+                if let Some(claim) = confirmation {
+                    self.confirm(&claim).await;
+                }
+                Ok(())
+            }
+            Err((claim, refused)) => {
+                if let Some(claim) = claim {
+                    // A failed release is logged; the claim stays provisional.
+                    claim.release().await.unwrap_or_default();
+                }
+                Err(Rejection::new(refused))
+            }
         }
     }
 
-    /// The synchronous part of [`submit`](Self::submit): admits and spawns the
-    /// event, or hands its claim back with the reason for refusing it, for
-    /// [`refuse`](Self::refuse). The accepted path never waits, so the request's
-    /// future holds no state for it.
-    pub(crate) fn try_submit<J, F>(
+    /// Admits and spawns an event's run, or hands its claim back with the reason
+    /// for refusing it. The check for shutdown and the spawn are one step for a
+    /// drain (see [`ShutdownHandle::drain`]).
+    #[allow(clippy::type_complexity)]
+    fn try_spawn<J, F>(
         &self,
         delivery: Delivery<P::Event>,
-        claim: Claim,
+        claim: Option<HeldClaim<P, S>>,
         job: J,
-    ) -> Result<(), (Claim, RejectionKind)>
+    ) -> Result<(), (Option<HeldClaim<P, S>>, RejectionKind)>
     where
         J: FnMut(Delivery<P::Event>) -> F + Send + 'static,
         F: Future<Output = Result<(), HandlerError>> + Send + 'static,
@@ -220,28 +249,39 @@ impl<P: Provider, S: DedupeStore> Processor<P, S> {
         // Boxed here, once: the run's state machine (a few KiB: the delivery, the
         // job, the attempt with its timer) is then not copied again on its way
         // through the tracker and the spawn into the task.
-        let work = Box::pin(self.clone().run_with_retries(delivery, claim, job, permit));
-        shared
-            .shutdown
-            .spawn(work.instrument(tracing::Span::current()));
-        Ok(())
+        let work = Box::pin(
+            self.clone()
+                .run_with_retries(delivery, claim, job, permit)
+                .instrument(tracing::Span::current()),
+        );
+        // Closed between the check and the spawn: the unstarted run is dropped, and
+        // with it the claim, which its `Drop` releases (a tracked task, so the
+        // drain waits for that release).
+        if shared.shutdown.spawn_unless_closed(work) {
+            Ok(())
+        } else {
+            Err((None, RejectionKind::ShuttingDown))
+        }
     }
 
-    /// Refuses an event [`try_submit`](Self::try_submit) did not take: releases its
-    /// claim so the sender's retry is processed, and counts it finished.
-    pub(crate) async fn refuse(&self, claim: Claim, refused: RejectionKind) -> Rejection {
-        self.release(&claim).await;
-        self.shared.stats.finished();
-        Rejection::new(refused)
+    /// Confirms a claim whose event this processor owns now. Through a clone of the
+    /// claim: the run may already have ended it, which the store reports and
+    /// which is fine.
+    async fn confirm(&self, claim: &Claim) {
+        if let Err(error) = self.shared.receiver.confirm(claim).await {
+            tracing::warn!(%error, key = %claim.key(), "could not confirm a webhook claim; redeliveries are answered 409 until it ends");
+        }
     }
 
     /// Runs an accepted event once while the sender waits (ack-after-handler mode):
     /// commit on success; on failure release the claim so the sender's retry is
-    /// processed, and answer `500`.
+    /// processed, and answer `500`. The claim stays provisional (redeliveries are
+    /// answered `409`) and is renewed while the handler runs; if this future is
+    /// dropped (the sender hung up), the claim is released.
     pub async fn run_now<J, F>(
         &self,
         delivery: Delivery<P::Event>,
-        claim: Claim,
+        claim: HeldClaim<P, S>,
         mut job: J,
     ) -> Result<(), Rejection>
     where
@@ -249,47 +289,90 @@ impl<P: Provider, S: DedupeStore> Processor<P, S> {
         F: Future<Output = Result<(), HandlerError>> + Send + 'static,
     {
         let shared = &self.shared;
-        let result = shared
-            .shutdown
-            .track(attempt(job(delivery), shared.config.handler_timeout))
-            .await;
-        shared.stats.finished();
+        let run = attempt(job(delivery), shared.config.handler_timeout);
+        let result = shared.shutdown.track(renewing(&claim, run)).await;
         match result {
             Ok(()) => {
                 shared.stats.processed();
-                self.commit(&claim).await;
+                // A failed commit is logged; the handler's work is done either way.
+                claim.commit().await.unwrap_or_default();
                 Ok(())
             }
             Err(error) => {
                 tracing::warn!(%error, "webhook handler failed; the sender will retry");
-                self.release(&claim).await;
+                claim.release().await.unwrap_or_default();
                 Err(Rejection::new(RejectionKind::HandlerFailed).with_detail(error.to_string()))
             }
         }
     }
 
+    /// One event's background run: waits for a running slot, attempts under the
+    /// retry policy, then commits (processed or dead-lettered, the event is
+    /// accounted for: a redelivery must not run it again). The claim is renewed
+    /// all along, queued or running. A replayed dead letter has no claim.
     async fn run_with_retries<J, F>(
         self,
         delivery: Delivery<P::Event>,
-        claim: Claim,
-        job: J,
+        claim: Option<HeldClaim<P, S>>,
+        mut job: J,
         admitted: OwnedSemaphorePermit,
     ) where
-        J: FnMut(Delivery<P::Event>) -> F,
+        J: FnMut(Delivery<P::Event>) -> F + Send + 'static,
         F: Future<Output = Result<(), HandlerError>> + Send + 'static,
     {
-        let Ok(_running) = self.shared.running.acquire().await else {
-            return; // never closed
+        let work = async {
+            // Never closed, so never an error.
+            let _running = self.shared.running.acquire().await.ok();
+            self.attempts(&delivery, &mut job).await
         };
-        let result = self.process(delivery, job).await;
-        self.shared.stats.finished();
-        // Processed or dead-lettered, the event is accounted for: a redelivery must
-        // not run it again.
-        self.commit(&claim).await;
-        if let Err(letter) = result {
-            self.dead_letter(letter);
+        let result = match &claim {
+            Some(claim) => renewing(claim, work).await,
+            None => work.await,
+        };
+        match claim {
+            // A failed commit is logged; the event was run either way.
+            Some(claim) => claim.commit().await.unwrap_or_default(),
+            None => self.shared.stats.finished(),
+        }
+        if let Err((error, attempts)) = result {
+            let letter = DeadLetter {
+                delivery,
+                error,
+                attempts,
+            };
+            match &self.shared.dead_letter {
+                DeadLetterSink::Keep(kept) => kept.keep(letter, boxed_job(job)),
+                DeadLetterSink::Call(handler) => call_handler(handler.as_ref(), letter),
+            }
         }
         drop(admitted);
+    }
+
+    /// Runs a kept dead letter again, without a claim (its event is committed).
+    fn replay(&self, kept: Kept<P::Event>) -> Result<(), Refused<P::Event>> {
+        let Kept { id, letter, job } = kept;
+        // The job is lent to the run through a slot, so that a refused run, dropped
+        // unstarted, leaves it behind to be kept again.
+        let slot = Arc::new(Mutex::new(Some(job)));
+        let lent = slot.clone();
+        let run = move |delivery| match lent.lock().unwrap_or_else(PoisonError::into_inner).as_mut()
+        {
+            Some(job) => job(delivery),
+            None => Box::pin(async { Err(HandlerError::Failed("replayed job gone".into())) }),
+        };
+        self.shared.stats.accepted();
+        self.try_spawn(letter.delivery.clone(), None, run)
+            .map_err(|(_, refused)| {
+                self.shared.stats.finished();
+                let job = slot.lock().unwrap_or_else(PoisonError::into_inner).take();
+                let job = job.unwrap_or_else(|| {
+                    Box::new(|_| {
+                        Box::pin(async { Err(HandlerError::Failed("replayed job gone".into())) })
+                            as HandlerRun
+                    })
+                });
+                Box::new((Kept { id, letter, job }, Rejection::new(refused)))
+            })
     }
 
     /// Runs `job` on `delivery` under the retry policy and the handler timeout:
@@ -298,8 +381,7 @@ impl<P: Provider, S: DedupeStore> Processor<P, S> {
     /// returns the dead letter for the caller to record and hand to
     /// [`dead_letter`](Self::dead_letter).
     ///
-    /// [`submit`](Self::submit) runs it in the background; a durable queue's workers
-    /// run it for the deliveries they read back.
+    /// A durable queue's workers run it for the deliveries they read back.
     pub async fn process<J, F>(
         &self,
         delivery: Delivery<P::Event>,
@@ -354,37 +436,55 @@ impl<P: Provider, S: DedupeStore> Processor<P, S> {
         }
     }
 
-    /// Hands an event whose every attempt failed to the dead-letter handler.
+    /// Hands the dead letter of a durably stored event to the dead-letter callback,
+    /// if one is set (a panic in it is caught). The durable queue keeps the event
+    /// itself, so nothing is kept in memory.
     pub fn dead_letter(&self, letter: DeadLetter<P::Event>) {
-        self.shared.dead_letter.dead_letter(letter);
+        match &self.shared.dead_letter {
+            DeadLetterSink::Call(handler) => call_handler(handler.as_ref(), letter),
+            DeadLetterSink::Keep(_) => tracing::error!(
+                provider = letter.delivery.provider(),
+                key = %letter.delivery.dedupe_key(),
+                attempts = letter.attempts,
+                error = %letter.error,
+                "durable webhook event dead-lettered"
+            ),
+        }
+    }
+
+    /// The dead letters kept in memory: empty when a callback receives them
+    /// instead, or a durable queue keeps them.
+    pub fn dead_letters(&self) -> Option<&DeadLetters<P::Event>> {
+        match &self.shared.dead_letter {
+            DeadLetterSink::Keep(kept) => Some(kept),
+            DeadLetterSink::Call(_) => None,
+        }
     }
 
     /// Takes an accepted event into a durable queue instead of this process: commits
     /// the claim once the queue has stored it (the queue's workers now own the event),
-    /// or releases it and refuses with `503` when the queue cannot store it.
+    /// or releases it and refuses with `503` when the queue cannot store it. If this
+    /// future is dropped while the queue stores, the claim is released.
     pub async fn enqueue(
         &self,
         queue: &dyn DurableQueue<P, S>,
         route: &str,
         head: &Parts,
         delivery: &Delivery<P::Event>,
-        claim: Claim,
+        claim: HeldClaim<P, S>,
     ) -> Result<(), Rejection> {
-        let shared = &self.shared;
-        if shared.shutdown.is_closed() {
-            self.release(&claim).await;
-            shared.stats.finished();
+        if self.shared.shutdown.is_closed() {
+            claim.release().await.unwrap_or_default();
             return Err(Rejection::new(RejectionKind::ShuttingDown));
         }
-        let stored = queue.enqueue(route, head, delivery).await;
-        shared.stats.finished();
-        match stored {
+        // Failures to end the claim are logged by the claim.
+        match queue.enqueue(route, head, delivery).await {
             Ok(()) => {
-                self.commit(&claim).await;
+                claim.commit().await.unwrap_or_default();
                 Ok(())
             }
             Err(error) => {
-                self.release(&claim).await;
+                claim.release().await.unwrap_or_default();
                 Err(Rejection::new(RejectionKind::StoreUnavailable)
                     .with_detail(format!("durable queue: {error}")))
             }
@@ -405,18 +505,33 @@ impl<P: Provider, S: DedupeStore> Processor<P, S> {
     pub fn shutdown_handle(&self) -> &ShutdownHandle {
         &self.shared.shutdown
     }
+}
 
-    async fn commit(&self, claim: &Claim) {
-        if let Err(error) = self.shared.receiver.commit(claim).await {
-            tracing::error!(%error, key = %claim.key(), "could not record a processed webhook event");
+/// Drives `work` while renewing `claim`'s lease every third of the store's lease, so
+/// an event that waits in the queue or runs through many retries keeps its key.
+async fn renewing<P, S, F>(claim: &HeldClaim<P, S>, work: F) -> F::Output
+where
+    P: Provider,
+    S: DedupeStore,
+    F: Future,
+{
+    let every = claim.lease_period() / 3;
+    let mut work = std::pin::pin!(work);
+    loop {
+        match tokio::time::timeout(every, work.as_mut()).await {
+            Ok(output) => return output,
+            Err(_heartbeat) => claim.renew().await,
         }
     }
+}
 
-    async fn release(&self, claim: &Claim) {
-        if let Err(error) = self.shared.receiver.release(claim).await {
-            tracing::error!(%error, key = %claim.key(), "could not release a webhook claim; it expires with its lease");
-        }
-    }
+/// A handler job boxed for keeping with its dead letter.
+fn boxed_job<E, J, F>(mut job: J) -> HandlerJob<E>
+where
+    J: FnMut(Delivery<E>) -> F + Send + 'static,
+    F: Future<Output = Result<(), HandlerError>> + Send + 'static,
+{
+    Box::new(move |delivery| Box::pin(job(delivery)) as HandlerRun)
 }
 
 /// One run of the handler: a panic is caught and a run past the timeout is cancelled
@@ -453,7 +568,7 @@ impl<F: Future> Future for CatchPanic<'_, F> {
     }
 }
 
-fn panic_message(payload: Box<dyn std::any::Any + Send>) -> String {
+pub(crate) fn panic_message(payload: Box<dyn std::any::Any + Send>) -> String {
     match payload.downcast::<String>() {
         Ok(message) => *message,
         Err(payload) => payload.downcast_ref::<&str>().map_or_else(

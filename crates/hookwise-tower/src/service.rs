@@ -43,22 +43,23 @@ pub enum AckMode {
 }
 
 /// The state every clone of one service shares.
-pub(crate) struct Shared<P: Provider, S> {
+pub(crate) struct Shared<P: Provider, S: DedupeStore> {
     pub(crate) intake: Intake<P, S>,
     pub(crate) processor: Processor<P, S>,
     pub(crate) mode: AckMode,
-    /// The durable queue, with this service's route name in it.
+    /// The durable queue, with this service's route name in it; only in ack-fast
+    /// mode (the layer refuses it with ack-after-handler).
     pub(crate) durable: Option<(SharedQueue<P, S>, Arc<str>)>,
 }
 
 /// The [`Service`] made by [`WebhookLayer`](crate::WebhookLayer); see the
 /// [crate docs](crate) for what it does.
-pub struct WebhookService<Inner, P: Provider, S> {
+pub struct WebhookService<Inner, P: Provider, S: DedupeStore> {
     inner: Inner,
     shared: Arc<Shared<P, S>>,
 }
 
-impl<Inner, P: Provider, S> WebhookService<Inner, P, S> {
+impl<Inner, P: Provider, S: DedupeStore> WebhookService<Inner, P, S> {
     pub(crate) fn new(inner: Inner, shared: Arc<Shared<P, S>>) -> Self {
         Self { inner, shared }
     }
@@ -79,7 +80,7 @@ impl<Inner, P: Provider, S> WebhookService<Inner, P, S> {
     }
 }
 
-impl<Inner: Clone, P: Provider, S> Clone for WebhookService<Inner, P, S> {
+impl<Inner: Clone, P: Provider, S: DedupeStore> Clone for WebhookService<Inner, P, S> {
     fn clone(&self) -> Self {
         Self {
             inner: self.inner.clone(),
@@ -88,7 +89,7 @@ impl<Inner: Clone, P: Provider, S> Clone for WebhookService<Inner, P, S> {
     }
 }
 
-impl<Inner: fmt::Debug, P: Provider, S> fmt::Debug for WebhookService<Inner, P, S> {
+impl<Inner: fmt::Debug, P: Provider, S: DedupeStore> fmt::Debug for WebhookService<Inner, P, S> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("WebhookService")
             .field("inner", &self.inner)
@@ -162,11 +163,14 @@ impl<P: Provider, S: DedupeStore> Shared<P, S> {
         let outcome = self.intake.receive(&parts.headers, body).await?;
         let kind = outcome.kind();
         if let Outcome::Accepted { delivery, claim } = outcome {
-            // The common path, ack-fast in memory, takes the event without waiting;
-            // the other two are boxed so that their futures do not inflate (and get
-            // copied along with) every request's.
-            match (self.mode, &self.durable) {
-                (AckMode::Fast, Some((queue, route))) => {
+            // Held from here on: if this future is dropped (the sender hung up), the
+            // claim is ended, never left to answer the retry `duplicate`.
+            let claim = self.processor.hold(claim);
+            // The common path, ack-fast in memory, is inline; the other two are
+            // boxed so that their futures do not inflate (and get copied along with)
+            // every request's.
+            match &self.durable {
+                Some((queue, route)) => {
                     Box::pin(self.processor.enqueue(
                         queue.as_ref(),
                         route,
@@ -176,13 +180,11 @@ impl<P: Provider, S: DedupeStore> Shared<P, S> {
                     ))
                     .await?;
                 }
-                (AckMode::Fast, None) => {
+                None if self.mode == AckMode::Fast => {
                     let job = handler_job(inner, parts);
-                    if let Err((claim, refused)) = self.processor.try_submit(delivery, claim, job) {
-                        return Err(self.processor.refuse(claim, refused).await);
-                    }
+                    self.processor.submit(delivery, claim, job).await?;
                 }
-                (AckMode::AfterHandler, _) => {
+                None => {
                     let job = handler_job(inner, parts);
                     Box::pin(self.processor.run_now(delivery, claim, job)).await?;
                 }

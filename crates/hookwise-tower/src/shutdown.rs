@@ -4,7 +4,7 @@ use std::{
     future::Future,
     sync::{
         Arc,
-        atomic::{AtomicBool, Ordering},
+        atomic::{AtomicBool, Ordering, fence},
     },
     time::Duration,
 };
@@ -79,6 +79,9 @@ impl ShutdownHandle {
     /// did not. Call it after [`close`](Self::close) (or use
     /// [`shutdown`](Self::shutdown)), or new events may keep arriving.
     pub async fn drain(&self, deadline: Duration) -> ShutdownReport {
+        // Pairs with the fence in `spawn_unless_closed`: a spawn that did not see
+        // `closing` has made its task count visible to the wait below.
+        fence(Ordering::SeqCst);
         self.state.tracker.close();
         let _ = tokio::time::timeout(deadline, self.state.tracker.wait()).await;
         let unfinished = self.state.tracker.len();
@@ -105,6 +108,25 @@ impl ShutdownHandle {
         F: Future<Output = ()> + Send + 'static,
     {
         self.state.tracker.spawn(work);
+    }
+
+    /// Runs `work` as a tracked task unless [`close`](Self::close) was called, in
+    /// which case it is dropped unstarted and `false` returned. Atomic with respect
+    /// to a drain: a drain either waits for the task, or the task is refused; never
+    /// a task that runs after a drain reported nothing unfinished.
+    pub(crate) fn spawn_unless_closed<F>(&self, work: F) -> bool
+    where
+        F: Future<Output = ()> + Send + 'static,
+    {
+        // Counted before the check: a drain that starts after this exists waits
+        // for it.
+        let tracked = self.state.tracker.track_future(work);
+        fence(Ordering::SeqCst);
+        if self.is_closed() {
+            return false;
+        }
+        tokio::spawn(tracked);
+        true
     }
 
     /// Tracks `work` run inline by a request (ack-after-handler mode).

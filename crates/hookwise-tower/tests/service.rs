@@ -63,6 +63,7 @@ fn service(
     });
     WebhookLayer::new(receiver)
         .mode(AckMode::AfterHandler)
+        .expect("no durable queue")
         .layer(handler)
 }
 

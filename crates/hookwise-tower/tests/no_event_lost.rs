@@ -1,0 +1,448 @@
+//! "No accepted event lost": each scenario of the review, over real loopback sockets.
+//! A sender that hangs up, a store whose claim fails after it was made, a lease that
+//! runs out while an event waits, a shutdown racing a submit, dead letters, and
+//! settings that would silently do nothing.
+
+mod common;
+
+use std::{
+    net::SocketAddr,
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicBool, AtomicUsize, Ordering},
+    },
+    time::Duration,
+};
+
+use axum::{Extension, Router, routing::post};
+use common::*;
+use hookwise_core::{
+    Claim, ClaimOutcome, ConfigError, DedupeKey, DedupeStore, Delivery as Verified, Hoursmith,
+    ManualClock, MemoryStore, Outcome, Receiver, StoreError, hoursmith,
+};
+use hookwise_tower::{
+    AckMode, DurableQueue, HandlerError, QueueFuture, RetryPolicy, WebhookLayer, Workers,
+};
+use http::{StatusCode, request::Parts};
+use tokio::{io::AsyncWriteExt, net::TcpStream, sync::Semaphore};
+
+type Event = Verified<hoursmith::Event>;
+
+fn receiver<S: DedupeStore>(store: S) -> Receiver<Hoursmith, S> {
+    Receiver::new(Hoursmith::new(HOURSMITH_SECRET).expect("secret"), store).expect("config")
+}
+
+/// Writes `delivery` as a POST on a fresh connection, then hangs up after `after`
+/// without reading the answer: a sender whose own timeout fired.
+async fn send_and_hang_up(addr: SocketAddr, path: &str, delivery: &Delivery, after: Duration) {
+    let mut stream = TcpStream::connect(addr).await.expect("connect");
+    let mut head = format!(
+        "POST {path} HTTP/1.1\r\nhost: localhost\r\ncontent-length: {}\r\n",
+        delivery.body.len()
+    );
+    for (name, value) in &delivery.headers {
+        head.push_str(&format!(
+            "{name}: {}\r\n",
+            value.to_str().expect("ascii header")
+        ));
+    }
+    head.push_str("\r\n");
+    stream.write_all(head.as_bytes()).await.expect("head");
+    stream.write_all(&delivery.body).await.expect("body");
+    tokio::time::sleep(after).await;
+    drop(stream);
+}
+
+/// Sends `delivery` until the answer is not `409 in_progress` (the other delivery's
+/// claim being ended), at most `limit`.
+async fn send_until_decided(
+    client: &HttpClient,
+    addr: SocketAddr,
+    delivery: &Delivery,
+    limit: Duration,
+) -> Answer {
+    let deadline = tokio::time::Instant::now() + limit;
+    loop {
+        let answer = send(client, addr, "/hook", delivery).await;
+        if answer.status != StatusCode::CONFLICT || tokio::time::Instant::now() > deadline {
+            return answer;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+// ---------------------------------------------------------------------------------
+// 1. A cancelled request keeps its claim.
+
+#[tokio::test]
+async fn after_handler_a_sender_that_hangs_up_mid_handler_gets_its_retry_processed() {
+    // The first run takes "15 s"; the sender gives up after 100 ms. Only a run that
+    // completes is recorded.
+    let first = Arc::new(AtomicBool::new(true));
+    let recorder = Recorder::default();
+    let (flag, sink) = (first.clone(), recorder.clone());
+    let handler = move |Extension(d): Extension<Event>| {
+        let (flag, sink) = (flag.clone(), sink.clone());
+        async move {
+            if flag.swap(false, Ordering::SeqCst) {
+                tokio::time::sleep(Duration::from_secs(15)).await;
+            }
+            sink.record(d.event().id());
+        }
+    };
+    let layer = WebhookLayer::new(receiver(MemoryStore::new()))
+        .mode(AckMode::AfterHandler)
+        .expect("no durable queue");
+    let addr = serve(Router::new().route("/hook", post(handler)).layer(layer)).await;
+    let delivery = hoursmith("evt_hung_up");
+
+    send_and_hang_up(addr, "/hook", &delivery, Duration::from_millis(100)).await;
+    assert!(!first.load(Ordering::SeqCst), "the first run started");
+
+    // The sender's retry is processed, not answered `duplicate`.
+    let client = client();
+    let retry = send_until_decided(&client, addr, &delivery, Duration::from_secs(5)).await;
+    assert_eq!(
+        (retry.status.as_u16(), retry.body.as_str()),
+        (200, r#"{"status":"accepted"}"#)
+    );
+    assert_eq!(recorder.ids(), ["evt_hung_up"], "processed exactly once");
+    let again = send(&client, addr, "/hook", &delivery).await;
+    assert_eq!(again.body, r#"{"status":"duplicate"}"#);
+}
+
+/// A durable queue whose first store never answers (a stalled XADD), then stores.
+#[derive(Debug, Default, Clone)]
+struct StallingQueue {
+    calls: Arc<AtomicUsize>,
+    stored: Arc<Mutex<Vec<String>>>,
+}
+
+impl DurableQueue<Hoursmith, MemoryStore> for StallingQueue {
+    fn enqueue<'a>(
+        &'a self,
+        _route: &'a str,
+        _head: &'a Parts,
+        delivery: &'a Verified<hoursmith::Event>,
+    ) -> QueueFuture<'a, ()> {
+        let first = self.calls.fetch_add(1, Ordering::SeqCst) == 0;
+        Box::pin(async move {
+            if first {
+                std::future::pending::<()>().await;
+            }
+            if let Ok(mut stored) = self.stored.lock() {
+                stored.push(delivery.dedupe_key().id().to_owned());
+            }
+            Ok(())
+        })
+    }
+
+    fn start(&self, _route: &str, _workers: Workers<Hoursmith, MemoryStore>) {}
+}
+
+#[tokio::test]
+async fn durable_a_sender_that_hangs_up_while_the_queue_stores_gets_its_retry_stored() {
+    let queue = StallingQueue::default();
+    let layer = WebhookLayer::new(receiver(MemoryStore::new()))
+        .durable_queue(queue.clone())
+        .expect("ack-fast");
+    let app = Router::new()
+        .route("/hook", post(|| async { StatusCode::OK }))
+        .layer(layer);
+    let addr = serve(app).await;
+    let delivery = hoursmith("evt_stalled_store");
+
+    send_and_hang_up(addr, "/hook", &delivery, Duration::from_millis(100)).await;
+    assert_eq!(
+        queue.calls.load(Ordering::SeqCst),
+        1,
+        "the store was under way"
+    );
+
+    let retry = send_until_decided(&client(), addr, &delivery, Duration::from_secs(5)).await;
+    assert_eq!(retry.body, r#"{"status":"accepted"}"#);
+    assert_eq!(
+        *queue.stored.lock().expect("lock"),
+        ["evt_stalled_store"],
+        "stored exactly once"
+    );
+}
+
+// ---------------------------------------------------------------------------------
+// 2. A claim made by the store whose reply is lost.
+
+/// A store that makes the claim, then reports a failure (a reply lost to a timeout).
+#[derive(Debug)]
+struct LostReply {
+    inner: MemoryStore,
+    lose_next: AtomicBool,
+}
+
+impl DedupeStore for LostReply {
+    async fn claim(&self, key: &DedupeKey) -> Result<ClaimOutcome, StoreError> {
+        let outcome = self.inner.claim(key).await;
+        if self.lose_next.swap(false, Ordering::SeqCst) {
+            return Err(StoreError::new("reply lost to the timeout"));
+        }
+        outcome
+    }
+    async fn confirm(&self, claim: &Claim) -> Result<bool, StoreError> {
+        self.inner.confirm(claim).await
+    }
+    async fn renew(&self, claim: &Claim) -> Result<bool, StoreError> {
+        self.inner.renew(claim).await
+    }
+    async fn commit(&self, claim: &Claim) -> Result<(), StoreError> {
+        self.inner.commit(claim).await
+    }
+    async fn release(&self, claim: &Claim) -> Result<(), StoreError> {
+        self.inner.release(claim).await
+    }
+    fn retention_period(&self) -> Duration {
+        self.inner.retention_period()
+    }
+    fn lease_period(&self) -> Duration {
+        self.inner.lease_period()
+    }
+}
+
+#[tokio::test]
+async fn a_claim_whose_reply_was_lost_never_answers_the_retry_duplicate() {
+    let clock = ManualClock::at_unix_secs(now());
+    let store = LostReply {
+        inner: MemoryStore::new()
+            .lease(Duration::from_secs(60))
+            .expect("lease")
+            .clock(clock.clone()),
+        lose_next: AtomicBool::new(true),
+    };
+    let recorder = Recorder::default();
+    let sink = recorder.clone();
+    let handler = move |Extension(d): Extension<Event>| {
+        let sink = sink.clone();
+        async move {
+            sink.record(d.event().id());
+        }
+    };
+    let layer = WebhookLayer::new(receiver(store).clock(clock.clone()));
+    let addr = serve(Router::new().route("/hook", post(handler)).layer(layer)).await;
+    let client = client();
+    let delivery = hoursmith("evt_lost_reply");
+
+    let first = send(&client, addr, "/hook", &delivery).await;
+    assert_eq!(first.status, 503, "{}", first.body);
+    // The orphaned claim is provisional: the retry is asked to come back, not told
+    // the event is a duplicate (which would stop the sender and lose it).
+    let retry = send(&client, addr, "/hook", &delivery).await;
+    assert_eq!(
+        (retry.status.as_u16(), retry.body.as_str()),
+        (409, r#"{"error":"in_progress"}"#)
+    );
+    assert!(retry.headers.contains_key("retry-after"));
+    // Once the orphan's lease ran out, the next retry is processed, once.
+    clock.advance(Duration::from_secs(61));
+    let later = send(&client, addr, "/hook", &delivery).await;
+    assert_eq!(later.body, r#"{"status":"accepted"}"#);
+    assert_eq!(recorder.wait_for(1, Duration::from_secs(5)).await, 1);
+    let again = send(&client, addr, "/hook", &delivery).await;
+    assert_eq!(again.body, r#"{"status":"duplicate"}"#);
+    assert_eq!(recorder.ids(), ["evt_lost_reply"]);
+}
+
+// ---------------------------------------------------------------------------------
+// 3. The lease runs out while the event waits or retries.
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_queued_event_keeps_its_claim_past_the_lease() {
+    let clock = ManualClock::at_unix_secs(now());
+    let lease = Duration::from_secs(3);
+    let store = MemoryStore::new()
+        .lease(lease)
+        .expect("lease")
+        .clock(clock.clone());
+    let gate = Arc::new(Semaphore::new(0));
+    let recorder = Recorder::default();
+    let (blocker, sink) = (gate.clone(), recorder.clone());
+    let handler = move |Extension(d): Extension<Event>| {
+        let (gate, sink) = (blocker.clone(), sink.clone());
+        async move {
+            let _permit = gate.acquire().await;
+            sink.record(d.event().id());
+        }
+    };
+    let layer = WebhookLayer::new(receiver(store).clock(clock.clone()))
+        .concurrency(1)
+        .expect("concurrency");
+    let addr = serve(Router::new().route("/hook", post(handler)).layer(layer)).await;
+    let client = client();
+    let (running, waiting) = (hoursmith("evt_running"), hoursmith("evt_waiting"));
+    assert_eq!(send(&client, addr, "/hook", &running).await.status, 200);
+    assert_eq!(send(&client, addr, "/hook", &waiting).await.status, 200);
+
+    // Four seconds of monotonic time pass, one at a time, while the heartbeat (every
+    // third of the lease, on the runtime's clock) has its chance to renew.
+    for _ in 0..4 {
+        clock.advance(Duration::from_secs(1));
+        tokio::time::sleep(Duration::from_millis(1100)).await;
+    }
+    for delivery in [&running, &waiting] {
+        let redelivery = send(&client, addr, "/hook", delivery).await;
+        assert_eq!(
+            redelivery.body, r#"{"status":"duplicate"}"#,
+            "a redelivery past the lease is still a duplicate"
+        );
+    }
+    gate.add_permits(2);
+    assert_eq!(recorder.wait_for(2, Duration::from_secs(5)).await, 2);
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(recorder.runs(), 2, "each event ran once");
+}
+
+// ---------------------------------------------------------------------------------
+// 8. Settings that would silently do nothing.
+
+#[test]
+fn ack_after_handler_with_a_durable_queue_is_refused_in_either_order() {
+    let conflict = |result: Result<_, ConfigError>| matches!(result, Err(ConfigError::Conflict(message)) if message.contains("ack-fast"));
+    let after_then_queue = WebhookLayer::new(receiver(MemoryStore::new()))
+        .mode(AckMode::AfterHandler)
+        .expect("alone it is fine")
+        .durable_queue(StallingQueue::default());
+    assert!(conflict(after_then_queue.map(drop)));
+    let queue_then_after = WebhookLayer::new(receiver(MemoryStore::new()))
+        .durable_queue(StallingQueue::default())
+        .expect("alone it is fine")
+        .mode(AckMode::AfterHandler);
+    assert!(conflict(queue_then_after.map(drop)));
+}
+
+// ---------------------------------------------------------------------------------
+// 9. The default dead letter keeps the delivery, and replays it.
+
+#[tokio::test]
+async fn a_dead_letter_is_kept_by_default_and_replayed_once() {
+    let healthy = Arc::new(AtomicBool::new(false));
+    let recorder = Recorder::default();
+    let (state, sink) = (healthy.clone(), recorder.clone());
+    let handler = move |Extension(d): Extension<Event>| {
+        let (healthy, sink) = (state.clone(), sink.clone());
+        async move {
+            if !healthy.load(Ordering::SeqCst) {
+                return StatusCode::INTERNAL_SERVER_ERROR;
+            }
+            sink.record(d.event().id());
+            StatusCode::OK
+        }
+    };
+    let layer = WebhookLayer::new(receiver(MemoryStore::new())).retry(
+        RetryPolicy::default()
+            .max_attempts(2)
+            .initial_backoff(Duration::from_millis(5)),
+    );
+    let dead = layer.dead_letters().expect("kept by default");
+    let stats = layer.stats();
+    let addr = serve(Router::new().route("/hook", post(handler)).layer(layer)).await;
+    let client = client();
+    let delivery = hoursmith("evt_dead");
+    assert_eq!(send(&client, addr, "/hook", &delivery).await.status, 200);
+
+    assert!(eventually(Duration::from_secs(5), || dead.len() == 1).await);
+    let (id, letter) = dead.list().remove(0);
+    assert_eq!(letter.delivery.dedupe_key().id(), "evt_dead");
+    assert_eq!(
+        letter.delivery.raw_body(),
+        &delivery.body,
+        "the body is kept"
+    );
+    assert_eq!(letter.attempts, 2);
+    assert_eq!(
+        letter.error,
+        HandlerError::Status(StatusCode::INTERNAL_SERVER_ERROR)
+    );
+    // Dead-lettered is accounted for: the sender's redelivery does not run it.
+    let redelivery = send(&client, addr, "/hook", &delivery).await;
+    assert_eq!(redelivery.body, r#"{"status":"duplicate"}"#);
+
+    // Fixed; the operator replays it, through the same handler.
+    healthy.store(true, Ordering::SeqCst);
+    assert_eq!(dead.replay(id), Ok(true));
+    assert_eq!(dead.replay(id), Ok(false), "a dead letter is replayed once");
+    assert_eq!(recorder.wait_for(1, Duration::from_secs(5)).await, 1);
+    assert_eq!(recorder.ids(), ["evt_dead"]);
+    assert!(dead.is_empty());
+    assert!(eventually(Duration::from_secs(5), || stats.snapshot().in_flight == 0).await);
+}
+
+#[tokio::test]
+async fn a_panicking_dead_letter_callback_is_caught_and_the_event_stays_accounted_for() {
+    let handler = |Extension(_): Extension<Event>| async { StatusCode::INTERNAL_SERVER_ERROR };
+    let layer = WebhookLayer::new(receiver(MemoryStore::new()))
+        .retry(RetryPolicy::default().max_attempts(1))
+        .on_dead_letter(|_letter: hookwise_tower::DeadLetter<hoursmith::Event>| {
+            panic!("the callback's own bug")
+        });
+    let stats = layer.stats();
+    let addr = serve(Router::new().route("/hook", post(handler)).layer(layer)).await;
+    let client = client();
+    let delivery = hoursmith("evt_panicking_callback");
+    assert_eq!(send(&client, addr, "/hook", &delivery).await.status, 200);
+    assert!(
+        eventually(Duration::from_secs(5), || stats.snapshot().dead_lettered
+            == 1)
+        .await
+    );
+    assert!(eventually(Duration::from_secs(5), || stats.snapshot().in_flight == 0).await);
+    let redelivery = send(&client, addr, "/hook", &delivery).await;
+    assert_eq!(redelivery.body, r#"{"status":"duplicate"}"#, "committed");
+}
+
+// ---------------------------------------------------------------------------------
+// 10. A shutdown racing a submit.
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_shutdown_racing_a_submit_never_reports_a_running_event_finished() {
+    let mut raced = 0;
+    for round in 0..3000 {
+        let layer = WebhookLayer::new(receiver(MemoryStore::new()));
+        let processor = layer.processor().clone();
+        let shutdown = layer.shutdown_handle();
+        let delivery = hoursmith(&format!("evt_race_{round}"));
+        let Ok(Outcome::Accepted { delivery, claim }) = processor
+            .receiver()
+            .receive(&delivery.headers, delivery.body.clone())
+            .await
+        else {
+            panic!("accepted")
+        };
+        let start = Arc::new(tokio::sync::Barrier::new(2));
+        let (go, finished) = (start.clone(), Arc::new(AtomicBool::new(false)));
+        let done = finished.clone();
+        let submitted = tokio::spawn(async move {
+            go.wait().await;
+            let claim = processor.hold(claim);
+            processor
+                .submit(delivery, claim, move |_| {
+                    let done = done.clone();
+                    async move {
+                        tokio::time::sleep(Duration::from_millis(20)).await;
+                        done.store(true, Ordering::SeqCst);
+                        Ok::<_, HandlerError>(())
+                    }
+                })
+                .await
+                .is_ok()
+        });
+        start.wait().await;
+        let report = shutdown.shutdown(Duration::ZERO).await;
+        let accepted = submitted.await.expect("task");
+        if accepted && report.unfinished == 0 {
+            assert!(
+                finished.load(Ordering::SeqCst),
+                "round {round}: a 200-answered event still ran after the drain reported none"
+            );
+        }
+        raced += usize::from(accepted && report.unfinished > 0);
+    }
+    // Both sides of the race happened (not a proof, a sanity check of the test).
+    assert!(raced > 0);
+}
