@@ -13,17 +13,20 @@ use crate::DEFAULT_TIMEOUT;
 pub(crate) struct Connection {
     manager: ConnectionManager,
     timeout: Duration,
+    /// The runtime the connection was set up in, for work spawned where there is no
+    /// current runtime (in a `Drop`).
+    runtime: tokio::runtime::Handle,
 }
 
 impl Connection {
     /// Sets up the connection to `url` without connecting; `owner` names the caller
     /// in the error when there is no tokio runtime to run it.
     pub(crate) fn open(url: &str, owner: &str) -> Result<Self, StoreError> {
-        if tokio::runtime::Handle::try_current().is_err() {
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
             return Err(StoreError::new(format!(
                 "{owner} must be called within a tokio runtime"
             )));
-        }
+        };
         let client =
             Client::open(url).map_err(|e| StoreError::with_source("invalid Redis URL", e))?;
         let config = redis::aio::ConnectionManagerConfig::new()
@@ -36,6 +39,7 @@ impl Connection {
         Ok(Self {
             manager,
             timeout: DEFAULT_TIMEOUT,
+            runtime,
         })
     }
 
@@ -56,6 +60,15 @@ impl Connection {
     /// A handle to send commands on (cheap: the connection is multiplexed).
     pub(crate) fn handle(&self) -> ConnectionManager {
         self.manager.clone()
+    }
+
+    /// Runs `work` in the background: on the current tokio runtime, or outside one on
+    /// the runtime the connection was set up in; callable from anywhere, a `Drop`
+    /// included. Dropped unrun if that runtime has shut down.
+    pub(crate) fn spawn(&self, work: impl Future<Output = ()> + Send + 'static) {
+        let runtime =
+            tokio::runtime::Handle::try_current().unwrap_or_else(|_| self.runtime.clone());
+        drop(runtime.spawn(work));
     }
 
     /// Runs one call within the timeout; a failure or timeout is a [`StoreError`].

@@ -1,12 +1,32 @@
-//! Redis for hookwise: a dedupe store shared by every instance of a receiver.
+//! Redis for hookwise: a dedupe store and a durable queue shared by every instance
+//! of a receiver.
 //!
 //! Behind a load balancer, each replica of a receiver with its own
 //! [`MemoryStore`](hookwise_core::MemoryStore) would process the same event once per
 //! replica. [`RedisStore`] keeps the claims in one Redis, so the replicas dedupe as one.
+//! [`RedisQueue`] keeps accepted events in Redis Streams until a worker of any
+//! replica has run them, so a `200` survives the process that gave it.
 //!
 //! It is built on the `redis` crate's tokio [`ConnectionManager`](redis::aio::ConnectionManager):
 //! the widely used client, pure Rust, which reconnects by itself after a connection
-//! is lost, and is cheap to clone and share across tasks.
+//! is lost, and is cheap to clone and share across tasks. Every Redis call is bounded
+//! by a timeout (2 s by default).
+//!
+//! # The dedupe store
+//!
+//! [`RedisStore`] follows the [`DedupeStore`](hookwise_core::DedupeStore) protocol:
+//! a claim is provisional (`pending:<token>`) until confirmed (`claim:<token>`),
+//! then committed (`done`). A redelivery of a provisional claim is answered `409`
+//! `in_progress`, so the sender comes back; of a confirmed or committed one, `200`.
+//!
+//! A claim can be made in Redis while its reply is lost (a timeout, a dropped
+//! request). The caller answers `503`, and the sender retries: that retry must not
+//! meet a `200` for an event nobody took on. So the store chooses the claim's token
+//! before the call and, when the call fails, times out or is dropped, releases that
+//! token itself at once (best effort, token-checked, bounded). Should the release
+//! fail too, the orphaned claim is only provisional: retries get `409` until its
+//! lease runs out, then the event is processed. See
+//! [`RedisStore`](RedisStore#a-claim-whose-reply-is-lost).
 //!
 //! ```no_run
 //! use hookwise_core::{Hoursmith, Receiver};
@@ -17,6 +37,17 @@
 //! let receiver = Receiver::new(Hoursmith::new("whsec_...")?, store)?;
 //! # Ok(()) }
 //! ```
+//!
+//! # The durable queue
+//!
+//! [`RedisQueue`] is a [`DurableQueue`](hookwise_tower::DurableQueue) for
+//! `WebhookLayer::durable_queue`: entries are stored with `XADD` before the `200`,
+//! run by a consumer group's workers with the layer's retries, acknowledged when
+//! done, and moved to a dead-letter stream when every attempt failed (a panicking
+//! dead-letter callback is caught; the entry is dead-lettered all the same). An
+//! entry whose worker died is taken over after an idle time; one that killed its
+//! worker [`max_deliveries`](RedisQueue::max_deliveries) times is dead-lettered
+//! without running again.
 
 #![forbid(unsafe_code)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
@@ -28,7 +59,10 @@ mod store;
 use std::time::Duration;
 
 pub use self::{
-    queue::{DEFAULT_CLAIM_IDLE, DEFAULT_POLL_INTERVAL, RedisQueue, StoredDeadLetter},
+    queue::{
+        DEFAULT_CLAIM_IDLE, DEFAULT_MAX_DELIVERIES, DEFAULT_POLL_INTERVAL, RedisQueue,
+        StoredDeadLetter,
+    },
     store::RedisStore,
 };
 

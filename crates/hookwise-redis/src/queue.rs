@@ -1,15 +1,15 @@
 //! [`RedisQueue`]: a durable queue for ack-fast mode, on Redis Streams.
 
-use std::{fmt, str::FromStr, sync::Arc, time::Duration};
+use std::{fmt, panic::AssertUnwindSafe, str::FromStr, sync::Arc, time::Duration};
 
-use hookwise_core::{DedupeStore, Delivery, Provider, StoreError, Verified};
+use hookwise_core::{ConfigError, DedupeStore, Delivery, Provider, StoreError, Verified};
 use hookwise_tower::{DurableQueue, QueueFuture, Workers};
 use http::{HeaderMap, HeaderName, HeaderValue, Method, Request, Uri, request::Parts};
 use redis::{
     AsyncCommands, Value,
-    streams::{StreamAutoClaimOptions, StreamId, StreamReadOptions},
+    streams::{StreamAutoClaimOptions, StreamId, StreamPendingCountReply, StreamReadOptions},
 };
-use tokio::sync::Semaphore;
+use tokio::{sync::Semaphore, task::JoinHandle};
 
 use crate::{
     DEFAULT_NAMESPACE,
@@ -26,6 +26,16 @@ pub const DEFAULT_CLAIM_IDLE: Duration = Duration::from_secs(60);
 /// The default pause between reads of an empty stream.
 pub const DEFAULT_POLL_INTERVAL: Duration = Duration::from_millis(100);
 
+/// The default limit on how many times one entry is delivered to a worker before it
+/// is dead-lettered unrun: an entry whose worker died this many times in a row.
+pub const DEFAULT_MAX_DELIVERIES: u32 = 5;
+
+/// The shortest claim idle time: a third of it is the heartbeat of a running entry.
+const MINIMUM_CLAIM_IDLE: Duration = Duration::from_millis(10);
+
+/// The start of a scan of the pending entries.
+const SCAN_START: &str = "0-0";
+
 /// A durable queue for [`WebhookLayer`](hookwise_tower::WebhookLayer)'s ack-fast
 /// mode, on Redis Streams: `WebhookLayer::durable_queue(RedisQueue::new(url)?)`.
 ///
@@ -40,9 +50,20 @@ pub const DEFAULT_POLL_INTERVAL: Duration = Duration::from_millis(100);
 ///   dead-letter stream `<ns>:dead:<provider>` with its last error, where
 ///   [`dead_letters`](Self::dead_letters) lists it and [`replay`](Self::replay) puts it
 ///   back.
-/// - A running entry's idle time is kept fresh; an entry left pending by a worker that
-///   died is taken over with `XAUTOCLAIM` once idle for the claim idle time (60 s by
-///   default), so it is processed by another worker. Delivery is at least once.
+/// - A running entry's idle time is kept fresh (a heartbeat, stopped on every way out
+///   of the run, a panic included); an entry left pending by a worker that died is
+///   taken over with `XAUTOCLAIM` once idle for the claim idle time (60 s by default),
+///   so it is processed by another worker. Delivery is at least once. Each reader
+///   pages through the pending entries with the cursor `XAUTOCLAIM` returns, so an
+///   abandoned entry behind many running ones is reached too.
+/// - An entry that keeps killing its worker (a crash, an out-of-memory kill) would be
+///   taken over and run forever: one delivered more than
+///   [`max_deliveries`](Self::max_deliveries) times (5 by default; `XPENDING`'s
+///   delivery count) is moved to the dead-letter stream unrun, with the error
+///   `delivered N times without finishing (its worker died each time)`, and
+///   acknowledged. The dead-letter callback is not called for it.
+/// - A panicking dead-letter callback is caught and logged: the entry still reaches
+///   the dead-letter stream and is acknowledged.
 /// - Lost connections are remade by themselves; workers keep retrying Redis until
 ///   the layer's shutdown handle closes. Every call is bounded by a timeout.
 #[derive(Clone)]
@@ -52,6 +73,7 @@ pub struct RedisQueue {
     consumer: String,
     claim_idle: Duration,
     poll_interval: Duration,
+    max_deliveries: u32,
 }
 
 impl RedisQueue {
@@ -64,6 +86,7 @@ impl RedisQueue {
             consumer: default_consumer_name(),
             claim_idle: DEFAULT_CLAIM_IDLE,
             poll_interval: DEFAULT_POLL_INTERVAL,
+            max_deliveries: DEFAULT_MAX_DELIVERIES,
         })
     }
 
@@ -83,29 +106,51 @@ impl RedisQueue {
     }
 
     /// Sets how long an entry may sit unacknowledged and untouched before another
-    /// worker takes it over (default 60 s). Running entries are kept fresh, so this
-    /// only delays recovery from a worker that died.
-    pub fn claim_idle(mut self, idle: Duration) -> Result<Self, hookwise_core::ConfigError> {
-        if millis(idle) < 10 {
-            return Err(hookwise_core::ConfigError::Zero(
-                "claim idle time (in 10 ms)",
-            ));
+    /// worker takes it over (default 60 s; at least 10 ms). Running entries are kept
+    /// fresh every third of it, so this only delays recovery from a worker that died.
+    ///
+    /// Keep it well above the [`timeout`](Self::timeout): a heartbeat that takes
+    /// longer than the idle time lets a worker take over an entry that is still
+    /// running, which then runs twice and counts one delivery more.
+    pub fn claim_idle(mut self, idle: Duration) -> Result<Self, ConfigError> {
+        if idle.is_zero() {
+            return Err(ConfigError::Zero("claim idle time"));
+        }
+        if idle < MINIMUM_CLAIM_IDLE {
+            return Err(ConfigError::TooShort {
+                what: "claim idle time",
+                given: idle,
+                minimum: MINIMUM_CLAIM_IDLE,
+            });
         }
         self.claim_idle = idle;
         Ok(self)
     }
 
+    /// Sets how many times one entry may be delivered to a worker (default 5). An
+    /// entry taken over from a dead worker after that many deliveries is moved to the
+    /// dead-letter stream without running, and acknowledged: it is taken to be what
+    /// kills its workers. Retries within a delivery (the layer's retry policy) do
+    /// not count; only deliveries that never finished do.
+    pub fn max_deliveries(mut self, deliveries: u32) -> Result<Self, ConfigError> {
+        if deliveries == 0 {
+            return Err(ConfigError::Zero("max deliveries"));
+        }
+        self.max_deliveries = deliveries;
+        Ok(self)
+    }
+
     /// Sets the pause between reads of an empty stream (default 100 ms).
-    pub fn poll_interval(mut self, interval: Duration) -> Result<Self, hookwise_core::ConfigError> {
+    pub fn poll_interval(mut self, interval: Duration) -> Result<Self, ConfigError> {
         if interval.is_zero() {
-            return Err(hookwise_core::ConfigError::Zero("poll interval"));
+            return Err(ConfigError::Zero("poll interval"));
         }
         self.poll_interval = interval;
         Ok(self)
     }
 
     /// Sets the bound on each Redis call (default 2 s).
-    pub fn timeout(mut self, timeout: Duration) -> Result<Self, hookwise_core::ConfigError> {
+    pub fn timeout(mut self, timeout: Duration) -> Result<Self, ConfigError> {
         self.connection.set_timeout(timeout)?;
         Ok(self)
     }
@@ -171,6 +216,7 @@ impl fmt::Debug for RedisQueue {
             .field("consumer", &self.consumer)
             .field("claim_idle", &self.claim_idle)
             .field("poll_interval", &self.poll_interval)
+            .field("max_deliveries", &self.max_deliveries)
             .field("timeout", &self.connection.timeout())
             .finish_non_exhaustive()
     }
@@ -188,7 +234,9 @@ pub struct StoredDeadLetter {
     pub error: String,
     /// The route it came in on: the handler that runs it.
     pub route: String,
-    /// How many attempts were made.
+    /// How many attempts were made; for an entry dead-lettered after too many
+    /// deliveries ([`RedisQueue::max_deliveries`]), how many deliveries never
+    /// finished.
     pub attempts: u32,
 }
 
@@ -335,12 +383,21 @@ impl<P: Provider, S: DedupeStore> DurableQueue<P, S> for RedisQueue {
 }
 
 /// Reads one route's stream and runs its entries, at most `concurrency` at once.
-struct Reader<P: Provider, S> {
+struct Reader<P: Provider, S: DedupeStore> {
     queue: RedisQueue,
     stream: String,
     dead_stream: String,
     route: String,
     workers: Arc<Workers<P, S>>,
+}
+
+/// What one read took from the stream.
+#[derive(Default)]
+struct Taken {
+    /// Entries to run: new ones, and abandoned ones with deliveries left.
+    run: Vec<StreamId>,
+    /// Abandoned entries delivered too often, with their unfinished deliveries.
+    exhausted: Vec<(StreamId, u64)>,
 }
 
 impl<P: Provider, S: DedupeStore> Reader<P, S> {
@@ -351,24 +408,29 @@ impl<P: Provider, S: DedupeStore> Reader<P, S> {
         ));
         let mut group_ready = false;
         let mut backoff = self.queue.poll_interval;
+        // Where the next XAUTOCLAIM goes on scanning the pending entries.
+        let mut cursor = SCAN_START.to_owned();
         while !shutdown.is_closed() {
             if !group_ready {
                 group_ready = self.create_group().await;
             }
             let free = slots.available_permits();
             let read = if !group_ready || free == 0 {
-                Ok(Vec::new())
+                Ok(Taken::default())
             } else {
-                self.read(free).await
+                self.read(free, &mut cursor).await
             };
             match read {
-                Ok(entries) if entries.is_empty() => {
+                Ok(taken) if taken.run.is_empty() && taken.exhausted.is_empty() => {
                     backoff = self.queue.poll_interval;
                     tokio::time::sleep(self.queue.poll_interval).await;
                 }
-                Ok(entries) => {
+                Ok(taken) => {
                     backoff = self.queue.poll_interval;
-                    for entry in entries {
+                    for (entry, deliveries) in taken.exhausted {
+                        self.bury(entry, deliveries).await;
+                    }
+                    for entry in taken.run {
                         let Ok(slot) = slots.clone().acquire_owned().await else {
                             return;
                         };
@@ -385,6 +447,7 @@ impl<P: Provider, S: DedupeStore> Reader<P, S> {
                     backoff = (backoff * 2).min(Duration::from_secs(5));
                     // A restarted Redis may have lost the group: create it again.
                     group_ready = false;
+                    cursor = SCAN_START.to_owned();
                 }
             }
         }
@@ -411,8 +474,10 @@ impl<P: Provider, S: DedupeStore> Reader<P, S> {
         }
     }
 
-    /// Entries abandoned by a dead worker first, then new ones.
-    async fn read(&self, count: usize) -> Result<Vec<StreamId>, StoreError> {
+    /// Entries abandoned by a dead worker first, then new ones. `cursor` is where
+    /// the scan of the pending entries goes on; it comes back to the start once the
+    /// scan has gone round.
+    async fn read(&self, count: usize, cursor: &mut String) -> Result<Taken, StoreError> {
         let queue = &self.queue;
         let mut connection = queue.connection.handle();
         let abandoned: redis::streams::StreamAutoClaimReply = queue
@@ -424,13 +489,14 @@ impl<P: Provider, S: DedupeStore> Reader<P, S> {
                     GROUP,
                     &queue.consumer,
                     millis(queue.claim_idle),
-                    "0-0",
+                    cursor.as_str(),
                     StreamAutoClaimOptions::default().count(count),
                 ),
             )
             .await?;
+        abandoned.next_stream_id.clone_into(cursor);
         if !abandoned.claimed.is_empty() {
-            return Ok(abandoned.claimed);
+            return self.sort_out(abandoned.claimed).await;
         }
         let options = StreamReadOptions::default()
             .group(GROUP, &queue.consumer)
@@ -442,9 +508,69 @@ impl<P: Provider, S: DedupeStore> Reader<P, S> {
                 connection.xread_options(&[&self.stream], &[">"], &options),
             )
             .await?;
-        Ok(fresh
-            .map(|reply| reply.keys.into_iter().flat_map(|key| key.ids).collect())
-            .unwrap_or_default())
+        Ok(Taken {
+            run: fresh
+                .map(|reply| reply.keys.into_iter().flat_map(|key| key.ids).collect())
+                .unwrap_or_default(),
+            exhausted: Vec::new(),
+        })
+    }
+
+    /// Splits entries just taken over by their delivery counts: those delivered more
+    /// than `max_deliveries` times (this takeover included) are exhausted. An entry
+    /// no longer pending was finished meanwhile by a worker thought dead: dropped.
+    async fn sort_out(&self, claimed: Vec<StreamId>) -> Result<Taken, StoreError> {
+        let queue = &self.queue;
+        let mut connection = queue.connection.handle();
+        let mut pipe = redis::pipe();
+        for entry in &claimed {
+            pipe.cmd("XPENDING")
+                .arg(&self.stream)
+                .arg(GROUP)
+                .arg(&entry.id)
+                .arg(&entry.id)
+                .arg(1);
+        }
+        let counts: Vec<StreamPendingCountReply> = queue
+            .connection
+            .bounded("XPENDING", pipe.query_async(&mut connection))
+            .await?;
+        let mut taken = Taken::default();
+        for (entry, pending) in claimed.into_iter().zip(counts) {
+            let Some(pending) = pending.ids.first() else {
+                continue;
+            };
+            let deliveries = u64::try_from(pending.times_delivered).unwrap_or(u64::MAX);
+            if deliveries > u64::from(queue.max_deliveries) {
+                taken.exhausted.push((entry, deliveries - 1));
+            } else {
+                taken.run.push(entry);
+            }
+        }
+        Ok(taken)
+    }
+
+    /// Dead-letters an entry that was delivered `deliveries` times without ever
+    /// finishing, without running it again.
+    async fn bury(&self, entry: StreamId, deliveries: u64) {
+        tracing::error!(
+            id = %entry.id,
+            stream = %self.stream,
+            deliveries,
+            "a durable queue entry killed its worker every time; dead-lettered unrun"
+        );
+        let error =
+            format!("delivered {deliveries} times without finishing (its worker died each time)");
+        let attempts = u32::try_from(deliveries).unwrap_or(u32::MAX);
+        finish(
+            &self.queue,
+            &self.stream,
+            &self.dead_stream,
+            &self.route,
+            &entry,
+            Err((error, attempts)),
+        )
+        .await;
     }
 
     /// Runs one entry to its end: processed, or dead-lettered; then acknowledges it.
@@ -455,45 +581,73 @@ impl<P: Provider, S: DedupeStore> Reader<P, S> {
         let route = self.route.clone();
         let workers = self.workers.clone();
         async move {
-            let heartbeat =
-                tokio::spawn(keep_fresh(queue.clone(), stream.clone(), entry.id.clone()));
+            let heartbeat = Heartbeat(tokio::spawn(keep_fresh(
+                queue.clone(),
+                stream.clone(),
+                entry.id.clone(),
+            )));
             let outcome = run_stored(&workers, &entry).await;
-            heartbeat.abort();
-            if let Err((error, attempts)) = outcome {
-                let mut fields = delivery_fields(&entry);
-                fields.push(("error".to_owned(), error.into_bytes()));
-                fields.push(("attempts".to_owned(), attempts.to_string().into_bytes()));
-                fields.push(("route".to_owned(), route.into_bytes()));
-                let mut connection = queue.connection.handle();
-                if let Err(error) = queue
-                    .connection
-                    .bounded(
-                        "XADD",
-                        connection.xadd::<_, _, _, _, String>(&dead_stream, "*", &fields),
-                    )
-                    .await
-                {
-                    // Not acknowledged: the entry is run again after the idle time.
-                    tracing::error!(%error, id = %entry.id, "cannot store a dead letter; the entry stays pending");
-                    return;
-                }
-            }
-            let mut connection = queue.connection.handle();
-            let acked = queue
-                .connection
-                .bounded(
-                    "XACK",
-                    connection.xack::<_, _, _, i64>(&stream, GROUP, &[&entry.id]),
-                )
-                .await;
-            let deleted = queue
-                .connection
-                .bounded("XDEL", connection.xdel::<_, _, i64>(&stream, &[&entry.id]))
-                .await;
-            if let Err(error) = acked.and(deleted) {
-                tracing::warn!(%error, id = %entry.id, "cannot acknowledge an entry; it may run again");
-            }
+            // Kept fresh until acknowledged, so it is not taken over meanwhile.
+            finish(&queue, &stream, &dead_stream, &route, &entry, outcome).await;
+            drop(heartbeat);
         }
+    }
+}
+
+/// The heartbeat of a running entry ([`keep_fresh`]), aborted when dropped: on every
+/// way out of the run, a panic or a cancelled run included, so an entry is never
+/// kept fresh by a worker that no longer runs it.
+struct Heartbeat(JoinHandle<()>);
+
+impl Drop for Heartbeat {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// Ends an entry: on `Err((error, attempts))` moves it to the dead-letter stream
+/// first; then acknowledges and deletes it. An entry whose dead letter cannot be
+/// stored stays pending, to be taken over again after the idle time.
+async fn finish(
+    queue: &RedisQueue,
+    stream: &str,
+    dead_stream: &str,
+    route: &str,
+    entry: &StreamId,
+    outcome: Result<(), (String, u32)>,
+) {
+    let mut connection = queue.connection.handle();
+    if let Err((error, attempts)) = outcome {
+        let mut fields = delivery_fields(entry);
+        fields.push(("error".to_owned(), error.into_bytes()));
+        fields.push(("attempts".to_owned(), attempts.to_string().into_bytes()));
+        fields.push(("route".to_owned(), route.as_bytes().to_vec()));
+        if let Err(error) = queue
+            .connection
+            .bounded(
+                "XADD",
+                connection.xadd::<_, _, _, _, String>(dead_stream, "*", &fields),
+            )
+            .await
+        {
+            // Not acknowledged: the entry is run again after the idle time.
+            tracing::error!(%error, id = %entry.id, "cannot store a dead letter; the entry stays pending");
+            return;
+        }
+    }
+    let acked = queue
+        .connection
+        .bounded(
+            "XACK",
+            connection.xack::<_, _, _, i64>(stream, GROUP, &[&entry.id]),
+        )
+        .await;
+    let deleted = queue
+        .connection
+        .bounded("XDEL", connection.xdel::<_, _, i64>(stream, &[&entry.id]))
+        .await;
+    if let Err(error) = acked.and(deleted) {
+        tracing::warn!(%error, id = %entry.id, "cannot acknowledge an entry; it may run again");
     }
 }
 
@@ -527,10 +681,28 @@ async fn run_stored<P: Provider, S: DedupeStore>(
         Ok(()) => Ok(()),
         Err(letter) => {
             let failure = (letter.error.to_string(), letter.attempts);
-            processor.dead_letter(letter);
+            // The entry goes to the dead-letter stream whatever the callback does.
+            if let Err(panic) =
+                std::panic::catch_unwind(AssertUnwindSafe(|| processor.dead_letter(letter)))
+            {
+                tracing::error!(
+                    id = %entry.id,
+                    panic = panic_message(panic.as_ref()),
+                    "the dead-letter callback panicked; the entry is dead-lettered all the same"
+                );
+            }
             Err(failure)
         }
     }
+}
+
+/// The message of a panic payload, for logs.
+fn panic_message(payload: &(dyn std::any::Any + Send)) -> &str {
+    payload
+        .downcast_ref::<String>()
+        .map(String::as_str)
+        .or_else(|| payload.downcast_ref::<&str>().copied())
+        .unwrap_or("non-string panic payload")
 }
 
 /// Keeps a running entry's idle time low, so no other worker takes it over.

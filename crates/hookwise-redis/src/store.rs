@@ -21,7 +21,17 @@ use crate::{
 /// The value of a committed key.
 const DONE: &str = "done";
 
-/// Claims atomically: takes a free key for the lease, or reports what holds it.
+/// The prefix of a provisional claim's value: `pending:<token>`.
+const PENDING: &str = "pending:";
+
+/// The prefix of a confirmed claim's value: `claim:<token>`.
+const CONFIRMED: &str = "claim:";
+
+/// The shortest lease and retention: Redis counts them in whole milliseconds.
+const MINIMUM_TTL: Duration = Duration::from_millis(1);
+
+/// Claims atomically: takes a free key, provisionally, for the lease, or reports the
+/// value that holds it.
 const CLAIM: &str = r"
 if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then
     return 'claimed'
@@ -29,19 +39,67 @@ end
 return redis.call('GET', KEYS[1]) or 'claimed-expired'
 ";
 
-/// Deletes the key only while it still holds this claim's token.
-const RELEASE: &str = r"
-if redis.call('GET', KEYS[1]) == ARGV[1] then
+/// Whether the key holds the claim of token `ARGV[1]`, provisional or confirmed.
+macro_rules! holds_token {
+    () => {
+        "local value = redis.call('GET', KEYS[1])
+local held = value == 'pending:' .. ARGV[1] or value == 'claim:' .. ARGV[1]
+"
+    };
+}
+
+/// Confirms the claim of token `ARGV[1]` and renews it for `ARGV[2]` ms, only while
+/// the key holds it.
+const CONFIRM: &str = concat!(
+    holds_token!(),
+    "if held then
+    redis.call('SET', KEYS[1], 'claim:' .. ARGV[1], 'PX', ARGV[2])
+    return 1
+end
+return 0
+"
+);
+
+/// Extends the claim of token `ARGV[1]` to `ARGV[2]` ms from now, as it is
+/// (provisional or confirmed), only while the key holds it.
+const RENEW: &str = concat!(
+    holds_token!(),
+    "if held then
+    return redis.call('PEXPIRE', KEYS[1], ARGV[2])
+end
+return 0
+"
+);
+
+/// Deletes the key only while it holds the claim of token `ARGV[1]`, provisional or
+/// confirmed.
+const RELEASE: &str = concat!(
+    holds_token!(),
+    "if held then
     return redis.call('DEL', KEYS[1])
 end
 return 0
-";
+"
+);
 
 /// A [`DedupeStore`] on Redis, shared by every instance of a receiver.
 ///
-/// - Claim: `SET <ns>:dedupe:<key> claim:<token> NX PX <lease>`, in one script that
-///   also reads what holds a taken key, so exactly one of any number of concurrent
-///   claims, from any number of instances, wins.
+/// Each event key is one Redis string, `<namespace>:dedupe:<provider>:<event key>`
+/// (the namespace is `hookwise` by default), whose value says what holds it:
+///
+/// | value | meaning | a redelivery is |
+/// | --- | --- | --- |
+/// | `pending:<token>` | claimed, provisional (TTL: the lease) | [`Duplicate::Provisional`]: `409`, the sender comes back |
+/// | `claim:<token>` | claimed and confirmed (TTL: the lease) | [`Duplicate::InFlight`]: `200` |
+/// | `done` | processed (TTL: the retention) | [`Duplicate::Processed`]: `200` |
+///
+/// - Claim: `SET <key> pending:<token> NX PX <lease>`, in one script that also
+///   reads what holds a taken key, so exactly one of any number of concurrent claims,
+///   from any number of instances, wins.
+/// - Confirm: a script that, while the key still holds this claim's token (either
+///   prefix), sets it to `claim:<token>` with a whole lease from now.
+/// - Renew: a script that, while the key still holds this claim's token, extends its
+///   TTL to a whole lease from now (`PEXPIRE`), keeping it provisional or confirmed.
 /// - Commit: the value becomes `done`, with the retention as its TTL (96 h by
 ///   default): retries within it are duplicates.
 /// - Release: deletes the key only while it still holds this claim's token (a
@@ -51,8 +109,21 @@ return 0
 ///   sender retries and nothing is acknowledged that was not stored.
 /// - The connection is made on first use and remade by itself after it is lost.
 ///
-/// Keys are `<namespace>:dedupe:<provider>:<event key>`; the namespace is
-/// `hookwise` by default.
+/// # A claim whose reply is lost
+///
+/// A claim can succeed in Redis while its reply misses the timeout (or the caller
+/// drops the future first): the caller answers `503`, and the key holds a claim
+/// nobody owns. Two things keep that from losing the event:
+///
+/// - The token is chosen before the call, so when the claim call fails, times out,
+///   or is dropped before its reply arrived, the store itself releases that token at
+///   once: a best-effort, token-checked `EVAL` of the release script, bounded by the
+///   timeout, spawned on the tokio runtime the store was made in. It is sent on the
+///   same connection right behind the claim, so Redis runs it after the claim
+///   whatever happens to the replies.
+/// - Should that release fail too (the connection is gone), the orphan is only
+///   provisional: the sender's retry is answered `409` `in_progress`, never `200`, and
+///   is processed once the lease runs out.
 #[derive(Clone)]
 pub struct RedisStore {
     connection: Connection,
@@ -60,6 +131,8 @@ pub struct RedisStore {
     retention: Duration,
     lease: Duration,
     claim: Script,
+    confirm: Script,
+    renew: Script,
     release: Script,
 }
 
@@ -67,7 +140,8 @@ impl RedisStore {
     /// A store on the Redis at `url` (`redis://host:port/db`). Does not connect yet:
     /// the first claim does, so a receiver can start while Redis is still coming up.
     ///
-    /// Must be called within a tokio runtime, which runs the connection.
+    /// Must be called within a tokio runtime, which runs the connection and the
+    /// releases of claims whose reply was lost.
     pub fn new(url: &str) -> Result<Self, StoreError> {
         Ok(Self {
             connection: Connection::open(url, "RedisStore::new")?,
@@ -75,6 +149,8 @@ impl RedisStore {
             retention: DEFAULT_RETENTION,
             lease: DEFAULT_LEASE,
             claim: Script::new(CLAIM),
+            confirm: Script::new(CONFIRM),
+            renew: Script::new(RENEW),
             release: Script::new(RELEASE),
         })
     }
@@ -87,22 +163,21 @@ impl RedisStore {
         self
     }
 
-    /// Sets how long a processed event is remembered (default 96 h).
+    /// Sets how long a processed event is remembered (default 96 h). At least 1 ms:
+    /// Redis counts it in milliseconds.
     pub fn retention(mut self, retention: Duration) -> Result<Self, ConfigError> {
-        if millis(retention) == 0 {
-            return Err(ConfigError::Zero("dedupe retention"));
-        }
-        self.retention = retention;
+        self.retention = whole_millis("dedupe retention", retention)?;
         Ok(self)
     }
 
-    /// Sets how long an in-flight claim holds its key before it expires (default
-    /// 5 min), so a claim of a crashed instance frees the event.
+    /// Sets how long an unrenewed claim holds its key before it expires (default
+    /// 5 min), so a claim of a crashed instance, or one whose reply was lost and
+    /// could not be released, frees the event. At least 1 ms.
+    ///
+    /// Whoever holds a claim renews it well within the lease (the tower processor:
+    /// every third of it), so keep it well above the [`timeout`](Self::timeout).
     pub fn lease(mut self, lease: Duration) -> Result<Self, ConfigError> {
-        if millis(lease) == 0 {
-            return Err(ConfigError::Zero("dedupe lease"));
-        }
-        self.lease = lease;
+        self.lease = whole_millis("dedupe lease", lease)?;
         Ok(self)
     }
 
@@ -116,26 +191,65 @@ impl RedisStore {
     fn redis_key(&self, key: &DedupeKey) -> String {
         format!("{}:dedupe:{}", self.namespace, key.as_str())
     }
+
+    /// Runs one of the token-checked scripts on `claim`'s key; `true` when it acted.
+    async fn on_held(
+        &self,
+        what: &'static str,
+        script: &Script,
+        claim: &Claim,
+    ) -> Result<bool, StoreError> {
+        let mut connection = self.connection.handle();
+        let mut invocation = script.key(self.redis_key(claim.key()));
+        invocation
+            .arg(token_hex(claim.token()))
+            .arg(millis(self.lease));
+        let acted: i64 = self
+            .connection
+            .bounded(what, invocation.invoke_async(&mut connection))
+            .await?;
+        Ok(acted == 1)
+    }
 }
 
 impl DedupeStore for RedisStore {
     async fn claim(&self, key: &DedupeKey) -> Result<ClaimOutcome, StoreError> {
         let token = new_token();
-        let value = format!("claim:{token:016x}");
+        let redis_key = self.redis_key(key);
+        // Armed until the reply is in: an error, a timeout or a drop before then
+        // releases whatever this call may have claimed.
+        let mut unanswered = UnansweredClaim {
+            connection: self.connection.clone(),
+            key: redis_key.clone(),
+            token: token_hex(token),
+            armed: true,
+        };
         let mut connection = self.connection.handle();
-        let mut invocation = self.claim.key(self.redis_key(key));
-        invocation.arg(&value).arg(millis(self.lease));
+        let mut invocation = self.claim.key(redis_key);
+        invocation
+            .arg(format!("{PENDING}{}", unanswered.token))
+            .arg(millis(self.lease));
         let answer: String = self
             .connection
             .bounded("claim", invocation.invoke_async(&mut connection))
             .await?;
+        unanswered.disarm();
         Ok(match answer.as_str() {
             "claimed" => ClaimOutcome::Claimed(Claim::new(key.clone(), token)),
             DONE => ClaimOutcome::Duplicate(Duplicate::Processed),
-            // Held by another claim (or expired between the two commands of the
-            // script, which Redis runs atomically, so only in theory).
-            _ => ClaimOutcome::Duplicate(Duplicate::InFlight),
+            held if held.starts_with(CONFIRMED) => ClaimOutcome::Duplicate(Duplicate::InFlight),
+            // `pending:<token>`; or anything this version did not write: not
+            // acknowledged, so the sender comes back.
+            _ => ClaimOutcome::Duplicate(Duplicate::Provisional),
         })
+    }
+
+    async fn confirm(&self, claim: &Claim) -> Result<bool, StoreError> {
+        self.on_held("confirm", &self.confirm, claim).await
+    }
+
+    async fn renew(&self, claim: &Claim) -> Result<bool, StoreError> {
+        self.on_held("renew", &self.renew, claim).await
     }
 
     async fn commit(&self, claim: &Claim) -> Result<(), StoreError> {
@@ -150,7 +264,7 @@ impl DedupeStore for RedisStore {
     async fn release(&self, claim: &Claim) -> Result<(), StoreError> {
         let mut connection = self.connection.handle();
         let mut invocation = self.release.key(self.redis_key(claim.key()));
-        invocation.arg(format!("claim:{:016x}", claim.token()));
+        invocation.arg(token_hex(claim.token()));
         self.connection
             .bounded("release", invocation.invoke_async::<i64>(&mut connection))
             .await
@@ -159,6 +273,10 @@ impl DedupeStore for RedisStore {
 
     fn retention_period(&self) -> Duration {
         self.retention
+    }
+
+    fn lease_period(&self) -> Duration {
+        self.lease
     }
 }
 
@@ -171,6 +289,76 @@ impl fmt::Debug for RedisStore {
             .field("timeout", &self.connection.timeout())
             .finish_non_exhaustive()
     }
+}
+
+/// A claim call in progress. Unless [`disarm`](Self::disarm)ed once its reply is in,
+/// dropping it (the call failed, timed out, or its future was dropped) releases the
+/// token in the background: the claim may have been made although nobody learnt of
+/// it.
+struct UnansweredClaim {
+    connection: Connection,
+    key: String,
+    token: String,
+    armed: bool,
+}
+
+impl UnansweredClaim {
+    /// The reply is in: the caller knows what it holds.
+    fn disarm(&mut self) {
+        self.armed = false;
+    }
+}
+
+impl Drop for UnansweredClaim {
+    fn drop(&mut self) {
+        if !self.armed {
+            return;
+        }
+        let connection = self.connection.clone();
+        let key = std::mem::take(&mut self.key);
+        let token = std::mem::take(&mut self.token);
+        self.connection.spawn(async move {
+            let mut handle = connection.handle();
+            // `EVAL`, not `EVALSHA`: one round trip that acts on arrival, with no
+            // `NOSCRIPT` reply to wait for over a connection whose replies are late.
+            let mut release = redis::cmd("EVAL");
+            release.arg(RELEASE).arg(1).arg(&key).arg(&token);
+            match connection
+                .bounded("release", release.query_async::<i64>(&mut handle))
+                .await
+            {
+                Ok(released) => {
+                    tracing::debug!(%key, released, "released a claim whose reply was lost");
+                }
+                Err(error) => tracing::warn!(
+                    %error,
+                    %key,
+                    "cannot release a claim whose reply was lost; it stays provisional \
+                     (redeliveries are answered 409) until its lease runs out"
+                ),
+            }
+        });
+    }
+}
+
+/// A duration Redis can hold as a TTL: at least 1 ms.
+fn whole_millis(what: &'static str, given: Duration) -> Result<Duration, ConfigError> {
+    if given.is_zero() {
+        return Err(ConfigError::Zero(what));
+    }
+    if given < MINIMUM_TTL {
+        return Err(ConfigError::TooShort {
+            what,
+            given,
+            minimum: MINIMUM_TTL,
+        });
+    }
+    Ok(given)
+}
+
+/// A token as it appears in stored values.
+fn token_hex(token: u64) -> String {
+    format!("{token:016x}")
 }
 
 /// A token unique among the claims of any instance: a per-process random base (from

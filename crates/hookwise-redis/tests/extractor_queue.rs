@@ -1,5 +1,5 @@
 //! The axum extractor with a durable queue: `WebhookState::durable` and
-//! `Webhook::enqueue`, against a real `redis-server`.
+//! `DurableWebhook::enqueue`, against a real `redis-server`.
 
 mod common;
 #[path = "../../hookwise-tower/tests/common/mod.rs"]
@@ -9,12 +9,12 @@ use std::time::Duration;
 
 use axum::{Router, response::Response, routing::post};
 use common::RedisServer;
-use hookwise_axum::{Webhook, WebhookState};
+use hookwise_axum::{DurableWebhook, WebhookState};
 use hookwise_core::{Hoursmith, MemoryStore, Receiver};
 use hookwise_redis::RedisQueue;
 use http_common::*;
 
-async fn on_hoursmith(webhook: Webhook<Hoursmith>) -> Response {
+async fn on_hoursmith(webhook: DurableWebhook<Hoursmith>) -> Response {
     webhook.enqueue().await
 }
 

@@ -16,9 +16,11 @@ use std::{
 
 use axum::{Extension, Router, extract::State, http::StatusCode, routing::post};
 use common::RedisServer;
-use hookwise_core::{Delivery as Verified, Hoursmith, MemoryStore, Receiver, hoursmith};
-use hookwise_redis::RedisQueue;
-use hookwise_tower::{RetryPolicy, ShutdownHandle, WebhookLayer};
+use hookwise_core::{
+    ConfigError, Delivery as Verified, Hoursmith, MemoryStore, Receiver, hoursmith,
+};
+use hookwise_redis::{RedisQueue, StoredDeadLetter};
+use hookwise_tower::{DeadLetter, RetryPolicy, ShutdownHandle, WebhookLayer};
 use http_common::*;
 
 #[derive(Clone, Default)]
@@ -69,7 +71,8 @@ async fn instance(redis: &RedisServer, consumer: &str, app: App) -> (SocketAddr,
                 .max_attempts(2)
                 .initial_backoff(Duration::from_millis(10)),
         )
-        .durable_queue(queue(redis, consumer));
+        .durable_queue(queue(redis, consumer))
+        .expect("ack-fast mode");
     let shutdown = layer.shutdown_handle();
     let router = Router::new()
         .route("/hook", post(handle).layer(layer))
@@ -210,7 +213,9 @@ async fn instance_at(url: &str, consumer: &str, app: App) -> SocketAddr {
         MemoryStore::new(),
     )
     .expect("config");
-    let layer = WebhookLayer::new(receiver).durable_queue(queue);
+    let layer = WebhookLayer::new(receiver)
+        .durable_queue(queue)
+        .expect("ack-fast mode");
     serve(
         Router::new()
             .route("/hook", post(handle).layer(layer))
@@ -284,4 +289,303 @@ async fn redis_down_means_503_and_the_claim_is_released() {
         "the claim was released, not kept"
     );
     assert_eq!(app.recorder.wait_for(1, Duration::from_secs(10)).await, 1);
+}
+
+/// The stream of route `layer-0` (the first service a layer makes) for Hoursmith.
+const STREAM: &str = "hookwise:queue:hoursmith:layer-0";
+
+/// A plain connection, to drive and inspect the streams as another process would.
+async fn raw(redis: &RedisServer) -> redis::aio::MultiplexedConnection {
+    redis::Client::open(redis.url())
+        .expect("valid URL")
+        .get_multiplexed_async_connection()
+        .await
+        .expect("connect")
+}
+
+/// Entries of `stream` read by some consumer and not yet acknowledged.
+async fn pending(redis: &RedisServer, stream: &str) -> usize {
+    let reply: redis::streams::StreamPendingReply =
+        redis::AsyncCommands::xpending(&mut raw(redis).await, stream, "hookwise")
+            .await
+            .expect("XPENDING");
+    reply.count()
+}
+
+/// Waits up to `limit` for `provider`'s dead letters to number `n`.
+async fn dead_letters(queue: &RedisQueue, n: usize, limit: Duration) -> Vec<StoredDeadLetter> {
+    let deadline = tokio::time::Instant::now() + limit;
+    loop {
+        // A slow Redis (a loaded machine) is asked again.
+        let letters = queue
+            .dead_letters("hoursmith", 10)
+            .await
+            .unwrap_or_default();
+        if letters.len() >= n || tokio::time::Instant::now() >= deadline {
+            return letters;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Waits up to `limit` for `stream` to have no pending entry; whether it has none.
+async fn drained(redis: &RedisServer, stream: &str, limit: Duration) -> bool {
+    let deadline = tokio::time::Instant::now() + limit;
+    while pending(redis, stream).await > 0 {
+        if tokio::time::Instant::now() >= deadline {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    true
+}
+
+/// Serves `layer` on `POST /hook` with `app`'s handler. `route_layer`, so that the
+/// layer makes one service (`layer-0`, whose stream is [`STREAM`]), not a second
+/// one for the method fallback.
+async fn serve_layer(
+    layer: WebhookLayer<Hoursmith, MemoryStore>,
+    app: App,
+) -> (SocketAddr, ShutdownHandle) {
+    let shutdown = layer.shutdown_handle();
+    let router = Router::new()
+        .route("/hook", post(handle).route_layer(layer))
+        .with_state(app);
+    (serve(router).await, shutdown)
+}
+
+fn hoursmith_receiver() -> Receiver<Hoursmith, MemoryStore> {
+    Receiver::new(
+        Hoursmith::new(HOURSMITH_SECRET).expect("secret"),
+        MemoryStore::new(),
+    )
+    .expect("config")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_panicking_dead_letter_callback_still_dead_letters_and_acks_the_entry() {
+    let Some(redis) = RedisServer::start("a_panicking_dead_letter_callback") else {
+        return;
+    };
+    let app = App::default();
+    app.failing.store(true, Ordering::SeqCst);
+    let layer = WebhookLayer::new(hoursmith_receiver())
+        .retry(RetryPolicy::default().max_attempts(1))
+        .on_dead_letter(|_letter: DeadLetter<hoursmith::Event>| {
+            panic!("the dead-letter callback fails")
+        })
+        // No takeovers in this story, even on a loaded machine.
+        .durable_queue(
+            queue(&redis, "a")
+                .claim_idle(Duration::from_secs(5))
+                .expect("valid idle time"),
+        )
+        .expect("ack-fast mode");
+    let (addr, _shutdown) = serve_layer(layer, app).await;
+    assert_eq!(
+        send(&client(), addr, "/hook", &hoursmith("evt_doomed"))
+            .await
+            .status,
+        200
+    );
+
+    let admin = queue(&redis, "admin");
+    let letters = dead_letters(&admin, 1, Duration::from_secs(10)).await;
+    assert_eq!(letters.len(), 1, "dead-lettered despite the panic");
+    assert_eq!(letters[0].key, "hoursmith:evt_doomed");
+    assert_eq!(letters[0].route, "layer-0");
+    assert_eq!(
+        (letters[0].error.as_str(), letters[0].attempts),
+        ("handler answered 500 Internal Server Error", 1),
+        "dead-lettered by the run that failed, not after its worker was given up on"
+    );
+    assert!(
+        drained(&redis, STREAM, Duration::from_secs(5)).await,
+        "the entry was acknowledged, not left pending with a heartbeat forever"
+    );
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(
+        admin
+            .dead_letters("hoursmith", 10)
+            .await
+            .expect("list")
+            .len(),
+        1
+    );
+}
+
+/// Appends a delivery of Hoursmith event `id` to [`STREAM`], as `enqueue` would.
+async fn append(connection: &mut redis::aio::MultiplexedConnection, id: &str) -> String {
+    let body = hoursmith(id).body;
+    let received_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("after 1970")
+        .as_millis()
+        .to_string();
+    let fields: [(&str, Vec<u8>); 8] = [
+        ("key", format!("hoursmith:{id}").into_bytes()),
+        ("method", b"POST".to_vec()),
+        ("uri", b"/hook".to_vec()),
+        ("headers", b"content-type: application/json\r\n".to_vec()),
+        ("body", body.to_vec()),
+        ("secret", b"0".to_vec()),
+        ("signed_at", Vec::new()),
+        ("received_ms", received_ms.into_bytes()),
+    ];
+    redis::AsyncCommands::xadd(connection, STREAM, "*", &fields)
+        .await
+        .expect("XADD")
+}
+
+/// Delivers entry `id` once more to consumer `ghost`, which then dies with it.
+async fn deliver_again(connection: &mut redis::aio::MultiplexedConnection, id: &str) {
+    let _: redis::Value = redis::cmd("XCLAIM")
+        .arg(STREAM)
+        .arg("hookwise")
+        .arg("ghost")
+        .arg(0)
+        .arg(id)
+        .query_async(connection)
+        .await
+        .expect("XCLAIM");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_entry_that_keeps_killing_its_worker_is_dead_lettered_without_running() {
+    let Some(redis) = RedisServer::start("an_entry_that_keeps_killing_its_worker") else {
+        return;
+    };
+    let max_deliveries = 3;
+    let mut connection = raw(&redis).await;
+    let _: () =
+        redis::AsyncCommands::xgroup_create_mkstream(&mut connection, STREAM, "hookwise", "0")
+            .await
+            .expect("XGROUP CREATE");
+    let deadly = append(&mut connection, "evt_deadly").await;
+    let unlucky = append(&mut connection, "evt_unlucky").await;
+    // Both are read by a worker that dies with them...
+    let _: redis::Value = redis::cmd("XREADGROUP")
+        .arg("GROUP")
+        .arg("hookwise")
+        .arg("ghost")
+        .arg("STREAMS")
+        .arg(STREAM)
+        .arg(">")
+        .query_async(&mut connection)
+        .await
+        .expect("XREADGROUP");
+    // ... and taken over by more that die: `evt_deadly` has now been delivered
+    // `max_deliveries` times, `evt_unlucky` once less.
+    for _ in 1..max_deliveries {
+        deliver_again(&mut connection, &deadly).await;
+    }
+    for _ in 2..max_deliveries {
+        deliver_again(&mut connection, &unlucky).await;
+    }
+
+    let app = App::default();
+    let survivor = queue(&redis, "survivor")
+        .claim_idle(Duration::from_millis(100))
+        .and_then(|q| q.max_deliveries(max_deliveries))
+        .expect("valid settings");
+    let layer = WebhookLayer::new(hoursmith_receiver())
+        .durable_queue(survivor)
+        .expect("ack-fast mode");
+    let (_addr, shutdown) = serve_layer(layer, app.clone()).await;
+
+    let admin = queue(&redis, "admin");
+    let letters = dead_letters(&admin, 1, Duration::from_secs(10)).await;
+    assert_eq!(letters.len(), 1, "{letters:?}");
+    assert_eq!(letters[0].key, "hoursmith:evt_deadly");
+    assert_eq!(
+        letters[0].error,
+        "delivered 3 times without finishing (its worker died each time)"
+    );
+    assert_eq!(letters[0].route, "layer-0");
+    // Its last allowed delivery still runs.
+    assert_eq!(app.recorder.wait_for(1, Duration::from_secs(10)).await, 1);
+    assert!(drained(&redis, STREAM, Duration::from_secs(5)).await);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(
+        app.recorder.ids(),
+        ["evt_unlucky"],
+        "the entry that killed its workers was not run again"
+    );
+    shutdown.shutdown(Duration::from_secs(5)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_abandoned_entry_behind_many_running_ones_is_taken_over() {
+    let Some(redis) = RedisServer::start("an_abandoned_entry_behind_many_running_ones") else {
+        return;
+    };
+    let mut connection = raw(&redis).await;
+    let _: () =
+        redis::AsyncCommands::xgroup_create_mkstream(&mut connection, STREAM, "hookwise", "0")
+            .await
+            .expect("XGROUP CREATE");
+    // 40 entries another instance is running (read just now, so not idle)...
+    for i in 0..40 {
+        append(&mut connection, &format!("evt_running_{i:02}")).await;
+    }
+    // ... and behind them one whose worker died an hour ago.
+    let abandoned = append(&mut connection, "evt_abandoned").await;
+    let _: redis::Value = redis::cmd("XREADGROUP")
+        .arg("GROUP")
+        .arg("hookwise")
+        .arg("other-instance")
+        .arg("COUNT")
+        .arg(100)
+        .arg("STREAMS")
+        .arg(STREAM)
+        .arg(">")
+        .query_async(&mut connection)
+        .await
+        .expect("XREADGROUP");
+    let _: redis::Value = redis::cmd("XCLAIM")
+        .arg(STREAM)
+        .arg("hookwise")
+        .arg("dead-instance")
+        .arg(0)
+        .arg(&abandoned)
+        .arg("IDLE")
+        .arg(3_600_000)
+        .arg("JUSTID")
+        .query_async(&mut connection)
+        .await
+        .expect("XCLAIM");
+
+    // One worker: each XAUTOCLAIM asks for one entry, and Redis looks at ten
+    // pending entries per call: it takes a cursor to get past the running ones.
+    let app = App::default();
+    let survivor = queue(&redis, "survivor")
+        .claim_idle(Duration::from_secs(60))
+        .expect("valid settings");
+    let layer = WebhookLayer::new(hoursmith_receiver())
+        .concurrency(1)
+        .and_then(|layer| layer.durable_queue(survivor))
+        .expect("valid settings");
+    let (_addr, shutdown) = serve_layer(layer, app.clone()).await;
+    assert_eq!(app.recorder.wait_for(1, Duration::from_secs(5)).await, 1);
+    assert_eq!(app.recorder.ids(), ["evt_abandoned"]);
+    shutdown.shutdown(Duration::from_secs(5)).await;
+}
+
+#[tokio::test]
+async fn invalid_queue_settings_are_refused() {
+    let queue = RedisQueue::new("redis://127.0.0.1:1/").expect("valid URL");
+    assert!(matches!(
+        queue.clone().max_deliveries(0),
+        Err(ConfigError::Zero(_))
+    ));
+    assert!(matches!(
+        queue.clone().claim_idle(Duration::from_millis(5)),
+        Err(ConfigError::TooShort { minimum, .. }) if minimum == Duration::from_millis(10)
+    ));
+    assert!(matches!(
+        queue.clone().claim_idle(Duration::ZERO),
+        Err(ConfigError::Zero(_))
+    ));
+    assert!(queue.clone().poll_interval(Duration::ZERO).is_err());
+    assert!(queue.timeout(Duration::ZERO).is_err());
 }

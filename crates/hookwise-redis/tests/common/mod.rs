@@ -5,6 +5,8 @@
 //! `HOOKWISE_REQUIRE_REDIS=1` (set by CI), where a missing server fails them.
 #![allow(dead_code, unreachable_pub)]
 
+pub mod delay_proxy;
+
 use std::{
     io::{Read, Write},
     net::{TcpListener, TcpStream},
