@@ -4,10 +4,11 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use hookwise_core::{
-    ConfigError, Hoursmith, MemoryStore, Provider, Receiver, RejectionKind, Secrets,
-    hoursmith::SIGNATURE_HEADER, sign,
+    Hoursmith, Provider, RejectionKind, Secrets, hoursmith::SIGNATURE_HEADER, sign,
 };
 use http::{HeaderMap, HeaderValue};
+
+mod window;
 
 const SECRET: &[u8] = b"whsec_test_secret";
 const T: u64 = 1492774577;
@@ -295,40 +296,12 @@ fn bodies_that_reserialize_differently_still_verify() {
 
 #[test]
 fn replay_window_is_the_whole_time_one_signature_verifies() {
-    let ms = Duration::from_millis;
-    let value = signed(BODY);
-    for tolerance in [300, 10] {
-        let hoursmith = hoursmith().tolerance(at(tolerance)).expect("non-zero");
-        let ok = |now: Duration| hoursmith.verify(&headers(&value), BODY, now).is_ok();
-        let (first, last) = (at(T - tolerance), at(T + tolerance + 1) - ms(1));
-        assert!(ok(first) && ok(last), "tolerance {tolerance}");
-        assert!(
-            !ok(first - ms(1)) && !ok(last + ms(1)),
-            "tolerance {tolerance}"
-        );
-        assert_eq!(hoursmith.replay_window(), last + ms(1) - first);
-        assert_eq!(hoursmith.replay_window(), at(2 * tolerance + 1));
-    }
+    let hoursmith = |tolerance| hoursmith().tolerance(at(tolerance)).expect("non-zero");
+    window::signed_windows(hoursmith, &headers(&signed(BODY)), BODY, T, &[300, 10]);
 }
 
 #[test]
 fn a_replay_after_retention_equal_to_the_tolerance_is_refused_at_construction() {
     let strict = || hoursmith().tolerance(at(10)).expect("non-zero");
-    for retention in [10, 20] {
-        let store = MemoryStore::new()
-            .retention(at(retention))
-            .expect("non-zero");
-        assert!(
-            matches!(
-                Receiver::new(strict(), store),
-                Err(ConfigError::ReplayWindowExceedsRetention {
-                    provider: "hoursmith",
-                    ..
-                })
-            ),
-            "retention {retention} s"
-        );
-    }
-    let store = MemoryStore::new().retention(at(21)).expect("non-zero");
-    assert!(Receiver::new(strict(), store).is_ok());
+    window::retention_must_cover(strict, "hoursmith", at(21), &[at(10), at(20)]);
 }

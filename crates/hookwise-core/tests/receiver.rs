@@ -5,9 +5,12 @@ use std::{sync::Arc, time::Duration};
 use bytes::Bytes;
 use hookwise_core::{
     ConfigError, DedupeStore, Duplicate, Hoursmith, ManualClock, MemoryStore, Mojave, Outcome,
-    Provider, Receiver, RejectionKind, hoursmith::EventData, sign,
+    Receiver, RejectionKind, hoursmith::EventData, sign,
 };
 use http::{HeaderMap, HeaderValue, header::CONTENT_LENGTH};
+
+mod window;
+use window::Window;
 
 const NOW: u64 = 1_717_603_500;
 const HS_SECRET: &[u8] = b"whsec_hoursmith";
@@ -353,16 +356,8 @@ fn replay_window_longer_than_retention_is_refused() {
             .max_age(Duration::from_secs(3600))
             .expect("non-zero")
     };
-    let store = |secs| {
-        MemoryStore::new()
-            .retention(Duration::from_secs(secs))
-            .expect("non-zero")
-    };
-    assert!(matches!(
-        Receiver::new(one_hour(), store(3600)),
-        Err(ConfigError::ReplayWindowExceedsRetention { .. })
-    ));
-    assert!(Receiver::new(one_hour(), store(3901)).is_ok());
+    let (whole, shorter) = (Duration::from_secs(3901), [Duration::from_secs(3600)]);
+    window::retention_must_cover(one_hour, "mojave", whole, &shorter);
     assert_eq!(
         MemoryStore::new().retention_period(),
         Duration::from_secs(96 * 3600)
@@ -433,91 +428,36 @@ async fn restore_rebuilds_an_accepted_delivery_long_after_its_tolerance() {
 // last millisecond of the second `t + tol`; a Mojave payload `timestamp` from
 // `timestamp - tolerance` to the last millisecond of the second `timestamp + max_age`.
 
-/// The last instant, at the clock's millisecond precision, at which a check of whole
-/// seconds still accepts `secs`.
-fn last_ms_of(secs: u64) -> Duration {
-    Duration::from_secs(secs + 1) - Duration::from_millis(1)
-}
-
 #[test]
 fn a_replay_after_retention_equal_to_the_tolerance_is_refused_at_construction() {
     // Tolerance 300 s: a signature is first seen at t - 300 and replayable until
     // t + 300 (and the rest of that second), so a 300 s retention forgets it in time
     // for the replay to be processed again.
-    let hoursmith = hoursmith()
-        .tolerance(Duration::from_secs(300))
-        .expect("non-zero");
-    let store = MemoryStore::new()
-        .retention(Duration::from_secs(300))
-        .expect("non-zero");
-    let err = Receiver::new(hoursmith, store).expect_err("300 s retention < 601 s window");
-    assert!(
-        matches!(
-            err,
-            ConfigError::ReplayWindowExceedsRetention {
-                provider: "hoursmith",
-                window,
-                retention,
-            } if window == Duration::from_secs(601) && retention == Duration::from_secs(300)
-        ),
-        "{err:?}"
-    );
+    let tolerance_300 = || {
+        hoursmith()
+            .tolerance(Duration::from_secs(300))
+            .expect("non-zero")
+    };
+    let (whole, shorter) = (Duration::from_secs(601), [Duration::from_secs(300)]);
+    window::retention_must_cover(tolerance_300, "hoursmith", whole, &shorter);
 }
 
 #[test]
 fn a_retention_of_twice_the_tolerance_misses_the_last_second_and_is_refused() {
     // `now` is compared in whole seconds: t still verifies at t + 300.999 s, 600.999 s
     // after it first could, so 600 s is not enough; 601 s is.
-    let store = |secs| {
-        MemoryStore::new()
-            .retention(Duration::from_secs(secs))
-            .expect("non-zero")
-    };
-    assert!(matches!(
-        Receiver::new(hoursmith(), store(600)),
-        Err(ConfigError::ReplayWindowExceedsRetention { .. })
-    ));
-    assert!(Receiver::new(hoursmith(), store(601)).is_ok());
+    let (whole, shorter) = (Duration::from_secs(601), [Duration::from_secs(600)]);
+    window::retention_must_cover(hoursmith, "hoursmith", whole, &shorter);
 }
 
 #[tokio::test]
 async fn a_hoursmith_replay_at_the_end_of_the_window_is_a_duplicate_under_the_shortest_retention_allowed()
  {
-    let hoursmith = hoursmith();
-    // First seen as early as the signature (made at NOW) verifies.
-    let clock = ManualClock::at_unix_secs(NOW - 300);
-    let store = MemoryStore::new()
-        .retention(hoursmith.replay_window())
-        .expect("non-zero")
-        .clock(clock.clone());
-    let receiver = Receiver::new(hoursmith, store)
-        .expect("the retention covers the window")
-        .clock(clock.clone());
+    // Signed at NOW with the default 300 s tolerance.
     let body = paid("evt_replayed");
     let headers = hoursmith_headers(&body);
-    let first = receiver.receive(&headers, body.clone()).await;
-    let Ok(Outcome::Accepted { claim, .. }) = first else {
-        panic!("first delivery accepted: {first:?}");
-    };
-    receiver.commit(&claim).await.expect("commit");
-
-    // The last instant the same signature verifies: still a duplicate.
-    clock.set(last_ms_of(NOW + 300));
-    let replay = receiver.receive(&headers, body.clone()).await;
-    assert!(
-        matches!(
-            replay,
-            Ok(Outcome::Duplicate {
-                state: Duplicate::Processed,
-                ..
-            })
-        ),
-        "replay processed twice: {replay:?}"
-    );
-    // One millisecond later it no longer verifies: that was the end of the window.
-    clock.advance(Duration::from_millis(1));
-    let late = receiver.receive(&headers, body).await.expect_err("too old");
-    assert_eq!(late.kind(), RejectionKind::TimestampTooOld);
+    let signed = Window::signed(NOW, 300);
+    window::replay_at_the_end_is_a_duplicate(hoursmith(), &headers, body, signed).await;
 }
 
 #[tokio::test]
@@ -527,40 +467,12 @@ async fn a_mojave_replay_at_the_end_of_the_window_is_a_duplicate_under_the_short
         .expect("valid")
         .max_age(Duration::from_secs(3600))
         .expect("non-zero");
-    // First seen as early as the payload timestamp (NOW) is accepted: 300 s ahead.
-    let clock = ManualClock::at_unix_secs(NOW - 300);
-    let store = MemoryStore::new()
-        .retention(mojave.replay_window())
-        .expect("non-zero")
-        .clock(clock.clone());
-    let receiver = Receiver::new(mojave, store)
-        .expect("the retention covers the window")
-        .clock(clock.clone());
+    // Stamped NOW, with the default 300 s tolerance.
     let body = Bytes::from(format!(
         r#"{{"type":"invoice.paid","timestamp":{NOW},"data":{{"id":"inv_1"}}}}"#
     ));
     let mut headers = HeaderMap::new();
     sign::mojave(MJ_SECRET, &body).insert_into(&mut headers);
-    let first = receiver.receive(&headers, body.clone()).await;
-    let Ok(Outcome::Accepted { claim, .. }) = first else {
-        panic!("first delivery accepted: {first:?}");
-    };
-    receiver.commit(&claim).await.expect("commit");
-
-    // The last instant the payload is not over its max age: still a duplicate.
-    clock.set(last_ms_of(NOW + 3600));
-    let replay = receiver.receive(&headers, body.clone()).await;
-    assert!(
-        matches!(
-            replay,
-            Ok(Outcome::Duplicate {
-                state: Duplicate::Processed,
-                ..
-            })
-        ),
-        "replay processed twice: {replay:?}"
-    );
-    clock.advance(Duration::from_millis(1));
-    let late = receiver.receive(&headers, body).await.expect_err("too old");
-    assert_eq!(late.kind(), RejectionKind::TimestampTooOld);
+    let stamped = Window::payload(NOW, 3600, 300);
+    window::replay_at_the_end_is_a_duplicate(mojave, &headers, body, stamped).await;
 }

@@ -9,6 +9,9 @@ use hookwise_core::{
 };
 use http::{HeaderMap, HeaderValue};
 
+mod window;
+use window::Window;
+
 // Stripe's fixed vector: repository stripe/stripe-dotnet,
 // src/StripeTests/Services/Events/EventUtilityTest.cs (secret, timestamp and header)
 // over the fixture src/StripeTests/Resources/event_test_signature.json (the body
@@ -318,75 +321,18 @@ async fn receive_accepts_then_answers_duplicate() {
 
 #[test]
 fn replay_window_is_the_whole_time_one_signature_verifies() {
-    let ms = Duration::from_millis;
-    for tolerance in [300, 10] {
-        let stripe = stripe().tolerance(at(tolerance)).expect("non-zero");
-        let ok = |now: Duration| stripe.verify(&headers(&vector()), BODY, now).is_ok();
-        let (first, last) = (at(T - tolerance), at(T + tolerance + 1) - ms(1));
-        assert!(ok(first) && ok(last), "tolerance {tolerance}");
-        assert!(
-            !ok(first - ms(1)) && !ok(last + ms(1)),
-            "tolerance {tolerance}"
-        );
-        assert_eq!(stripe.replay_window(), last + ms(1) - first);
-        assert_eq!(stripe.replay_window(), at(2 * tolerance + 1));
-    }
+    let stripe = |tolerance| stripe().tolerance(at(tolerance)).expect("non-zero");
+    window::signed_windows(stripe, &headers(&vector()), BODY, T, &[300, 10]);
 }
 
 #[test]
 fn a_replay_after_retention_equal_to_the_tolerance_is_refused_at_construction() {
-    for retention in [300, 600] {
-        let store = MemoryStore::new()
-            .retention(at(retention))
-            .expect("non-zero");
-        assert!(
-            matches!(
-                Receiver::new(stripe(), store),
-                Err(ConfigError::ReplayWindowExceedsRetention {
-                    provider: "stripe",
-                    ..
-                })
-            ),
-            "retention {retention} s"
-        );
-    }
-    let store = MemoryStore::new().retention(at(601)).expect("non-zero");
-    assert!(Receiver::new(stripe(), store).is_ok());
+    window::retention_must_cover(stripe, "stripe", at(601), &[at(300), at(600)]);
 }
 
 #[tokio::test]
 async fn a_replay_at_the_end_of_the_window_is_a_duplicate_under_the_shortest_retention_allowed() {
     let stripe = stripe().tolerance(at(10)).expect("non-zero");
-    // First seen as early as the signature verifies.
-    let clock = ManualClock::at_unix_secs(T - 10);
-    let store = MemoryStore::new()
-        .retention(stripe.replay_window())
-        .expect("non-zero")
-        .clock(clock.clone());
-    let receiver = Receiver::new(stripe, store)
-        .expect("the retention covers the window")
-        .clock(clock.clone());
-    let body = Bytes::from_static(BODY);
-    let headers = headers(&vector());
-    let first = receiver.receive(&headers, body.clone()).await;
-    let Ok(Outcome::Accepted { claim, .. }) = first else {
-        panic!("first delivery accepted: {first:?}");
-    };
-    receiver.commit(&claim).await.expect("commit");
-
-    clock.set(at(T + 11) - Duration::from_millis(1));
-    let replay = receiver.receive(&headers, body.clone()).await;
-    assert!(
-        matches!(
-            replay,
-            Ok(Outcome::Duplicate {
-                state: Duplicate::Processed,
-                ..
-            })
-        ),
-        "replay processed twice: {replay:?}"
-    );
-    clock.advance(Duration::from_millis(1));
-    let late = receiver.receive(&headers, body).await.expect_err("too old");
-    assert_eq!(late.kind(), RejectionKind::TimestampTooOld);
+    let (headers, body) = (headers(&vector()), Bytes::from_static(BODY));
+    window::replay_at_the_end_is_a_duplicate(stripe, &headers, body, Window::signed(T, 10)).await;
 }
