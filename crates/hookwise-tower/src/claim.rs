@@ -4,7 +4,7 @@
 //!
 //! | what happened | who ends the claim | how |
 //! | --- | --- | --- |
-//! | ack-fast, taken by the [`Processor`](crate::Processor) | the background run | [`confirm`](HeldClaim::confirm) once spawned (before the `200`), renewed while queued or running, [`commit`](HeldClaim::commit) when processed or dead-lettered |
+//! | ack-fast, taken by the [`Processor`](crate::Processor) | the background run | confirmed once spawned, before the `200` ([`DedupeStore::confirm`](hookwise_core::DedupeStore::confirm)), renewed while queued or running, [`commit`](HeldClaim::commit) when processed or dead-lettered |
 //! | ack-fast, queue full or shutting down (`503`) | the request | [`release`](HeldClaim::release) |
 //! | ack-after-handler, handler succeeded | the request | [`commit`](HeldClaim::commit), then `200` |
 //! | ack-after-handler, handler failed (`500`) | the request | [`release`](HeldClaim::release) |
@@ -65,21 +65,6 @@ impl<P: Provider, S: DedupeStore> HeldClaim<P, S> {
     /// The store's lease: renew well within it.
     pub(crate) fn lease_period(&self) -> std::time::Duration {
         self.receiver.store().lease_period()
-    }
-
-    /// Confirms the claim: the event is taken on, and redeliveries are answered
-    /// `200` from now on. A failure is logged: the claim stays provisional, so
-    /// redeliveries are answered `409` and come back, which loses nothing.
-    pub async fn confirm(&self) {
-        let Some(claim) = &self.claim else { return };
-        match self.receiver.confirm(claim).await {
-            Ok(true) => {}
-            // Already committed by the run that owns it: nothing left to confirm.
-            Ok(false) => tracing::debug!(key = %claim.key(), "claim ended before its confirmation"),
-            Err(error) => {
-                tracing::warn!(%error, key = %claim.key(), "could not confirm a webhook claim; redeliveries are answered 409 until it ends");
-            }
-        }
     }
 
     /// Extends the claim's lease while its event waits or runs. A claim that no

@@ -205,47 +205,54 @@ impl<P: Provider, S: DedupeStore> Processor<P, S> {
         J: FnMut(Delivery<P::Event>) -> F + Send + 'static,
         F: Future<Output = Result<(), HandlerError>> + Send + 'static,
     {
+        let permit = match self.admit() {
+            Ok(permit) => permit,
+            Err(refused) => {
+                // A failed release is logged; the claim stays provisional.
+                claim.release().await.unwrap_or_default();
+                return Err(Rejection::new(refused));
+            }
+        };
         // Confirmed only once the event is owned by its spawned run: a redelivery
         // answered 200 before that could be followed by a refusal of this one.
         let confirmation = claim.claim().cloned();
-        match self.try_spawn(delivery, Some(claim), job) {
-            Ok(()) => {
-                if let Some(claim) = confirmation {
-                    self.confirm(&claim).await;
-                }
-                Ok(())
-            }
-            Err((claim, refused)) => {
-                if let Some(claim) = claim {
-                    // A failed release is logged; the claim stays provisional.
-                    claim.release().await.unwrap_or_default();
-                }
-                Err(Rejection::new(refused))
-            }
+        if !self.spawn_run(delivery, Some(claim), job, permit) {
+            return Err(Rejection::new(RejectionKind::ShuttingDown));
         }
+        if let Some(claim) = confirmation {
+            self.confirm(&claim).await;
+        }
+        Ok(())
     }
 
-    /// Admits and spawns an event's run, or hands its claim back with the reason
-    /// for refusing it. The check for shutdown and the spawn are one step for a
-    /// drain (see [`ShutdownHandle::drain`]).
-    #[allow(clippy::type_complexity)]
-    fn try_spawn<J, F>(
+    /// A place for one more event, running or waiting, or why there is none.
+    fn admit(&self) -> Result<OwnedSemaphorePermit, RejectionKind> {
+        let shared = &self.shared;
+        if shared.shutdown.is_closed() {
+            return Err(RejectionKind::ShuttingDown);
+        }
+        shared
+            .admission
+            .clone()
+            .try_acquire_owned()
+            .map_err(|_full| RejectionKind::QueueFull)
+    }
+
+    /// Spawns an admitted event's run. `false` when the shutdown handle closed
+    /// since [`admit`](Self::admit): the run is dropped unstarted, and with it its
+    /// claim, which `HeldClaim`'s `Drop` releases (a tracked task, so the drain
+    /// waits for it). The check and the spawn are one step for a drain.
+    fn spawn_run<J, F>(
         &self,
         delivery: Delivery<P::Event>,
         claim: Option<HeldClaim<P, S>>,
         job: J,
-    ) -> Result<(), (Option<HeldClaim<P, S>>, RejectionKind)>
+        permit: OwnedSemaphorePermit,
+    ) -> bool
     where
         J: FnMut(Delivery<P::Event>) -> F + Send + 'static,
         F: Future<Output = Result<(), HandlerError>> + Send + 'static,
     {
-        let shared = &self.shared;
-        if shared.shutdown.is_closed() {
-            return Err((claim, RejectionKind::ShuttingDown));
-        }
-        let Ok(permit) = shared.admission.clone().try_acquire_owned() else {
-            return Err((claim, RejectionKind::QueueFull));
-        };
         // Boxed here, once: the run's state machine (a few KiB: the delivery, the
         // job, the attempt with its timer) is then not copied again on its way
         // through the tracker and the spawn into the task.
@@ -254,14 +261,7 @@ impl<P: Provider, S: DedupeStore> Processor<P, S> {
                 .run_with_retries(delivery, claim, job, permit)
                 .instrument(tracing::Span::current()),
         );
-        // Closed between the check and the spawn: the unstarted run is dropped, and
-        // with it the claim, which its `Drop` releases (a tracked task, so the
-        // drain waits for that release).
-        if shared.shutdown.spawn_unless_closed(work) {
-            Ok(())
-        } else {
-            Err((None, RejectionKind::ShuttingDown))
-        }
+        self.shared.shutdown.spawn_unless_closed(work)
     }
 
     /// Confirms a claim whose event this processor owns now. Through a clone of the
@@ -350,9 +350,13 @@ impl<P: Provider, S: DedupeStore> Processor<P, S> {
 
     /// Runs a kept dead letter again, without a claim (its event is committed).
     fn replay(&self, kept: Kept<P::Event>) -> Result<(), Refused<P::Event>> {
+        let permit = match self.admit() {
+            Ok(permit) => permit,
+            Err(refused) => return Err(Box::new((kept, Rejection::new(refused)))),
+        };
         let Kept { id, letter, job } = kept;
-        // The job is lent to the run through a slot, so that a refused run, dropped
-        // unstarted, leaves it behind to be kept again.
+        // The job is lent to the run through a slot, so that a run dropped unstarted
+        // (shutdown closed since `admit`) leaves it behind to be kept again.
         let slot = Arc::new(Mutex::new(Some(job)));
         let lent = slot.clone();
         let run = move |delivery| match lent.lock().unwrap_or_else(PoisonError::into_inner).as_mut()
@@ -361,18 +365,19 @@ impl<P: Provider, S: DedupeStore> Processor<P, S> {
             None => Box::pin(async { Err(HandlerError::Failed("replayed job gone".into())) }),
         };
         self.shared.stats.accepted();
-        self.try_spawn(letter.delivery.clone(), None, run)
-            .map_err(|(_, refused)| {
-                self.shared.stats.finished();
-                let job = slot.lock().unwrap_or_else(PoisonError::into_inner).take();
-                let job = job.unwrap_or_else(|| {
-                    Box::new(|_| {
-                        Box::pin(async { Err(HandlerError::Failed("replayed job gone".into())) })
-                            as HandlerRun
-                    })
-                });
-                Box::new((Kept { id, letter, job }, Rejection::new(refused)))
-            })
+        if self.spawn_run(letter.delivery.clone(), None, run, permit) {
+            return Ok(());
+        }
+        self.shared.stats.finished();
+        let unstarted = slot.lock().unwrap_or_else(PoisonError::into_inner).take();
+        match unstarted {
+            Some(job) => Err(Box::new((
+                Kept { id, letter, job },
+                Rejection::new(RejectionKind::ShuttingDown),
+            ))),
+            // Unreachable: an unstarted run never took the job.
+            None => Ok(()),
+        }
     }
 
     /// Runs `job` on `delivery` under the retry policy and the handler timeout:
