@@ -2,12 +2,10 @@
 //! answer by the same contract, print one line per processed event, and stop
 //! gracefully on SIGTERM.
 
-#[path = "../crates/hookwise-tower/tests/common/mod.rs"]
-mod common;
 mod support;
 
 use bytes::Bytes;
-use common::*;
+use hookwise_test_support::*;
 use serde_json::{Value, json};
 use support::{Server, run_to_exit};
 

@@ -1,10 +1,6 @@
 //! The `Webhook` extractor over real loopback sockets: alone, with the background
 //! helper, and behind the layer.
 
-// The tower crate's test helpers: signed deliveries, a loopback server, a client.
-#[path = "../../hookwise-tower/tests/common/mod.rs"]
-mod common;
-
 use std::{sync::Arc, time::Duration};
 
 use axum::{
@@ -14,9 +10,9 @@ use axum::{
     response::{IntoResponse, Response},
     routing::post,
 };
-use common::*;
 use hookwise_axum::{Webhook, WebhookState};
 use hookwise_core::{Hoursmith, MemoryStore, Mojave, Receiver, hoursmith::EventData};
+use hookwise_test_support::*;
 use hookwise_tower::{RetryPolicy, WebhookLayer};
 
 #[derive(Clone, FromRef)]

@@ -5,17 +5,7 @@
 #![cfg(target_os = "linux")]
 
 use hookwise_core::{ClaimOutcome, DedupeKey, DedupeStore, MemoryStore};
-
-/// Resident memory of this process, in bytes (Linux `/proc/self/status`).
-fn rss_bytes() -> u64 {
-    let status = std::fs::read_to_string("/proc/self/status").expect("/proc/self/status");
-    status
-        .lines()
-        .find_map(|line| line.strip_prefix("VmRSS:"))
-        .and_then(|kib| kib.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
-        .map(|kib| kib * 1024)
-        .expect("VmRSS")
-}
+use hookwise_test_support::rss_bytes;
 
 #[tokio::test]
 async fn a_full_store_stays_at_its_bound_whatever_arrives() {

@@ -1,18 +1,13 @@
 //! The axum extractor with a durable queue: `WebhookState::durable` and
 //! `DurableWebhook::enqueue`, against a real `redis-server`.
 
-mod common;
-#[path = "../../hookwise-tower/tests/common/mod.rs"]
-mod http_common;
-
 use std::time::Duration;
 
 use axum::{Router, response::Response, routing::post};
-use common::RedisServer;
 use hookwise_axum::{DurableWebhook, WebhookState};
 use hookwise_core::{Hoursmith, MemoryStore, Receiver};
 use hookwise_redis::RedisQueue;
-use http_common::*;
+use hookwise_test_support::*;
 
 async fn on_hoursmith(webhook: DurableWebhook<Hoursmith>) -> Response {
     webhook.enqueue().await

@@ -1,18 +1,13 @@
 //! Receivers sharing one Redis over real sockets: they dedupe as one, and refuse
 //! (never acknowledge) what they cannot store.
 
-mod common;
-#[path = "../../hookwise-tower/tests/common/mod.rs"]
-mod http_common;
-
 use std::time::Duration;
 
 use axum::{Extension, Router, extract::State, routing::post};
-use common::RedisServer;
 use hookwise_core::{Delivery as Verified, Hoursmith, Receiver, hoursmith};
 use hookwise_redis::RedisStore;
+use hookwise_test_support::*;
 use hookwise_tower::WebhookLayer;
-use http_common::*;
 
 async fn record(
     State(recorder): State<Recorder>,

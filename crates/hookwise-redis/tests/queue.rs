@@ -1,10 +1,6 @@
 //! The durable queue against a real `redis-server`: what was acknowledged is
 //! processed, even when a worker dies or Redis restarts.
 
-mod common;
-#[path = "../../hookwise-tower/tests/common/mod.rs"]
-mod http_common;
-
 use std::{
     net::SocketAddr,
     sync::{
@@ -15,13 +11,12 @@ use std::{
 };
 
 use axum::{Extension, Router, extract::State, http::StatusCode, routing::post};
-use common::RedisServer;
 use hookwise_core::{
     ConfigError, Delivery as Verified, Hoursmith, MemoryStore, Receiver, hoursmith,
 };
 use hookwise_redis::{RedisQueue, StoredDeadLetter};
+use hookwise_test_support::*;
 use hookwise_tower::{DeadLetter, RetryPolicy, ShutdownHandle, WebhookLayer};
-use http_common::*;
 
 #[derive(Clone, Default)]
 struct App {

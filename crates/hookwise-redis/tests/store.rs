@@ -1,23 +1,15 @@
 //! `RedisStore` against a real `redis-server`.
 
-mod common;
+use std::{sync::Arc, time::Duration};
 
-use std::{
-    sync::{
-        Arc,
-        atomic::{AtomicBool, Ordering},
-    },
-    time::Duration,
-};
-
-use bytes::Bytes;
-use common::{RedisServer, delay_proxy::DelayProxy};
 use hookwise_core::{
     Claim, ClaimOutcome, ConfigError, DedupeKey, DedupeStore, Duplicate, Hoursmith, Outcome,
-    Receiver, RejectionKind, StoreError, sign,
+    Receiver, RejectionKind, StoreError,
 };
 use hookwise_redis::RedisStore;
-use http::HeaderMap;
+use hookwise_test_support::{
+    ClaimReplyLost, DelayProxy, Delivery, HOURSMITH_SECRET, RedisServer, hoursmith,
+};
 
 fn key(id: &str) -> DedupeKey {
     DedupeKey::new("hoursmith", id)
@@ -294,76 +286,18 @@ async fn every_call_is_bounded_by_the_timeout() {
     assert!(started.elapsed() < limit, "release");
 }
 
-const SECRET: &str = "whsec_lost_reply";
-
-/// A RedisStore whose next claim is made in Redis but reported as failed: the
-/// reply was lost, and the store's own release of it failed too.
-struct LosesNextClaimReply {
-    inner: RedisStore,
-    lose: AtomicBool,
-}
-
-impl DedupeStore for LosesNextClaimReply {
-    async fn claim(&self, key: &DedupeKey) -> Result<ClaimOutcome, StoreError> {
-        let outcome = self.inner.claim(key).await?;
-        if self.lose.swap(false, Ordering::SeqCst) {
-            return Err(StoreError::new("the claim's reply was lost"));
-        }
-        Ok(outcome)
-    }
-
-    async fn confirm(&self, claim: &Claim) -> Result<bool, StoreError> {
-        self.inner.confirm(claim).await
-    }
-
-    async fn renew(&self, claim: &Claim) -> Result<bool, StoreError> {
-        self.inner.renew(claim).await
-    }
-
-    async fn commit(&self, claim: &Claim) -> Result<(), StoreError> {
-        self.inner.commit(claim).await
-    }
-
-    async fn release(&self, claim: &Claim) -> Result<(), StoreError> {
-        self.inner.release(claim).await
-    }
-
-    fn retention_period(&self) -> Duration {
-        self.inner.retention_period()
-    }
-
-    fn lease_period(&self) -> Duration {
-        self.inner.lease_period()
-    }
-}
-
-/// A signed Hoursmith delivery of event `id`.
-fn hoursmith(id: &str) -> (HeaderMap, Bytes) {
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .expect("after 1970")
-        .as_secs();
-    let body = Bytes::from(format!(
-        r#"{{"id":"{id}","type":"task.created","created":{now},"orgId":"00000000-0000-0000-0000-000000000000","livemode":true,"data":{{"task":{{"id":"t_1"}}}}}}"#
-    ));
-    let mut headers = HeaderMap::new();
-    sign::hoursmith(SECRET.as_bytes(), now, &body).insert_into(&mut headers);
-    (headers, body)
-}
-
 #[tokio::test]
 async fn a_resend_after_a_claim_whose_reply_was_lost_is_409_never_200_then_accepted() {
     let Some(server) = RedisServer::start("a_resend_after_a_lost_claim_reply") else {
         return;
     };
     let lease = Duration::from_millis(300);
-    let store = LosesNextClaimReply {
-        inner: store(&server).lease(lease).expect("valid lease"),
-        lose: AtomicBool::new(true),
-    };
-    let receiver =
-        Receiver::new(Hoursmith::new(SECRET).expect("secret"), store).expect("valid config");
-    let (headers, body) = hoursmith("evt_lost_claim");
+    // The claim is made in Redis but its reply is lost, as if the store's own
+    // release of the orphan had failed too: the claim stays, provisional.
+    let store = ClaimReplyLost::new(store(&server).lease(lease).expect("valid lease"));
+    let receiver = Receiver::new(Hoursmith::new(HOURSMITH_SECRET).expect("secret"), store)
+        .expect("valid config");
+    let Delivery { headers, body } = hoursmith("evt_lost_claim");
 
     let first = receiver.receive(&headers, body.clone()).await;
     match first {

@@ -1,17 +1,15 @@
 //! Every row of the receiver contract, for both providers, through the layer over a
 //! real loopback socket.
 
-mod common;
-
 use std::time::Duration;
 
 use axum::{Extension, Router, extract::State, routing::post};
 use bytes::Bytes;
-use common::*;
 use hookwise_core::{
     Delivery as Verified, Hoursmith, MemoryStore, Mojave, Provider, Receiver, RejectionKind,
     hoursmith, mojave,
 };
+use hookwise_test_support::*;
 use hookwise_tower::WebhookLayer;
 use http::{HeaderMap, StatusCode};
 

@@ -3,8 +3,6 @@
 //! dead-lettered, counted; none vanishes. Ends with the soak test: 20,000 deliveries
 //! with duplicates, forgeries and a flaky handler, accounted for exactly.
 
-mod common;
-
 use std::{
     collections::{HashMap, HashSet},
     sync::{
@@ -15,10 +13,10 @@ use std::{
 };
 
 use axum::{Extension, Router, extract::State, routing::post};
-use common::*;
 use hookwise_core::{
     Delivery as Verified, Hoursmith, MemoryStore, Receiver, RejectionKind, hoursmith, sign,
 };
+use hookwise_test_support::*;
 use hookwise_tower::{
     DeadLetter, HandlerError, ProcessingConfig, RetryPolicy, StatsSnapshot, WebhookLayer,
 };

@@ -9,8 +9,6 @@
 // Memory and descriptors are read from Linux's /proc.
 #![cfg(target_os = "linux")]
 
-mod common;
-
 use std::{
     sync::{
         Arc,
@@ -21,11 +19,11 @@ use std::{
 
 use axum::{Extension, Router, extract::State, routing::post};
 use bytes::Bytes;
-use common::*;
 use hookwise_core::{
     DEFAULT_BODY_LIMIT, Delivery as Verified, Hoursmith, MemoryStore, Receiver, RejectionKind,
     hoursmith, sign,
 };
+use hookwise_test_support::*;
 use hookwise_tower::{DEFAULT_BODY_TIMEOUT, WebhookLayer};
 use http::{HeaderMap, StatusCode};
 use tokio::{
@@ -309,22 +307,9 @@ async fn endless_chunked_body(addr: std::net::SocketAddr, attempt: usize) -> (u1
         }
         sent
     });
-    let mut answer = Vec::new();
-    let mut buf = [0u8; 1024];
-    while !answer.windows(4).any(|w| w == b"\r\n\r\n") {
-        match read.read(&mut buf).await {
-            Ok(0) | Err(_) => break,
-            Ok(n) => answer.extend_from_slice(&buf[..n]),
-        }
-    }
+    let status = read_status(&mut read).await;
     drop(read);
     let sent = writer.await.expect("writer");
-    let text = String::from_utf8_lossy(&answer);
-    let status = text
-        .split(' ')
-        .nth(1)
-        .and_then(|code| code.parse().ok())
-        .unwrap_or_else(|| panic!("no status line in {text:?}"));
     (status, sent)
 }
 

@@ -3,8 +3,6 @@
 //! runs out while an event waits, a shutdown racing a submit, dead letters, and
 //! settings that would silently do nothing.
 
-mod common;
-
 use std::{
     net::SocketAddr,
     sync::{
@@ -15,11 +13,11 @@ use std::{
 };
 
 use axum::{Extension, Router, routing::post};
-use common::*;
 use hookwise_core::{
-    Claim, ClaimOutcome, ConfigError, DedupeKey, DedupeStore, Delivery as Verified, Hoursmith,
-    ManualClock, MemoryStore, Outcome, Receiver, StoreError, hoursmith,
+    ConfigError, DedupeStore, Delivery as Verified, Hoursmith, ManualClock, MemoryStore, Outcome,
+    Receiver, hoursmith,
 };
+use hookwise_test_support::*;
 use hookwise_tower::{
     AckMode, DurableQueue, HandlerError, QueueFuture, RetryPolicy, WebhookLayer, Workers,
 };
@@ -171,51 +169,17 @@ async fn durable_a_sender_that_hangs_up_while_the_queue_stores_gets_its_retry_st
 // ---------------------------------------------------------------------------------
 // 2. A claim made by the store whose reply is lost.
 
-/// A store that makes the claim, then reports a failure (a reply lost to a timeout).
-#[derive(Debug)]
-struct LostReply {
-    inner: MemoryStore,
-    lose_next: AtomicBool,
-}
-
-impl DedupeStore for LostReply {
-    async fn claim(&self, key: &DedupeKey) -> Result<ClaimOutcome, StoreError> {
-        let outcome = self.inner.claim(key).await;
-        if self.lose_next.swap(false, Ordering::SeqCst) {
-            return Err(StoreError::new("reply lost to the timeout"));
-        }
-        outcome
-    }
-    async fn confirm(&self, claim: &Claim) -> Result<bool, StoreError> {
-        self.inner.confirm(claim).await
-    }
-    async fn renew(&self, claim: &Claim) -> Result<bool, StoreError> {
-        self.inner.renew(claim).await
-    }
-    async fn commit(&self, claim: &Claim) -> Result<(), StoreError> {
-        self.inner.commit(claim).await
-    }
-    async fn release(&self, claim: &Claim) -> Result<(), StoreError> {
-        self.inner.release(claim).await
-    }
-    fn retention_period(&self) -> Duration {
-        self.inner.retention_period()
-    }
-    fn lease_period(&self) -> Duration {
-        self.inner.lease_period()
-    }
-}
-
 #[tokio::test]
 async fn a_claim_whose_reply_was_lost_never_answers_the_retry_duplicate() {
     let clock = ManualClock::at_unix_secs(now());
-    let store = LostReply {
-        inner: MemoryStore::new()
+    // A store that makes the claim, then reports a failure (a reply lost to a
+    // timeout).
+    let store = ClaimReplyLost::new(
+        MemoryStore::new()
             .lease(Duration::from_secs(60))
             .expect("lease")
             .clock(clock.clone()),
-        lose_next: AtomicBool::new(true),
-    };
+    );
     let recorder = Recorder::default();
     let sink = recorder.clone();
     let handler = move |Extension(d): Extension<Event>| {

@@ -1,16 +1,14 @@
 //! Ack-fast and ack-after-handler processing: speed, exactly-once, retries, dead
 //! letters, the bounded queue, and graceful shutdown.
 
-mod common;
-
 use std::{
     sync::{Arc, Mutex},
     time::{Duration, Instant},
 };
 
 use axum::{Extension, Router, extract::State, routing::post};
-use common::*;
 use hookwise_core::{Delivery as Verified, Hoursmith, MemoryStore, Receiver, hoursmith};
+use hookwise_test_support::*;
 use hookwise_tower::{AckMode, DeadLetter, HandlerError, RetryPolicy, WebhookLayer};
 use http::StatusCode;
 use tokio::sync::Semaphore;

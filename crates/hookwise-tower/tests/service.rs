@@ -1,7 +1,5 @@
 //! The service on its own, driven with `tower::ServiceExt::oneshot`.
 
-mod common;
-
 use std::{
     convert::Infallible,
     sync::{Arc, Mutex},
@@ -9,8 +7,8 @@ use std::{
 };
 
 use bytes::Bytes;
-use common::*;
 use hookwise_core::{Delivery as Verified, Hoursmith, MemoryStore, Receiver, hoursmith};
+use hookwise_test_support::*;
 use hookwise_tower::{AckMode, HandlerBody, WebhookLayer, WebhookService};
 use http::{Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full};

@@ -20,7 +20,10 @@ use tokio::{
     time::Instant,
 };
 
-/// A running proxy; stops accepting when dropped.
+/// A TCP proxy in front of a real `redis-server` that forwards requests at once and
+/// holds replies back for a settable delay: the server does the work, the client's
+/// reply comes too late. A running proxy; stops accepting when dropped.
+#[derive(Debug)]
 pub struct DelayProxy {
     addr: SocketAddr,
     delay_ms: Arc<AtomicU64>,

@@ -1,11 +1,9 @@
-//! A real `redis-server` for the tests: started on a free loopback port in a
-//! temporary directory, stopped on drop.
-//!
-//! When `redis-server` is not installed the tests say so and skip, unless
-//! `HOOKWISE_REQUIRE_REDIS=1` (set by CI), where a missing server fails them.
-#![allow(dead_code, unreachable_pub)]
+//! A real `redis-server` for the tests, and a proxy that delays its replies. Plain
+//! TCP and processes: no Redis client library.
 
-pub mod delay_proxy;
+mod delay_proxy;
+
+pub use delay_proxy::DelayProxy;
 
 use std::{
     io::{Read, Write},
@@ -16,9 +14,16 @@ use std::{
     time::{Duration, Instant},
 };
 
-/// A running `redis-server`.
+/// A running `redis-server`: started on a free loopback port in a temporary
+/// directory, stopped (and its directory removed) on drop.
+///
+/// When `redis-server` is not installed, [`start`](Self::start) says so and gives
+/// `None`, for the test to skip, unless `HOOKWISE_REQUIRE_REDIS=1` (set by CI),
+/// where a missing server fails the test.
+#[derive(Debug)]
 pub struct RedisServer {
     child: Option<Child>,
+    /// The loopback port it listens on.
     pub port: u16,
     dir: PathBuf,
     persistent: bool,
