@@ -206,8 +206,11 @@ async fn main() -> Result<ExitCode, Box<dyn std::error::Error>> {
     )?);
     let shutdowns = [hoursmith.shutdown_handle(), mojave.shutdown_handle()];
     let app = Router::new()
-        .route("/webhooks/hoursmith", post(on_hoursmith).layer(hoursmith))
-        .route("/webhooks/mojave", post(on_mojave).layer(mojave))
+        .route(
+            "/webhooks/hoursmith",
+            post(on_hoursmith).route_layer(hoursmith),
+        )
+        .route("/webhooks/mojave", post(on_mojave).route_layer(mojave))
         .with_state(handled.clone());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let addr = listener.local_addr()?;

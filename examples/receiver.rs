@@ -65,8 +65,11 @@ async fn run(config: Config) -> Result<ExitCode, Box<dyn std::error::Error>> {
     )?);
     let shutdowns = [hoursmith.shutdown_handle(), mojave.shutdown_handle()];
     let app = Router::new()
-        .route("/webhooks/hoursmith", post(on_hoursmith).layer(hoursmith))
-        .route("/webhooks/mojave", post(on_mojave).layer(mojave));
+        .route(
+            "/webhooks/hoursmith",
+            post(on_hoursmith).route_layer(hoursmith),
+        )
+        .route("/webhooks/mojave", post(on_mojave).route_layer(mojave));
 
     let listener = tokio::net::TcpListener::bind(config.addr).await?;
     tracing::info!(addr = %listener.local_addr()?, "listening");

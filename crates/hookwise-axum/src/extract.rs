@@ -119,7 +119,7 @@ impl<P: Provider, S: DedupeStore> Webhook<P, S> {
         let span = intake.span();
         async move {
             let (parts, body) = request.into_parts();
-            match intake.receive(&parts.headers, body).await {
+            match intake.receive(&parts, body).await {
                 Ok(Outcome::Accepted { delivery, claim }) => Ok(Self {
                     delivery,
                     head: parts,

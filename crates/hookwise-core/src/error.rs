@@ -26,6 +26,7 @@ use http::StatusCode;
 /// | [`ShuttingDown`](Self::ShuttingDown) | 503 | `shutting_down` |
 /// | [`HandlerFailed`](Self::HandlerFailed) | 500 | `handler_failed` |
 /// | [`InProgress`](Self::InProgress) | 409 | `in_progress` |
+/// | [`MethodNotAllowed`](Self::MethodNotAllowed) | 405 | `method_not_allowed` |
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum RejectionKind {
@@ -60,6 +61,9 @@ pub enum RejectionKind {
     /// not acknowledged; the sender should retry. See
     /// [`Duplicate::Provisional`](crate::Duplicate::Provisional).
     InProgress,
+    /// The request is not a `POST`, the method every provider delivers with. Refused
+    /// before anything is read or verified, with `Allow: POST`.
+    MethodNotAllowed,
 }
 
 impl RejectionKind {
@@ -79,6 +83,7 @@ impl RejectionKind {
             }
             Self::HandlerFailed => StatusCode::INTERNAL_SERVER_ERROR,
             Self::InProgress => StatusCode::CONFLICT,
+            Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
         }
     }
 
@@ -99,6 +104,7 @@ impl RejectionKind {
             Self::ShuttingDown => "shutting_down",
             Self::HandlerFailed => "handler_failed",
             Self::InProgress => "in_progress",
+            Self::MethodNotAllowed => "method_not_allowed",
         }
     }
 
@@ -108,7 +114,7 @@ impl RejectionKind {
     }
 
     /// Every kind, in declaration order (for tables, metrics and tests).
-    pub const ALL: [Self; 14] = [
+    pub const ALL: [Self; 15] = [
         Self::PayloadTooLarge,
         Self::SignatureMissing,
         Self::SignatureMalformed,
@@ -123,6 +129,7 @@ impl RejectionKind {
         Self::ShuttingDown,
         Self::HandlerFailed,
         Self::InProgress,
+        Self::MethodNotAllowed,
     ];
 }
 
@@ -208,7 +215,8 @@ impl Rejection {
 
     /// The complete HTTP response of the contract, for adapters.
     ///
-    /// Status, `content-type: application/json`, `Retry-After` for 503 and 409, and
+    /// Status, `content-type: application/json`, `Retry-After` for 503 and 409,
+    /// `Allow: POST` for 405, and
     /// [`body`](Self::body). Adapters convert the body into their own type.
     pub fn to_response(&self) -> http::Response<String> {
         let mut response = http::Response::new(self.body());
@@ -220,6 +228,9 @@ impl Rejection {
         );
         if let Some(after) = self.retry_after() {
             headers.insert(http::header::RETRY_AFTER, after.as_secs().into());
+        }
+        if self.kind == RejectionKind::MethodNotAllowed {
+            headers.insert(http::header::ALLOW, http::HeaderValue::from_static("POST"));
         }
         response
     }
@@ -306,7 +317,7 @@ mod tests {
         for kind in RejectionKind::ALL {
             let status = kind.status().as_u16();
             assert!(
-                matches!(status, 400 | 401 | 408 | 409 | 413 | 500 | 503),
+                matches!(status, 400 | 401 | 405 | 408 | 409 | 413 | 500 | 503),
                 "{kind}: {status}"
             );
         }
@@ -323,6 +334,11 @@ mod tests {
         assert_eq!(in_progress.status(), 409);
         assert_eq!(in_progress.headers()[http::header::RETRY_AFTER], "10");
         assert_eq!(in_progress.body(), r#"{"error":"in_progress"}"#);
+
+        let get = Rejection::new(RejectionKind::MethodNotAllowed).to_response();
+        assert_eq!(get.status(), 405);
+        assert_eq!(get.headers()[http::header::ALLOW], "POST");
+        assert!(get.headers().get(http::header::RETRY_AFTER).is_none());
 
         let forged = Rejection::new(RejectionKind::SignatureMismatch)
             .with_detail("no v1 matched")

@@ -111,6 +111,18 @@ impl<P: Provider, S: DedupeStore> Receiver<P, S> {
         self
     }
 
+    /// Refuses a request that is not a `POST` (`405`, with `Allow: POST`): every
+    /// provider delivers with `POST`, and a `GET` on the endpoint (a browser, a probe)
+    /// deserves a `405`, not a signature check. Adapters call it before anything else.
+    pub fn check_method(&self, method: &http::Method) -> Result<(), Rejection> {
+        if method == http::Method::POST {
+            Ok(())
+        } else {
+            Err(Rejection::new(RejectionKind::MethodNotAllowed)
+                .with_detail(format!("{method} is not a delivery")))
+        }
+    }
+
     /// Refuses a request whose `Content-Length` is over the limit, before its body is
     /// read. Adapters call it first, then buffer at most [`limit`](Self::limit) bytes.
     pub fn check_content_length(&self, headers: &HeaderMap) -> Result<(), Rejection> {

@@ -3,7 +3,7 @@
 use std::{fmt, sync::Arc, time::Duration};
 
 use hookwise_core::{DedupeStore, Outcome, Provider, Receiver, Rejection, RejectionKind};
-use http::HeaderMap;
+use http::request::Parts;
 use http_body::Body;
 use tracing::field::Empty;
 
@@ -54,22 +54,21 @@ impl<P: Provider, S: DedupeStore> Intake<P, S> {
     }
 
     /// Receives one delivery; records its fields on the current span (see
-    /// [`span`](Self::span)) and counts its outcome.
+    /// [`span`](Self::span)) and counts its outcome. A request that is not a `POST`
+    /// is refused first (`405`), before anything is read or verified.
     ///
     /// On [`Outcome::Accepted`] the caller owns the claim, as with the core receiver.
     /// On `Err`, answer with [`reject`](Self::reject).
-    pub async fn receive<B>(
-        &self,
-        headers: &HeaderMap,
-        body: B,
-    ) -> Result<Outcome<P::Event>, Rejection>
+    pub async fn receive<B>(&self, head: &Parts, body: B) -> Result<Outcome<P::Event>, Rejection>
     where
         B: Body,
         B::Error: Into<BoxError>,
     {
+        self.receiver.check_method(&head.method)?;
         if self.shutdown.is_closed() {
             return Err(Rejection::new(RejectionKind::ShuttingDown));
         }
+        let headers = &head.headers;
         self.receiver.check_content_length(headers)?;
         let bytes = body::read(body, self.receiver.limit(), self.body_timeout).await?;
         let outcome = self.receiver.receive(headers, bytes).await?;

@@ -3,13 +3,20 @@
 //!
 //! For each delivery, [`WebhookService`]:
 //!
-//! 1. refuses a `Content-Length` over the limit (`413`) before reading, then buffers
+//! 1. refuses any method but `POST` (`405`, `Allow: POST`) before reading anything;
+//!    then refuses a `Content-Length` over the limit (`413`) before reading, then buffers
 //!    the body, refusing it (`413`) as soon as it crosses the limit, and (`408`) when
 //!    it does not arrive within the body timeout;
 //! 2. verifies, parses and claims it through the core's
 //!    [`Receiver::receive`](hookwise_core::Receiver::receive), answering rejections
 //!    with the contract's status and `{"error":"<code>"}`;
-//! 3. answers `200` to a new event, a duplicate, or a skipped test event.
+//! 3. answers `200` to a new event, a duplicate, or a skipped test event, and `409`
+//!    `in_progress` to a redelivery whose first delivery is not yet taken on.
+//!
+//! Apply it with `route_layer` on the webhook route, so that it wraps that route only;
+//! `Router::layer` wraps the router's fallback too, so a signed delivery to an unknown
+//! path would be accepted and run the fallback as its handler. Either way, a method
+//! other than `POST` is refused with `405` before anything is read.
 //!
 //! A new event reaches the handler (the inner service) as a request with the
 //! original head, the verified raw body, and the
@@ -40,7 +47,7 @@
 //! let shutdown = layer.shutdown_handle();
 //! let app = Router::new()
 //!     .route("/webhooks/hoursmith", post(on_event))
-//!     .layer(layer);
+//!     .route_layer(layer);
 //!
 //! // A signed delivery, as Hoursmith sends it.
 //! let body = r#"{"id":"evt_1","type":"client.created","created":1717603200,

@@ -160,7 +160,7 @@ impl<P: Provider, S: DedupeStore> Shared<P, S> {
         ReqBody: Body,
         ReqBody::Error: Into<BoxError>,
     {
-        let outcome = self.intake.receive(&parts.headers, body).await?;
+        let outcome = self.intake.receive(&parts, body).await?;
         let kind = outcome.kind();
         if let Outcome::Accepted { delivery, claim } = outcome {
             // Held from here on: if this future is dropped (the sender hung up), the

@@ -31,7 +31,7 @@ use tokio_util::task::TaskTracker;
 /// # #[tokio::main] async fn main() -> Result<(), Box<dyn std::error::Error>> {
 /// let layer = WebhookLayer::new(Receiver::new(Hoursmith::new("whsec_...")?, MemoryStore::new())?);
 /// let shutdown = layer.shutdown_handle();
-/// let app = Router::new().route("/webhooks/hoursmith", post(on_event)).layer(layer);
+/// let app = Router::new().route("/webhooks/hoursmith", post(on_event)).route_layer(layer);
 ///
 /// let listener = tokio::net::TcpListener::bind("127.0.0.1:3000").await?;
 /// let closing = shutdown.clone();
