@@ -267,16 +267,17 @@ pub enum ConfigError {
     /// No secret was given at all.
     #[error("at least one webhook secret is required")]
     NoSecrets,
-    /// A provider accepts deliveries older than the dedupe store remembers them, so a
-    /// replay could be processed twice.
+    /// One delivery of this provider can verify for longer than the dedupe store
+    /// remembers it, so a replay could be processed twice.
     #[error(
-        "{provider} accepts deliveries up to {window:?} old, longer than the dedupe \
+        "one {provider} delivery verifies during {window:?}, longer than the dedupe \
          retention of {retention:?}: a replay could be processed twice"
     )]
     ReplayWindowExceedsRetention {
         /// The provider's name.
         provider: &'static str,
-        /// How old a delivery the provider accepts.
+        /// The whole window of receiver time in which one delivery verifies
+        /// ([`Provider::replay_window`](crate::Provider::replay_window)).
         window: Duration,
         /// How long the dedupe store remembers a processed event.
         retention: Duration,

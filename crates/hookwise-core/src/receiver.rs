@@ -75,9 +75,10 @@ impl<P, S> Receiver<P, S> {
 impl<P: Provider, S: DedupeStore> Receiver<P, S> {
     /// A receiver for `provider`'s deliveries, deduped in `store`.
     ///
-    /// Fails when the store forgets processed events sooner than the provider accepts
-    /// old deliveries ([`Provider::replay_window`] over [`DedupeStore::retention_period`]),
-    /// since a replay could then be processed twice.
+    /// Fails when the store forgets processed events sooner than one delivery stops
+    /// verifying ([`Provider::replay_window`], the whole window, over
+    /// [`DedupeStore::retention_period`]), since a replay could then be processed
+    /// twice.
     pub fn new(provider: P, store: S) -> Result<Self, ConfigError> {
         let (window, retention) = (provider.replay_window(), store.retention_period());
         if window > retention {
