@@ -29,9 +29,12 @@ impl Connection {
         };
         let client =
             Client::open(url).map_err(|e| StoreError::with_source("invalid Redis URL", e))?;
+        // No response timeout of the connection's own: every call is bounded by
+        // `bounded`, with the timeout the store or queue was configured with; a
+        // fixed one here would cut a longer configured timeout short.
         let config = redis::aio::ConnectionManagerConfig::new()
             .set_connection_timeout(Some(DEFAULT_TIMEOUT))
-            .set_response_timeout(Some(DEFAULT_TIMEOUT))
+            .set_response_timeout(None)
             .set_number_of_retries(1);
         let manager = client
             .get_connection_manager_lazy(config)

@@ -232,6 +232,27 @@ async fn a_claim_whose_reply_misses_the_timeout_is_released_by_the_store() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_timeout_longer_than_two_seconds_is_honoured() {
+    let Some(server) = RedisServer::start("a_timeout_longer_than_two_seconds") else {
+        return;
+    };
+    let proxy = DelayProxy::start(server.port).await;
+    let patient = RedisStore::new(&proxy.url())
+        .expect("valid URL")
+        .timeout(Duration::from_secs(5))
+        .expect("valid timeout");
+    claimed(patient.claim(&key("evt_warm_up")).await);
+
+    // Slower than the connection's own default, well within the 5 s asked for.
+    proxy.delay_replies(Duration::from_millis(2500));
+    let outcome = patient.claim(&key("evt_slow_reply")).await;
+    assert!(
+        matches!(outcome, Ok(ClaimOutcome::Claimed(_))),
+        "a 2.5 s reply under a 5 s timeout: {outcome:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_claim_dropped_mid_call_leaves_no_claim_behind() {
     let Some(server) = RedisServer::start("a_claim_dropped_mid_call") else {
         return;
