@@ -47,7 +47,10 @@
 //! dead-letter callback is caught; the entry is dead-lettered all the same). An
 //! entry whose worker died is taken over after an idle time; one that killed its
 //! worker [`max_deliveries`](RedisQueue::max_deliveries) times is dead-lettered
-//! without running again.
+//! without running again, and so is one that no longer reads or parses. Each route's
+//! backlog is bounded ([`max_backlog`](RedisQueue::max_backlog), 100 000 entries by
+//! default): beyond it, deliveries are answered `503` with `Retry-After` and their
+//! claims released, so senders retry later; nothing stored is trimmed.
 
 #![forbid(unsafe_code)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
@@ -60,8 +63,8 @@ use std::time::Duration;
 
 pub use self::{
     queue::{
-        DEFAULT_CLAIM_IDLE, DEFAULT_MAX_DELIVERIES, DEFAULT_POLL_INTERVAL, RedisQueue,
-        StoredDeadLetter,
+        DEFAULT_CLAIM_IDLE, DEFAULT_MAX_BACKLOG, DEFAULT_MAX_DELIVERIES, DEFAULT_POLL_INTERVAL,
+        RedisQueue, StoredDeadLetter,
     },
     store::RedisStore,
 };

@@ -6,7 +6,7 @@ use hookwise_core::{ConfigError, DedupeStore, Delivery, Provider, StoreError, Ve
 use hookwise_tower::{DurableQueue, QueueFuture, Workers};
 use http::{HeaderMap, HeaderName, HeaderValue, Method, Request, Uri, request::Parts};
 use redis::{
-    AsyncCommands, Value,
+    AsyncCommands, Script, ToRedisArgs, Value,
     streams::{StreamAutoClaimOptions, StreamId, StreamPendingCountReply, StreamReadOptions},
 };
 use tokio::{sync::Semaphore, task::JoinHandle};
@@ -29,6 +29,21 @@ pub const DEFAULT_POLL_INTERVAL: Duration = Duration::from_millis(100);
 /// The default limit on how many times one entry is delivered to a worker before it
 /// is dead-lettered unrun: an entry whose worker died this many times in a row.
 pub const DEFAULT_MAX_DELIVERIES: u32 = 5;
+
+/// The default bound on a route's backlog: the entries in its stream, unread and
+/// running.
+pub const DEFAULT_MAX_BACKLOG: u64 = 100_000;
+
+/// Appends an entry (`ARGV[2..]`: field, value, ...) to the stream `KEYS[1]` unless
+/// it already holds `ARGV[1]` entries: the new entry's id, or nil when full. One
+/// script, so that concurrent appends never go beyond the bound together. Done
+/// entries are deleted, so the stream's length is its backlog.
+const APPEND: &str = r"
+if redis.call('XLEN', KEYS[1]) >= tonumber(ARGV[1]) then
+  return false
+end
+return redis.call('XADD', KEYS[1], '*', unpack(ARGV, 2))
+";
 
 /// The shortest claim idle time: a third of it is the heartbeat of a running entry.
 const MINIMUM_CLAIM_IDLE: Duration = Duration::from_millis(10);
@@ -64,6 +79,17 @@ const SCAN_START: &str = "0-0";
 ///   acknowledged. The dead-letter callback is not called for it.
 /// - A panicking dead-letter callback is caught and logged: the entry still reaches
 ///   the dead-letter stream and is acknowledged.
+/// - Each route's stream is bounded: an event that would take its backlog (the
+///   entries unread or running; done ones are deleted) beyond
+///   [`max_backlog`](Self::max_backlog) (100 000 by default) is not stored, and
+///   `enqueue` fails with a "full" error ([`StoreError::is_full`]). The layer answers
+///   `503` `queue_full` with `Retry-After` and releases the claim, so the
+///   sender retries later. The check and the `XADD` are one script, so concurrent
+///   deliveries cannot overshoot; nothing is ever trimmed (`MAXLEN`) to make room,
+///   which could drop events already acknowledged.
+/// - An entry that can no longer be read (a missing or garbled field) or whose body
+///   no longer parses is moved to the dead-letter stream unrun, with the reason, and
+///   acknowledged; it never loops. The dead-letter callback is not called for it.
 /// - Lost connections are remade by themselves; workers keep retrying Redis until
 ///   the layer's shutdown handle closes. Every call is bounded by a timeout.
 #[derive(Clone)]
@@ -74,6 +100,8 @@ pub struct RedisQueue {
     claim_idle: Duration,
     poll_interval: Duration,
     max_deliveries: u32,
+    max_backlog: u64,
+    append: Script,
 }
 
 impl RedisQueue {
@@ -87,6 +115,8 @@ impl RedisQueue {
             claim_idle: DEFAULT_CLAIM_IDLE,
             poll_interval: DEFAULT_POLL_INTERVAL,
             max_deliveries: DEFAULT_MAX_DELIVERIES,
+            max_backlog: DEFAULT_MAX_BACKLOG,
+            append: Script::new(APPEND),
         })
     }
 
@@ -140,6 +170,20 @@ impl RedisQueue {
         Ok(self)
     }
 
+    /// Sets the bound on each route's backlog (default 100 000 entries): the entries
+    /// in its stream, unread and running. An event that would go beyond it is not
+    /// stored: `enqueue` fails, so the layer answers `503` with `Retry-After` and
+    /// releases the claim, and the sender retries once the workers have caught up.
+    /// Nothing stored is ever trimmed to make room. [`replay`](Self::replay) is bound
+    /// by it too.
+    pub fn max_backlog(mut self, entries: u64) -> Result<Self, ConfigError> {
+        if entries == 0 {
+            return Err(ConfigError::Zero("max backlog"));
+        }
+        self.max_backlog = entries;
+        Ok(self)
+    }
+
     /// Sets the pause between reads of an empty stream (default 100 ms).
     pub fn poll_interval(mut self, interval: Duration) -> Result<Self, ConfigError> {
         if interval.is_zero() {
@@ -163,6 +207,33 @@ impl RedisQueue {
         format!("{}:dead:{provider}", self.namespace)
     }
 
+    /// Appends an entry of `fields` to `stream`, unless its backlog is full: then
+    /// nothing is stored and the error says so.
+    async fn append<K, V>(&self, stream: &str, fields: &[(K, V)]) -> Result<(), StoreError>
+    where
+        K: ToRedisArgs,
+        V: ToRedisArgs,
+    {
+        let mut connection = self.connection.handle();
+        let mut invocation = self.append.key(stream);
+        invocation.arg(self.max_backlog);
+        for (name, value) in fields {
+            invocation.arg(name).arg(value);
+        }
+        let id: Option<String> = self
+            .connection
+            .bounded("XADD", invocation.invoke_async(&mut connection))
+            .await?;
+        match id {
+            Some(_) => Ok(()),
+            None => Err(StoreError::full(format!(
+                "the durable queue's backlog is full: {stream} holds {} entries \
+                 (RedisQueue::max_backlog); try again once the workers catch up",
+                self.max_backlog
+            ))),
+        }
+    }
+
     /// `provider`'s dead letters (e.g. `"hoursmith"`), oldest first, at most `count`.
     pub async fn dead_letters(
         &self,
@@ -180,7 +251,9 @@ impl RedisQueue {
 
     /// Puts a dead letter back in the queue of the route it came in on, to be
     /// processed again (after fixing what made it fail), and removes it from the
-    /// dead-letter stream. `false` when there is no such dead letter.
+    /// dead-letter stream. `false` when there is no such dead letter. An error, the
+    /// dead letter left in place, when that route's backlog is full
+    /// ([`max_backlog`](Self::max_backlog)).
     pub async fn replay(&self, provider: &str, id: &str) -> Result<bool, StoreError> {
         let mut connection = self.connection.handle();
         let dead = self.dead_stream(provider);
@@ -196,12 +269,7 @@ impl RedisQueue {
         };
         let fields = delivery_fields(entry);
         let stream = self.stream(provider, &route);
-        self.connection
-            .bounded(
-                "XADD",
-                connection.xadd::<_, _, _, _, String>(&stream, "*", &fields),
-            )
-            .await?;
+        self.append(&stream, &fields).await?;
         self.connection
             .bounded("XDEL", connection.xdel::<_, _, i64>(&dead, &[id]))
             .await?;
@@ -217,6 +285,7 @@ impl fmt::Debug for RedisQueue {
             .field("claim_idle", &self.claim_idle)
             .field("poll_interval", &self.poll_interval)
             .field("max_deliveries", &self.max_deliveries)
+            .field("max_backlog", &self.max_backlog)
             .field("timeout", &self.connection.timeout())
             .finish_non_exhaustive()
     }
@@ -357,14 +426,7 @@ impl<P: Provider, S: DedupeStore> DurableQueue<P, S> for RedisQueue {
                 ),
             ];
             let stream = self.stream(delivery.provider(), route);
-            let mut connection = self.connection.handle();
-            self.connection
-                .bounded(
-                    "XADD",
-                    connection.xadd::<_, _, _, _, String>(&stream, "*", &fields),
-                )
-                .await
-                .map(drop)
+            self.append(&stream, &fields).await
         })
     }
 

@@ -409,15 +409,15 @@ async fn a_panicking_dead_letter_callback_still_dead_letters_and_acks_the_entry(
     );
 }
 
-/// Appends a delivery of Hoursmith event `id` to [`STREAM`], as `enqueue` would.
-async fn append(connection: &mut redis::aio::MultiplexedConnection, id: &str) -> String {
+/// The fields `enqueue` stores for a delivery of Hoursmith event `id`.
+fn entry(id: &str) -> Vec<(&'static str, Vec<u8>)> {
     let body = hoursmith(id).body;
     let received_ms = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .expect("after 1970")
         .as_millis()
         .to_string();
-    let fields: [(&str, Vec<u8>); 8] = [
+    vec![
         ("key", format!("hoursmith:{id}").into_bytes()),
         ("method", b"POST".to_vec()),
         ("uri", b"/hook".to_vec()),
@@ -426,10 +426,22 @@ async fn append(connection: &mut redis::aio::MultiplexedConnection, id: &str) ->
         ("secret", b"0".to_vec()),
         ("signed_at", Vec::new()),
         ("received_ms", received_ms.into_bytes()),
-    ];
-    redis::AsyncCommands::xadd(connection, STREAM, "*", &fields)
+    ]
+}
+
+/// Appends an entry of `fields` to [`STREAM`], as another process could.
+async fn append_fields(
+    connection: &mut redis::aio::MultiplexedConnection,
+    fields: &[(&'static str, Vec<u8>)],
+) -> String {
+    redis::AsyncCommands::xadd(connection, STREAM, "*", fields)
         .await
         .expect("XADD")
+}
+
+/// Appends a delivery of Hoursmith event `id` to [`STREAM`], as `enqueue` would.
+async fn append(connection: &mut redis::aio::MultiplexedConnection, id: &str) -> String {
+    append_fields(connection, &entry(id)).await
 }
 
 /// Delivers entry `id` once more to consumer `ghost`, which then dies with it.
@@ -566,11 +578,264 @@ async fn an_abandoned_entry_behind_many_running_ones_is_taken_over() {
     shutdown.shutdown(Duration::from_secs(5)).await;
 }
 
+/// The number of entries in `stream`: the backlog, unread and running.
+async fn xlen(redis: &RedisServer, stream: &str) -> usize {
+    redis::AsyncCommands::xlen(&mut raw(redis).await, stream)
+        .await
+        .expect("XLEN")
+}
+
+/// Waits up to `limit` for `stream` to hold no entry; whether it holds none.
+async fn emptied(redis: &RedisServer, stream: &str, limit: Duration) -> bool {
+    let deadline = tokio::time::Instant::now() + limit;
+    while xlen(redis, stream).await > 0 {
+        if tokio::time::Instant::now() >= deadline {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    true
+}
+
+/// An app whose handler waits for a permit of `gate` before it records the event.
+#[derive(Clone)]
+struct Gated {
+    recorder: Recorder,
+    gate: Arc<tokio::sync::Semaphore>,
+}
+
+async fn gated(
+    State(app): State<Gated>,
+    Extension(delivery): Extension<Verified<hoursmith::Event>>,
+) -> StatusCode {
+    let Ok(_permit) = app.gate.acquire().await else {
+        return StatusCode::INTERNAL_SERVER_ERROR;
+    };
+    app.recorder.record(delivery.event().id());
+    StatusCode::OK
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_backlog_is_answered_503_and_the_event_is_taken_once_it_drains() {
+    let Some(redis) = RedisServer::start("a_full_backlog_is_answered_503") else {
+        return;
+    };
+    let app = Gated {
+        recorder: Recorder::default(),
+        gate: Arc::new(tokio::sync::Semaphore::new(0)),
+    };
+    let bounded = queue(&redis, "a").max_backlog(3).expect("valid bound");
+    let layer = WebhookLayer::new(hoursmith_receiver())
+        .durable_queue(bounded)
+        .expect("ack-fast mode");
+    let shutdown = layer.shutdown_handle();
+    let router = Router::new()
+        .route("/hook", post(gated).route_layer(layer))
+        .with_state(app.clone());
+    let addr = serve(router).await;
+    let client = client();
+
+    // Three events fill the backlog: their handlers wait at the gate.
+    for i in 0..3 {
+        let answer = send(&client, addr, "/hook", &hoursmith(&format!("evt_{i}"))).await;
+        assert_eq!(answer.body, r#"{"status":"accepted"}"#, "{answer:?}");
+        assert!(xlen(&redis, STREAM).await <= 3);
+    }
+    let refused = send(&client, addr, "/hook", &hoursmith("evt_overflow")).await;
+    assert_eq!(
+        (refused.status.as_u16(), refused.body.as_str()),
+        (503, r#"{"error":"queue_full"}"#),
+        "the fourth event is refused, not stored beyond the bound"
+    );
+    assert_eq!(refused.headers[http::header::RETRY_AFTER], "60");
+    assert_eq!(xlen(&redis, STREAM).await, 3, "the backlog never exceeds 3");
+    // The claim was released, not kept: the resend is refused the same way (a
+    // held claim would answer 409 `in_progress`).
+    let again = send(&client, addr, "/hook", &hoursmith("evt_overflow")).await;
+    assert_eq!(
+        (again.status.as_u16(), again.body.as_str()),
+        (503, r#"{"error":"queue_full"}"#)
+    );
+    assert_eq!(xlen(&redis, STREAM).await, 3);
+    assert!(app.recorder.ids().is_empty());
+
+    // The handlers go on: the backlog drains, and the resend is taken.
+    app.gate.add_permits(1_000);
+    assert_eq!(app.recorder.wait_for(3, Duration::from_secs(10)).await, 3);
+    assert!(emptied(&redis, STREAM, Duration::from_secs(5)).await);
+    let resent = send(&client, addr, "/hook", &hoursmith("evt_overflow")).await;
+    assert_eq!(resent.body, r#"{"status":"accepted"}"#, "{resent:?}");
+    assert_eq!(app.recorder.wait_for(4, Duration::from_secs(10)).await, 4);
+    assert!(drained(&redis, STREAM, Duration::from_secs(5)).await);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let mut processed = app.recorder.ids();
+    processed.sort();
+    assert_eq!(processed, ["evt_0", "evt_1", "evt_2", "evt_overflow"]);
+    assert_eq!(
+        shutdown.shutdown(Duration::from_secs(5)).await.unfinished,
+        0
+    );
+}
+
+/// Starts a layer reading [`STREAM`] with `app`'s handler; waits until the entries
+/// before `last`, and `last`, a good one, are done (acknowledged and deleted).
+async fn read_through(
+    redis: &RedisServer,
+    app: &App,
+    last: &str,
+) -> (ShutdownHandle, Vec<StoredDeadLetter>) {
+    let layer = WebhookLayer::new(hoursmith_receiver())
+        // No takeovers in this story, even on a loaded machine.
+        .durable_queue(
+            queue(redis, "a")
+                .claim_idle(Duration::from_secs(5))
+                .expect("valid idle time"),
+        )
+        .expect("ack-fast mode");
+    let (_addr, shutdown) = serve_layer(layer, app.clone()).await;
+    assert_eq!(
+        app.recorder.wait_for(1, Duration::from_secs(10)).await,
+        1,
+        "the good entry behind the poison is run"
+    );
+    assert!(drained(redis, STREAM, Duration::from_secs(5)).await);
+    assert!(emptied(redis, STREAM, Duration::from_secs(5)).await);
+    // Nothing loops: no entry comes back, no dead letter is added.
+    let admin = queue(redis, "admin");
+    let letters = admin.dead_letters("hoursmith", 10).await.expect("list");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(
+        admin.dead_letters("hoursmith", 10).await.expect("list"),
+        letters
+    );
+    assert_eq!(
+        app.recorder.ids(),
+        [last],
+        "the handler never ran the poison"
+    );
+    (shutdown, letters)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_entry_with_a_missing_or_garbled_field_is_dead_lettered_unrun() {
+    let Some(redis) = RedisServer::start("an_entry_with_a_missing_or_garbled_field") else {
+        return;
+    };
+    let mut connection = raw(&redis).await;
+    let mut missing = entry("evt_missing");
+    missing.retain(|(name, _)| *name != "received_ms");
+    append_fields(&mut connection, &missing).await;
+    let mut garbled = entry("evt_garbled");
+    for (name, value) in &mut garbled {
+        if *name == "headers" {
+            *value = b"no colon, no CR\n".to_vec();
+        }
+    }
+    append_fields(&mut connection, &garbled).await;
+    append(&mut connection, "evt_fine").await;
+
+    let app = App::default();
+    let (shutdown, letters) = read_through(&redis, &app, "evt_fine").await;
+    // Entries run concurrently: their dead letters come in either order.
+    let mut summary: Vec<_> = letters
+        .iter()
+        .map(|l| {
+            (
+                l.key.as_str(),
+                l.error.as_str(),
+                l.route.as_str(),
+                l.attempts,
+            )
+        })
+        .collect();
+    summary.sort_unstable();
+    assert_eq!(
+        summary,
+        [
+            (
+                "hoursmith:evt_garbled",
+                "unreadable queue entry",
+                "layer-0",
+                0
+            ),
+            (
+                "hoursmith:evt_missing",
+                "unreadable queue entry",
+                "layer-0",
+                0
+            ),
+        ]
+    );
+    shutdown.shutdown(Duration::from_secs(5)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_entry_whose_body_is_not_the_provider_s_envelope_is_dead_lettered_unrun() {
+    let Some(redis) = RedisServer::start("an_entry_whose_body_is_not_the_envelope") else {
+        return;
+    };
+    let mut connection = raw(&redis).await;
+    let mut alien = entry("evt_alien");
+    for (name, value) in &mut alien {
+        if *name == "body" {
+            *value = br#"{"hello":"world"}"#.to_vec();
+        }
+    }
+    append_fields(&mut connection, &alien).await;
+    append(&mut connection, "evt_fine").await;
+
+    let app = App::default();
+    let (shutdown, letters) = read_through(&redis, &app, "evt_fine").await;
+    assert_eq!(letters.len(), 1, "{letters:?}");
+    assert_eq!(letters[0].key, "hoursmith:evt_alien");
+    assert_eq!(letters[0].route, "layer-0");
+    assert_eq!(letters[0].attempts, 0);
+    assert!(
+        letters[0].error.starts_with("invalid_payload"),
+        "{:?}",
+        letters[0].error
+    );
+    shutdown.shutdown(Duration::from_secs(5)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replay_into_a_full_backlog_is_refused_and_the_dead_letter_kept() {
+    let Some(redis) = RedisServer::start("a_replay_into_a_full_backlog") else {
+        return;
+    };
+    let mut connection = raw(&redis).await;
+    // No reader: the one entry waiting fills a backlog of one.
+    append(&mut connection, "evt_waiting").await;
+    let mut letter = entry("evt_dead");
+    letter.push(("error", b"handler answered 500".to_vec()));
+    letter.push(("attempts", b"1".to_vec()));
+    letter.push(("route", b"layer-0".to_vec()));
+    let id: String =
+        redis::AsyncCommands::xadd(&mut connection, "hookwise:dead:hoursmith", "*", &letter)
+            .await
+            .expect("XADD");
+
+    let admin = queue(&redis, "admin").max_backlog(1).expect("valid bound");
+    let error = admin
+        .replay("hoursmith", &id)
+        .await
+        .expect_err("the backlog is full");
+    assert!(error.to_string().contains("backlog is full"), "{error}");
+    assert_eq!(xlen(&redis, STREAM).await, 1);
+    let letters = admin.dead_letters("hoursmith", 10).await.expect("list");
+    assert_eq!(letters.len(), 1, "the dead letter is kept");
+    assert_eq!(letters[0].id, id);
+}
+
 #[tokio::test]
 async fn invalid_queue_settings_are_refused() {
     let queue = RedisQueue::new("redis://127.0.0.1:1/").expect("valid URL");
     assert!(matches!(
         queue.clone().max_deliveries(0),
+        Err(ConfigError::Zero(_))
+    ));
+    assert!(matches!(
+        queue.clone().max_backlog(0),
         Err(ConfigError::Zero(_))
     ));
     assert!(matches!(

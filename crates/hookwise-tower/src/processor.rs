@@ -468,7 +468,8 @@ impl<P: Provider, S: DedupeStore> Processor<P, S> {
 
     /// Takes an accepted event into a durable queue instead of this process: commits
     /// the claim once the queue has stored it (the queue's workers now own the event),
-    /// or releases it and refuses with `503` when the queue cannot store it. If this
+    /// or releases it and refuses with `503` when the queue cannot store it
+    /// (`queue_full` when it is at its bound, else `store_unavailable`). If this
     /// future is dropped while the queue stores, the claim is released.
     pub async fn enqueue(
         &self,
@@ -490,8 +491,12 @@ impl<P: Provider, S: DedupeStore> Processor<P, S> {
             }
             Err(error) => {
                 claim.release().await.unwrap_or_default();
-                Err(Rejection::new(RejectionKind::StoreUnavailable)
-                    .with_detail(format!("durable queue: {error}")))
+                let kind = if error.is_full() {
+                    RejectionKind::QueueFull
+                } else {
+                    RejectionKind::StoreUnavailable
+                };
+                Err(Rejection::new(kind).with_detail(format!("durable queue: {error}")))
             }
         }
     }

@@ -181,6 +181,9 @@ pub struct StoreError {
     message: String,
     #[source]
     source: Option<Box<dyn std::error::Error + Send + Sync>>,
+    /// The store works but is at its bound (answered `queue_full`, not
+    /// `store_unavailable`).
+    full: bool,
 }
 
 impl StoreError {
@@ -189,7 +192,22 @@ impl StoreError {
         Self {
             message: message.into(),
             source: None,
+            full: false,
         }
+    }
+
+    /// The store is reachable but at its bound (e.g. a durable queue's backlog is
+    /// full): the sender should retry later, and the answer says `queue_full`.
+    pub fn full(message: impl Into<String>) -> Self {
+        Self {
+            full: true,
+            ..Self::new(message)
+        }
+    }
+
+    /// Whether the store refused for being at its bound rather than failing.
+    pub fn is_full(&self) -> bool {
+        self.full
     }
 
     /// An error caused by `source` (a connection error, a timeout).
@@ -200,6 +218,7 @@ impl StoreError {
         Self {
             message: message.into(),
             source: Some(Box::new(source)),
+            full: false,
         }
     }
 }
