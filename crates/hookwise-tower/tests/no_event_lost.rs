@@ -30,9 +30,14 @@ fn receiver<S: DedupeStore>(store: S) -> Receiver<Hoursmith, S> {
     Receiver::new(Hoursmith::new(HOURSMITH_SECRET).expect("secret"), store).expect("config")
 }
 
-/// Writes `delivery` as a POST on a fresh connection, then hangs up after `after`
-/// without reading the answer: a sender whose own timeout fired.
-async fn send_and_hang_up(addr: SocketAddr, path: &str, delivery: &Delivery, after: Duration) {
+/// Writes `delivery` as a POST on a fresh connection, then hangs up 100 ms after its
+/// work is `under_way`, without reading the answer: a sender whose own timeout fired.
+async fn send_and_hang_up(
+    addr: SocketAddr,
+    path: &str,
+    delivery: &Delivery,
+    under_way: impl Fn() -> bool,
+) {
     let mut stream = TcpStream::connect(addr).await.expect("connect");
     let mut head = format!(
         "POST {path} HTTP/1.1\r\nhost: localhost\r\ncontent-length: {}\r\n",
@@ -47,7 +52,12 @@ async fn send_and_hang_up(addr: SocketAddr, path: &str, delivery: &Delivery, aft
     head.push_str("\r\n");
     stream.write_all(head.as_bytes()).await.expect("head");
     stream.write_all(&delivery.body).await.expect("body");
-    tokio::time::sleep(after).await;
+    // Hang up 100 ms into the work, however long a loaded machine takes to start it.
+    assert!(
+        eventually(Duration::from_secs(5), under_way).await,
+        "the delivery's work never started"
+    );
+    tokio::time::sleep(Duration::from_millis(100)).await;
     drop(stream);
 }
 
@@ -94,8 +104,7 @@ async fn after_handler_a_sender_that_hangs_up_mid_handler_gets_its_retry_process
     let addr = serve(Router::new().route("/hook", post(handler)).layer(layer)).await;
     let delivery = hoursmith("evt_hung_up");
 
-    send_and_hang_up(addr, "/hook", &delivery, Duration::from_millis(100)).await;
-    assert!(!first.load(Ordering::SeqCst), "the first run started");
+    send_and_hang_up(addr, "/hook", &delivery, || !first.load(Ordering::SeqCst)).await;
 
     // The sender's retry is processed, not answered `duplicate`.
     let client = client();
@@ -150,7 +159,10 @@ async fn durable_a_sender_that_hangs_up_while_the_queue_stores_gets_its_retry_st
     let addr = serve(app).await;
     let delivery = hoursmith("evt_stalled_store");
 
-    send_and_hang_up(addr, "/hook", &delivery, Duration::from_millis(100)).await;
+    send_and_hang_up(addr, "/hook", &delivery, || {
+        queue.calls.load(Ordering::SeqCst) == 1
+    })
+    .await;
     assert_eq!(
         queue.calls.load(Ordering::SeqCst),
         1,
