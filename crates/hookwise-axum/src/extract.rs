@@ -3,6 +3,7 @@
 use std::{fmt, future::Future, ops::Deref, sync::Arc};
 
 use axum::{
+    RequestExt as _,
     extract::{FromRef, FromRequest, Request},
     response::{IntoResponse, Response},
 };
@@ -23,7 +24,8 @@ use crate::{DurableWebhookState, WebhookRejection, WebhookState};
 /// [`release`](Self::release) (also on drop, e.g. when the sender hangs up and the
 /// handler's future is dropped).
 ///
-/// It must be the last argument of the handler, since it reads the body. Behind a
+/// It must be the last argument of the handler, since it reads the body, within the
+/// receiver's limit and the route's `DefaultBodyLimit`, whichever is smaller. Behind a
 /// [`WebhookLayer`](hookwise_tower::WebhookLayer) it takes the event the layer
 /// verified instead of reading the body again; the layer then owns the claim, and
 /// `commit` and `release` leave it to the layer.
@@ -118,7 +120,10 @@ impl<P: Provider, S: DedupeStore> Webhook<P, S> {
         let intake = state.intake().clone();
         let span = intake.span();
         async move {
-            let (parts, body) = request.into_parts();
+            // The route's `DefaultBodyLimit` (2 MB unless set) applies as it does to
+            // axum's own extractors; the receiver's limit (1 MiB by default) applies
+            // too, so the smaller one wins, and disabling axum's leaves the receiver's.
+            let (parts, body) = request.with_limited_body().into_parts();
             match intake.receive(&parts, body).await {
                 Ok(Outcome::Accepted { delivery, claim }) => Ok(Self {
                     delivery,

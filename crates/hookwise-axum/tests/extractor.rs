@@ -270,3 +270,34 @@ async fn behind_the_layer_the_event_is_verified_and_claimed_once() {
     assert_eq!((store_stats.claims, store_stats.duplicates), (1, 1));
     assert_eq!(stats.snapshot().processed, 1);
 }
+
+#[tokio::test]
+async fn the_routes_default_body_limit_is_honoured() {
+    let store = Arc::new(MemoryStore::new());
+    let recorder = Recorder::default();
+    let layer = fast_retries(store.clone());
+    let delivery = hoursmith("evt_over_the_route_limit");
+    // A limit below the delivery's size on one route, none on the other.
+    let router = Router::new()
+        .route(
+            "/limited",
+            post(inline).layer(axum::extract::DefaultBodyLimit::max(
+                delivery.body.len() - 1,
+            )),
+        )
+        .route("/inline", post(inline))
+        .with_state(state(&layer, &recorder));
+    let addr = serve(router).await;
+    let client = client();
+
+    let refused = send(&client, addr, "/limited", &delivery).await;
+    assert_eq!(
+        (refused.status.as_u16(), refused.body.as_str()),
+        (413, r#"{"error":"payload_too_large"}"#)
+    );
+    assert_eq!(store.stats().claims, 0, "refused before the claim");
+    // The receiver's own limit (1 MiB) is the bound elsewhere.
+    let taken = send(&client, addr, "/inline", &delivery).await;
+    assert_eq!(taken.status, 200);
+    assert_eq!(recorder.ids(), ["evt_over_the_route_limit"]);
+}

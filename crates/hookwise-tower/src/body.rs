@@ -34,12 +34,25 @@ where
     };
     match collected {
         Ok(Ok(collected)) => Ok(collected.to_bytes()),
-        Ok(Err(e)) if e.is::<LengthLimitError>() => {
+        Ok(Err(e)) if crossed_a_limit(e.as_ref()) => {
             Err(Rejection::new(RejectionKind::PayloadTooLarge)
-                .with_detail(format!("body crossed the limit of {limit} bytes")))
+                .with_detail(format!("body crossed the limit of {limit} bytes, or one the body carried (axum's DefaultBodyLimit)")))
         }
         Ok(Err(e)) => Err(Rejection::new(RejectionKind::BodyUnreadable).with_detail(e.to_string())),
         Err(_) => Err(Rejection::new(RejectionKind::BodyTimeout)
             .with_detail(format!("body not received within {timeout:?}"))),
     }
+}
+
+/// Whether a body error is a length limit, ours or one the body carried in (axum
+/// wraps its `DefaultBodyLimit` error in its own error type).
+fn crossed_a_limit(error: &(dyn std::error::Error + 'static)) -> bool {
+    let mut cause = Some(error);
+    while let Some(error) = cause {
+        if error.is::<LengthLimitError>() {
+            return true;
+        }
+        cause = error.source();
+    }
+    false
 }
