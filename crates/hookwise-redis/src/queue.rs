@@ -52,7 +52,10 @@ const MINIMUM_CLAIM_IDLE: Duration = Duration::from_millis(10);
 const SCAN_START: &str = "0-0";
 
 /// A durable queue for [`WebhookLayer`](hookwise_tower::WebhookLayer)'s ack-fast
-/// mode, on Redis Streams: `WebhookLayer::durable_queue(RedisQueue::new(url)?)`.
+/// mode, on Redis Streams: `WebhookState::new(receiver).durable(RedisQueue::new(url)?,
+/// "invoices", handler)` (hookwise-axum), which starts its readers once under that
+/// name. `WebhookLayer::durable_queue` takes it too, but starts readers per connection
+/// for now (see its docs).
 ///
 /// - Before the `200`, the accepted delivery (request head, raw body, verification
 ///   facts, receipt time) is appended with `XADD` to `<ns>:queue:<provider>:<route>`,

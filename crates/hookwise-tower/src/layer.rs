@@ -84,9 +84,12 @@ impl<P: Provider, S: DedupeStore> WebhookLayer<P, S> {
     /// with the same retries, timeout and dead letters. A queue that cannot store is
     /// answered `503` + `Retry-After`, with the claim released.
     ///
-    /// Each service the layer makes (one per route it wraps) gets its own route name,
-    /// `layer-<n>` in the order they are made, so apply the layer the same way in
-    /// every instance.
+    /// Each service the layer makes gets its own route name, `layer-<n>` in the order
+    /// they are made, and starts its readers. **axum calls `Layer::layer` once per
+    /// connection** for a router served by `axum::serve`, so every connection adds a
+    /// reader and a stream, and after a restart a stream waits for as many
+    /// connections: use `hookwise_axum::WebhookState::durable`, which starts its
+    /// readers once under a name you choose, until this layer does the same.
     ///
     /// A durable queue is for ack-fast mode: with [`AckMode::AfterHandler`] it is
     /// refused ([`ConfigError::Conflict`]), since that mode runs the handler while
