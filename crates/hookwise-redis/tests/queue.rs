@@ -429,6 +429,17 @@ fn entry(id: &str) -> Vec<(&'static str, Vec<u8>)> {
     ]
 }
 
+/// [`entry`] with one field's value replaced.
+fn entry_with(id: &str, field: &str, value: &[u8]) -> Vec<(&'static str, Vec<u8>)> {
+    let mut fields = entry(id);
+    for (name, stored) in &mut fields {
+        if *name == field {
+            *stored = value.to_vec();
+        }
+    }
+    fields
+}
+
 /// Appends an entry of `fields` to [`STREAM`], as another process could.
 async fn append_fields(
     connection: &mut redis::aio::MultiplexedConnection,
@@ -725,12 +736,7 @@ async fn an_entry_with_a_missing_or_garbled_field_is_dead_lettered_unrun() {
     let mut missing = entry("evt_missing");
     missing.retain(|(name, _)| *name != "received_ms");
     append_fields(&mut connection, &missing).await;
-    let mut garbled = entry("evt_garbled");
-    for (name, value) in &mut garbled {
-        if *name == "headers" {
-            *value = b"no colon, no CR\n".to_vec();
-        }
-    }
+    let garbled = entry_with("evt_garbled", "headers", b"no colon, no CR\n");
     append_fields(&mut connection, &garbled).await;
     append(&mut connection, "evt_fine").await;
 
@@ -775,12 +781,7 @@ async fn an_entry_whose_body_is_not_the_provider_s_envelope_is_dead_lettered_unr
         return;
     };
     let mut connection = raw(&redis).await;
-    let mut alien = entry("evt_alien");
-    for (name, value) in &mut alien {
-        if *name == "body" {
-            *value = br#"{"hello":"world"}"#.to_vec();
-        }
-    }
+    let alien = entry_with("evt_alien", "body", br#"{"hello":"world"}"#);
     append_fields(&mut connection, &alien).await;
     append(&mut connection, "evt_fine").await;
 

@@ -192,18 +192,28 @@ async fn a_claim_left_unreleased_after_a_failure_is_provisional_so_a_retry_gets_
     );
 }
 
+/// A store talking to `server` through a proxy that can hold Redis's replies back,
+/// with `timeout` (`None`: the default), connected and its claim script loaded while
+/// replies are still prompt.
+async fn behind_a_proxy(
+    server: &RedisServer,
+    timeout: Option<Duration>,
+) -> (DelayProxy, RedisStore) {
+    let proxy = DelayProxy::start(server.port).await;
+    let mut proxied = RedisStore::new(&proxy.url()).expect("valid URL");
+    if let Some(timeout) = timeout {
+        proxied = proxied.timeout(timeout).expect("valid timeout");
+    }
+    claimed(proxied.claim(&key("evt_warm_up")).await);
+    (proxy, proxied)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_claim_whose_reply_misses_the_timeout_is_released_by_the_store() {
     let Some(server) = RedisServer::start("a_claim_whose_reply_misses_the_timeout") else {
         return;
     };
-    let proxy = DelayProxy::start(server.port).await;
-    let proxied = RedisStore::new(&proxy.url())
-        .expect("valid URL")
-        .timeout(Duration::from_millis(200))
-        .expect("valid timeout");
-    // Connect and load the claim script while replies are prompt.
-    claimed(proxied.claim(&key("evt_warm_up")).await);
+    let (proxy, proxied) = behind_a_proxy(&server, Some(Duration::from_millis(200))).await;
 
     proxy.delay_replies(Duration::from_millis(1500));
     let sets = sets_run(&server).await;
@@ -236,12 +246,7 @@ async fn a_timeout_longer_than_two_seconds_is_honoured() {
     let Some(server) = RedisServer::start("a_timeout_longer_than_two_seconds") else {
         return;
     };
-    let proxy = DelayProxy::start(server.port).await;
-    let patient = RedisStore::new(&proxy.url())
-        .expect("valid URL")
-        .timeout(Duration::from_secs(5))
-        .expect("valid timeout");
-    claimed(patient.claim(&key("evt_warm_up")).await);
+    let (proxy, patient) = behind_a_proxy(&server, Some(Duration::from_secs(5))).await;
 
     // Slower than the connection's own default, well within the 5 s asked for.
     proxy.delay_replies(Duration::from_millis(2500));
@@ -257,10 +262,8 @@ async fn a_claim_dropped_mid_call_leaves_no_claim_behind() {
     let Some(server) = RedisServer::start("a_claim_dropped_mid_call") else {
         return;
     };
-    let proxy = DelayProxy::start(server.port).await;
     // The default 2 s timeout: the caller gives up first, by dropping the future.
-    let proxied = RedisStore::new(&proxy.url()).expect("valid URL");
-    claimed(proxied.claim(&key("evt_warm_up")).await);
+    let (proxy, proxied) = behind_a_proxy(&server, None).await;
 
     proxy.delay_replies(Duration::from_millis(1500));
     let sets = sets_run(&server).await;
