@@ -323,16 +323,25 @@ async fn dead_letters(queue: &RedisQueue, n: usize, limit: Duration) -> Vec<Stor
     }
 }
 
-/// Waits up to `limit` for `stream` to have no pending entry; whether it has none.
-async fn drained(redis: &RedisServer, stream: &str, limit: Duration) -> bool {
+/// Polls `count` every 20 ms until it is zero or `limit` passes; whether it reached
+/// zero.
+async fn reaches_zero<F: std::future::Future<Output = usize>>(
+    limit: Duration,
+    mut count: impl FnMut() -> F,
+) -> bool {
     let deadline = tokio::time::Instant::now() + limit;
-    while pending(redis, stream).await > 0 {
+    while count().await > 0 {
         if tokio::time::Instant::now() >= deadline {
             return false;
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     true
+}
+
+/// Waits up to `limit` for `stream` to have no pending entry; whether it has none.
+async fn drained(redis: &RedisServer, stream: &str, limit: Duration) -> bool {
+    reaches_zero(limit, || pending(redis, stream)).await
 }
 
 /// Serves `layer` on `POST /hook` with `app`'s handler. `route_layer`, so that the
@@ -598,14 +607,7 @@ async fn xlen(redis: &RedisServer, stream: &str) -> usize {
 
 /// Waits up to `limit` for `stream` to hold no entry; whether it holds none.
 async fn emptied(redis: &RedisServer, stream: &str, limit: Duration) -> bool {
-    let deadline = tokio::time::Instant::now() + limit;
-    while xlen(redis, stream).await > 0 {
-        if tokio::time::Instant::now() >= deadline {
-            return false;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    true
+    reaches_zero(limit, || xlen(redis, stream)).await
 }
 
 /// An app whose handler waits for a permit of `gate` before it records the event.
