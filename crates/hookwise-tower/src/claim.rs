@@ -1,18 +1,4 @@
 //! [`HeldClaim`]: the one owner of an accepted event's dedupe claim.
-//!
-//! Every path that ends a claim goes through a `HeldClaim`, so no path can forget one:
-//!
-//! | what happened | who ends the claim | how |
-//! | --- | --- | --- |
-//! | ack-fast, taken by the [`Processor`](crate::Processor) | the background run | confirmed once spawned, before the `200` ([`DedupeStore::confirm`](hookwise_core::DedupeStore::confirm)), renewed while queued or running, [`commit`](HeldClaim::commit) when processed or dead-lettered |
-//! | ack-fast, queue full or shutting down (`503`) | the request | [`release`](HeldClaim::release) |
-//! | ack-after-handler, handler succeeded | the request | [`commit`](HeldClaim::commit), then `200` |
-//! | ack-after-handler, handler failed (`500`) | the request | [`release`](HeldClaim::release) |
-//! | durable queue stored the delivery | the request | [`commit`](HeldClaim::commit): the queue owns the event now |
-//! | durable queue could not store it (`503`) | the request | [`release`](HeldClaim::release) |
-//! | the request's future was dropped (client gone, cancelled), or a panic | `Drop` | finishes what was under way: a commit that had begun is completed, anything else is released, on a task of its own |
-//!
-//! A claim ended by nobody (the process died) expires after the store's lease.
 
 use std::{fmt, sync::Arc};
 
@@ -33,6 +19,20 @@ enum OnDrop {
 /// its own, so the sender's retry is processed; dropping it while
 /// [`commit`](Self::commit) is under way completes the commit instead. Either way the
 /// claim's end is counted once in [`Stats`] (it is no longer in flight).
+///
+/// Every path that ends a claim goes through a `HeldClaim`, so no path can forget one:
+///
+/// | what happened | who ends the claim | how |
+/// | --- | --- | --- |
+/// | ack-fast, taken by the [`Processor`](crate::Processor) | the request confirms, the background run commits | confirmed once spawned, before the `200` ([`DedupeStore::confirm`](hookwise_core::DedupeStore::confirm)), renewed while queued or running, [`commit`](HeldClaim::commit) when processed or dead-lettered |
+/// | ack-fast, queue full or shutting down (`503`) | the request | [`release`](HeldClaim::release) |
+/// | ack-after-handler, handler succeeded | the request | [`commit`](HeldClaim::commit), then `200` |
+/// | ack-after-handler, handler failed (`500`) | the request | [`release`](HeldClaim::release) |
+/// | durable queue stored the delivery | the request | [`commit`](HeldClaim::commit): the queue owns the event now |
+/// | durable queue could not store it (`503`) | the request | [`release`](HeldClaim::release) |
+/// | the request's future was dropped (client gone, cancelled), or a panic | `Drop` | finishes what was under way: a commit that had begun is completed, anything else is released, on a task of its own |
+///
+/// A claim ended by nobody (the process died) expires after the store's lease.
 pub struct HeldClaim<P: Provider, S: DedupeStore> {
     claim: Option<Claim>,
     on_drop: OnDrop,

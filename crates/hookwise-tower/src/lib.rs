@@ -23,9 +23,11 @@
 //! [`Delivery`](hookwise_core::Delivery) in its extensions. In [`AckMode::Fast`] (the
 //! default) the handler runs after the `200`, in a [`Processor`]: bounded
 //! concurrency, a bounded queue (full → `503` + `Retry-After` and the claim released),
-//! retries with backoff, a dead-letter callback, a handler timeout, and a
-//! [`ShutdownHandle`] that drains. A run fails on an `Err`, a non-2xx response, a
-//! panic, or the timeout. On success the claim is committed.
+//! retries with backoff, dead letters kept for replay ([`DeadLetters`], or your
+//! callback), a handler timeout, and a [`ShutdownHandle`] that drains. A run fails on
+//! an `Err`, a non-2xx response, a panic, or the timeout. On success the claim is
+//! committed. Every claim is held by a [`HeldClaim`], which ends it whatever happens,
+//! a dropped request included (its docs have the table of who ends a claim when).
 //!
 //! # Example
 //!
