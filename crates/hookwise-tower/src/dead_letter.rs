@@ -1,24 +1,4 @@
 //! Dead letters: events whose every attempt failed, and where they go.
-//!
-//! An event is dead-lettered after the last attempt of the retry policy failed. Its
-//! claim is committed (a redelivery must not run it again behind the operator's
-//! back), so the delivery must be kept somewhere it can be replayed from:
-//!
-//! - by default, in memory: [`DeadLetters`] keeps the last
-//!   [`DEFAULT_KEPT_DEAD_LETTERS`] with the handler that failed them, lists them and
-//!   replays one through the same handler, retries and timeout
-//!   ([`DeadLetters::replay`]). The bound is kept by dropping the oldest, with an
-//!   `error` log line and a count ([`DeadLetters::dropped`]): only then is an event
-//!   lost, and the log says which;
-//! - with a durable queue, in the queue's dead-letter store (the Redis dead-letter
-//!   stream), which survives the process; nothing is kept in memory then;
-//! - with [`on_dead_letter`](crate::WebhookLayer::on_dead_letter), in your callback,
-//!   which receives the whole delivery (typed event and raw body) to store as you
-//!   like. A panic in it is caught and logged.
-//!
-//! Not committing (leaving the event to the sender's retries) was the other choice;
-//! it is not the default because in ack-fast mode the sender already has its `200` and
-//! does not retry, so the event would be gone.
 
 use std::{
     collections::VecDeque,
@@ -99,6 +79,26 @@ fn log<E>(letter: &DeadLetter<E>) {
 }
 
 /// The dead letters kept in memory when no callback is set, newest last.
+///
+/// An event is dead-lettered after the last attempt of the retry policy failed. Its
+/// claim is committed (a redelivery must not run it again behind the operator's
+/// back), so the delivery must be kept somewhere it can be replayed from:
+///
+/// - by default, in memory: this list keeps the last
+///   [`DEFAULT_KEPT_DEAD_LETTERS`] with the handler that failed them, lists them and
+///   replays one through the same handler, retries and timeout
+///   ([`replay`](Self::replay)). The bound is kept by dropping the oldest, with an
+///   `error` log line and a count ([`dropped`](Self::dropped)): only then is an event
+///   lost, and the log says which;
+/// - with a durable queue, in the queue's dead-letter store (the Redis dead-letter
+///   stream), which survives the process; nothing is kept in memory then;
+/// - with [`on_dead_letter`](crate::WebhookLayer::on_dead_letter), in your callback,
+///   which receives the whole delivery (typed event and raw body) to store as you
+///   like. A panic in it is caught and logged.
+///
+/// Not committing (leaving the event to the sender's retries) was the other choice;
+/// it is not the default because in ack-fast mode the sender already has its `200` and
+/// does not retry, so the event would be gone.
 ///
 /// Get it from [`WebhookLayer::dead_letters`](crate::WebhookLayer::dead_letters);
 /// clones share the list.
