@@ -1,6 +1,6 @@
 //! [`RedisQueue`]: a durable queue for ack-fast mode, on Redis Streams.
 
-use std::{fmt, panic::AssertUnwindSafe, str::FromStr, sync::Arc, time::Duration};
+use std::{fmt, str::FromStr, sync::Arc, time::Duration};
 
 use hookwise_core::{ConfigError, DedupeStore, Delivery, Provider, StoreError, Verified};
 use hookwise_tower::{DurableQueue, QueueFuture, Workers};
@@ -746,28 +746,12 @@ async fn run_stored<P: Provider, S: DedupeStore>(
         Ok(()) => Ok(()),
         Err(letter) => {
             let failure = (letter.error.to_string(), letter.attempts);
-            // The entry goes to the dead-letter stream whatever the callback does.
-            if let Err(panic) =
-                std::panic::catch_unwind(AssertUnwindSafe(|| processor.dead_letter(letter)))
-            {
-                tracing::error!(
-                    id = %entry.id,
-                    panic = panic_message(panic.as_ref()),
-                    "the dead-letter callback panicked; the entry is dead-lettered all the same"
-                );
-            }
+            // A panic in the callback is caught (and logged) there: the entry goes
+            // to the dead-letter stream whatever the callback does.
+            processor.dead_letter(letter);
             Err(failure)
         }
     }
-}
-
-/// The message of a panic payload, for logs.
-fn panic_message(payload: &(dyn std::any::Any + Send)) -> &str {
-    payload
-        .downcast_ref::<String>()
-        .map(String::as_str)
-        .or_else(|| payload.downcast_ref::<&str>().copied())
-        .unwrap_or("non-string panic payload")
 }
 
 /// Keeps a running entry's idle time low, so no other worker takes it over.

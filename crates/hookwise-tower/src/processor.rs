@@ -22,7 +22,7 @@ use tracing::Instrument;
 
 use crate::{
     DEFAULT_KEPT_DEAD_LETTERS, DeadLetter, DeadLetterHandler, DeadLetters, DurableQueue,
-    HandlerJob, HandlerRun, HeldClaim, RetryPolicy, ShutdownHandle, Stats,
+    HandlerJob, HandlerRun, HeldClaim, LogDeadLetter, RetryPolicy, ShutdownHandle, Stats,
     body::BoxError,
     dead_letter::{Kept, Refused, call_handler},
 };
@@ -447,13 +447,8 @@ impl<P: Provider, S: DedupeStore> Processor<P, S> {
     pub fn dead_letter(&self, letter: DeadLetter<P::Event>) {
         match &self.shared.dead_letter {
             DeadLetterSink::Call(handler) => call_handler(handler.as_ref(), letter),
-            DeadLetterSink::Keep(_) => tracing::error!(
-                provider = letter.delivery.provider(),
-                key = %letter.delivery.dedupe_key(),
-                attempts = letter.attempts,
-                error = %letter.error,
-                "durable webhook event dead-lettered"
-            ),
+            // The queue keeps the event: only its log line here.
+            DeadLetterSink::Keep(_) => LogDeadLetter.dead_letter(letter),
         }
     }
 
