@@ -16,19 +16,17 @@ use std::{
 use axum::{Router, extract::FromRef, http::StatusCode, response::Response, routing::post};
 use bytes::Bytes;
 use hookwise::{
-    Hoursmith, MemoryStore, Mojave, Receiver,
-    axum::{Webhook, WebhookState},
-    hoursmith, mojave, sign,
+    Hoursmith, MemoryStore, Mojave, Receiver, Webhooks, axum::Webhook, hoursmith, mojave, sign,
 };
 use http_body_util::Full;
 use hyper_util::{client::legacy::Client, rt::TokioExecutor};
 
-/// The router state: one `WebhookState` per provider; the extractor finds its own
-/// through `FromRef`.
+/// The router state: one runtime per provider, built once; the extractor finds its
+/// own through `FromRef`.
 #[derive(Clone, FromRef)]
 struct AppState {
-    hoursmith: WebhookState<Hoursmith>,
-    mojave: WebhookState<Mojave>,
+    hoursmith: Webhooks<Hoursmith>,
+    mojave: Webhooks<Mojave>,
 }
 
 /// Answers 200 at once; the match runs in the background, retried if it fails.
@@ -78,11 +76,11 @@ async fn on_mojave(webhook: Webhook<Mojave>) -> StatusCode {
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let state = AppState {
-        hoursmith: WebhookState::new(Receiver::new(
+        hoursmith: Webhooks::new(Receiver::new(
             Hoursmith::new("whsec_extractor_demo")?,
             MemoryStore::new(),
         )?),
-        mojave: WebhookState::new(Receiver::new(
+        mojave: Webhooks::new(Receiver::new(
             Mojave::new("mojave_extractor_demo")?,
             MemoryStore::new(),
         )?),

@@ -19,7 +19,7 @@ use std::{
 use axum::{Extension, Router, extract::State, http::HeaderMap, routing::post};
 use bytes::Bytes;
 use hookwise::{
-    Delivery, Hoursmith, MemoryStore, Mojave, Receiver, hoursmith, mojave, sign,
+    Delivery, Hoursmith, MemoryStore, Mojave, Receiver, Webhooks, hoursmith, mojave, sign,
     tower::WebhookLayer,
 };
 use http_body_util::{BodyExt, Full};
@@ -194,13 +194,14 @@ fn deliveries(now: u64) -> Vec<Row> {
 
 #[tokio::main]
 async fn main() -> Result<ExitCode, Box<dyn std::error::Error>> {
-    // The receiver: one layer per provider, in-memory dedupe, ack-fast processing.
+    // The receiver: one runtime per provider, built once (in-memory dedupe, ack-fast
+    // processing), and a layer wrapping each route's handler in it.
     let handled = Handled::default();
-    let hoursmith = WebhookLayer::new(Receiver::new(
+    let hoursmith = Webhooks::new(Receiver::new(
         Hoursmith::new(HOURSMITH_SECRET)?,
         MemoryStore::new(),
     )?);
-    let mojave = WebhookLayer::new(Receiver::new(
+    let mojave = Webhooks::new(Receiver::new(
         Mojave::new(MOJAVE_SECRET)?,
         MemoryStore::new(),
     )?);
@@ -208,9 +209,12 @@ async fn main() -> Result<ExitCode, Box<dyn std::error::Error>> {
     let app = Router::new()
         .route(
             "/webhooks/hoursmith",
-            post(on_hoursmith).route_layer(hoursmith),
+            post(on_hoursmith).route_layer(WebhookLayer::new(&hoursmith)?),
         )
-        .route("/webhooks/mojave", post(on_mojave).route_layer(mojave))
+        .route(
+            "/webhooks/mojave",
+            post(on_mojave).route_layer(WebhookLayer::new(&mojave)?),
+        )
         .with_state(handled.clone());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let addr = listener.local_addr()?;

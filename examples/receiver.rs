@@ -8,6 +8,10 @@
 //!   and `POST /webhooks/hoursmith`.
 //! - Secrets come from `MOJAVE_WEBHOOK_SECRET` and `HOURSMITH_WEBHOOK_SECRET`; a
 //!   missing or empty one is a clear error and exit code 2.
+//! - With `HOOKWISE_REDIS_URL` (e.g. `redis://127.0.0.1:6379/`), dedupe and the
+//!   accepted events live in Redis (`RedisStore`, `RedisQueue`): run as many
+//!   instances as you like, and a `200` survives the process that gave it. Without
+//!   it, everything is in memory and nothing else is needed.
 //! - Prints exactly one JSON line per processed event on stdout:
 //!   `{"provider":"hoursmith","id":"<dedupe key>","type":"invoice.paid","livemode":true}`
 //!   (Mojave has no test mode, so its events are always `"livemode":true`). Logs go
@@ -18,19 +22,23 @@
 
 mod support;
 
-use std::{process::ExitCode, time::Duration};
+use std::{convert::Infallible, future::Future, process::ExitCode, time::Duration};
 
-use axum::{Extension, Router, routing::post};
+use axum::{Router, routing::post_service};
 use hookwise::{
-    Delivery, Hoursmith, MemoryStore, Mojave, Receiver, hoursmith, mojave,
-    tower::{ShutdownHandle, WebhookLayer},
+    Delivery, Hoursmith, MemoryStore, Mojave, Provider, Receiver, Webhooks, tower::WebhookEndpoint,
 };
+use hookwise_redis::{RedisQueue, RedisStore};
 use support::{Config, print_event};
 
 /// How long accepted events get to finish on shutdown.
 const DRAIN_DEADLINE: Duration = Duration::from_secs(30);
 
-async fn on_hoursmith(Extension(delivery): Extension<Delivery<hoursmith::Event>>) {
+/// The name each provider's handler is registered under: with Redis, the stream
+/// its accepted events wait in.
+const HANDLER: &str = "print";
+
+async fn on_hoursmith(delivery: Delivery<hookwise::hoursmith::Event>) -> Result<(), Infallible> {
     let event = delivery.event();
     print_event(
         "hoursmith",
@@ -38,15 +46,36 @@ async fn on_hoursmith(Extension(delivery): Extension<Delivery<hoursmith::Event>>
         event.event_type(),
         event.livemode(),
     );
+    Ok(())
 }
 
-async fn on_mojave(Extension(delivery): Extension<Delivery<mojave::Event>>) {
+async fn on_mojave(delivery: Delivery<hookwise::mojave::Event>) -> Result<(), Infallible> {
     print_event(
         "mojave",
         delivery.dedupe_key().id(),
         delivery.event().event_type(),
         true,
     );
+    Ok(())
+}
+
+/// One provider's runtime, built once: in memory, or on Redis when `redis` is set.
+fn runtime<P, H, F>(
+    provider: P,
+    redis: Option<&str>,
+    handler: H,
+) -> Result<Webhooks<P>, Box<dyn std::error::Error>>
+where
+    P: Provider,
+    H: Fn(Delivery<P::Event>) -> F + Send + Sync + 'static,
+    F: Future<Output = Result<(), Infallible>> + Send + 'static,
+{
+    let builder = match redis {
+        Some(url) => Webhooks::builder(Receiver::new(provider, RedisStore::new(url)?)?)
+            .durable_queue(RedisQueue::new(url)?),
+        None => Webhooks::builder(Receiver::new(provider, MemoryStore::new())?),
+    };
+    Ok(builder.handler(HANDLER, handler).build()?)
 }
 
 #[tokio::main]
@@ -55,30 +84,38 @@ async fn main() -> ExitCode {
 }
 
 async fn run(config: Config) -> Result<ExitCode, Box<dyn std::error::Error>> {
-    let hoursmith = WebhookLayer::new(Receiver::new(
+    let redis = std::env::var("HOOKWISE_REDIS_URL")
+        .ok()
+        .filter(|url| !url.is_empty());
+    let hoursmith = runtime(
         Hoursmith::new(&config.hoursmith_secret)?,
-        MemoryStore::new(),
-    )?);
-    let mojave = WebhookLayer::new(Receiver::new(
+        redis.as_deref(),
+        on_hoursmith,
+    )?;
+    let mojave = runtime(
         Mojave::new(&config.mojave_secret)?,
-        MemoryStore::new(),
-    )?);
-    let shutdowns = [hoursmith.shutdown_handle(), mojave.shutdown_handle()];
+        redis.as_deref(),
+        on_mojave,
+    )?;
     let app = Router::new()
         .route(
             "/webhooks/hoursmith",
-            post(on_hoursmith).route_layer(hoursmith),
+            post_service(WebhookEndpoint::new(&hoursmith, HANDLER)?),
         )
-        .route("/webhooks/mojave", post(on_mojave).route_layer(mojave));
+        .route(
+            "/webhooks/mojave",
+            post_service(WebhookEndpoint::new(&mojave, HANDLER)?),
+        );
+    let shutdowns = [hoursmith.shutdown_handle(), mojave.shutdown_handle()];
 
     let listener = tokio::net::TcpListener::bind(config.addr).await?;
-    tracing::info!(addr = %listener.local_addr()?, "listening");
+    tracing::info!(addr = %listener.local_addr()?, redis = redis.is_some(), "listening");
     let closing = shutdowns.clone();
     axum::serve(listener, app)
         .with_graceful_shutdown(async move {
             stop_signal().await;
             tracing::info!("stopping: no new deliveries, finishing accepted events");
-            closing.iter().for_each(ShutdownHandle::close);
+            closing.iter().for_each(|shutdown| shutdown.close());
         })
         .await?;
 

@@ -1,23 +1,60 @@
 //! hookwise: receive signed webhooks correctly, fast, and without losing an event.
 //!
 //! This is the facade crate. It re-exports [`hookwise_core`] at its root
-//! (verification, typed events, dedupe, the [`Receiver`] entry point) and the
-//! adapters as modules behind features:
+//! (verification, typed events, dedupe, the [`Receiver`] entry point), the receiving
+//! runtime's main types ([`Webhooks`], built once at start-up), and the adapters as
+//! modules behind features:
 //!
 //! | feature | module | what |
 //! | --- | --- | --- |
-//! | `tower` (default) | [`tower`] | `WebhookLayer`, for tower, axum and hyper stacks |
-//! | `axum` (default) | [`axum`] | the `Webhook` extractor and its `WebhookState` |
+//! | (core) | the root | [`Receiver`], providers, typed events, [`DedupeStore`], [`MemoryStore`] |
+//! | `runtime` (with any adapter) | [`runtime`] | [`Webhooks`]: background processing, retries, dead letters, durable queues, shutdown, stats |
+//! | `tower` (default) | [`tower`] | `WebhookLayer` (wraps a handler service) and `WebhookEndpoint` (a named handler) |
+//! | `axum` (default) | [`axum`] | the `Webhook` extractor, taking `Webhooks` from the router state |
 //! | `redis` | `redis` | `RedisStore` and `RedisQueue`, for several instances |
 //!
-//! See the README for the map and [`hookwise_core`] for the core's documentation.
+//! The runtime is the one object that does work; the adapters only wrap it:
+//!
+//! ```
+//! use axum::{Router, routing::post};
+//! use hookwise::{Hoursmith, MemoryStore, Receiver, Webhooks, axum::Webhook};
+//!
+//! async fn on_hoursmith(webhook: Webhook<Hoursmith>) -> axum::response::Response {
+//!     webhook.hand_to("invoices").await
+//! }
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let webhooks = Webhooks::builder(Receiver::new(Hoursmith::new("whsec_...")?, MemoryStore::new())?)
+//!     .handler("invoices", |delivery| async move {
+//!         println!("{}", delivery.event().event_type());
+//!         Ok::<_, std::convert::Infallible>(())
+//!     })
+//!     .build()?;
+//! let app: Router = Router::new()
+//!     .route("/webhooks/hoursmith", post(on_hoursmith))
+//!     .with_state(webhooks);
+//! # Ok(()) }
+//! ```
+//!
+//! See the README for the whole map and [`hookwise_core`] for the core's documentation.
 
 #![forbid(unsafe_code)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 pub use hookwise_core::*;
 
-/// The tower layer: answer fast, process in the background ([`hookwise_tower`]).
+/// The receiving runtime: built once, shared by every adapter ([`hookwise_runtime`]).
+#[cfg(feature = "runtime")]
+#[cfg_attr(docsrs, doc(cfg(feature = "runtime")))]
+pub use hookwise_runtime as runtime;
+
+#[cfg(feature = "runtime")]
+#[cfg_attr(docsrs, doc(cfg(feature = "runtime")))]
+pub use hookwise_runtime::{AckMode, RetryPolicy, Webhooks, WebhooksBuilder};
+
+/// The tower layer and endpoint: wrap the runtime for tower, axum and hyper stacks
+/// ([`hookwise_tower`]).
 #[cfg(feature = "tower")]
 #[cfg_attr(docsrs, doc(cfg(feature = "tower")))]
 pub use hookwise_tower as tower;

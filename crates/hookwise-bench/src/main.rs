@@ -91,6 +91,7 @@ use hookwise_bench::{
     hoursmith_body, now_secs,
 };
 use hookwise_core::{Hoursmith, MemoryStore, Receiver, sign};
+use hookwise_runtime::Webhooks;
 use hookwise_tower::WebhookLayer;
 use http::{HeaderValue, Request, StatusCode, header::CONTENT_TYPE};
 use http_body_util::{BodyExt, Full};
@@ -457,7 +458,7 @@ async fn serve_layered() -> SocketAddr {
     let receiver = Receiver::new(provider, MemoryStore::new()).expect("receiver");
     let app = Router::new()
         .route(PATH, post(|| async {}))
-        .layer(WebhookLayer::new(receiver));
+        .layer(WebhookLayer::new(&Webhooks::new(receiver)).expect("an in-memory runtime"));
     serve(app).await
 }
 

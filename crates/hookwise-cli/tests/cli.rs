@@ -10,7 +10,8 @@ use std::{
 
 use axum::{Extension, Router, routing::post};
 use hookwise_core::{Delivery, Hoursmith, MemoryStore, Receiver, hoursmith};
-use hookwise_tower::{AckMode, WebhookLayer};
+use hookwise_runtime::{AckMode, Webhooks};
+use hookwise_tower::WebhookLayer;
 
 const SECRET: &str = "whsec_cli_test_secret";
 
@@ -353,9 +354,13 @@ async fn receiver() -> (SocketAddr, Arc<Mutex<Vec<String>>>) {
             ),
         )
         .layer(
-            WebhookLayer::new(receiver)
-                .mode(AckMode::AfterHandler)
-                .expect("no durable queue"),
+            WebhookLayer::new(
+                &Webhooks::builder(receiver)
+                    .mode(AckMode::AfterHandler)
+                    .build()
+                    .expect("valid settings"),
+            )
+            .expect("an in-memory runtime"),
         );
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await

@@ -300,6 +300,16 @@ pub enum ConfigError {
     /// durable queue, which the mode would never use.
     #[error("{0}")]
     Conflict(&'static str),
+    /// A handler name that cannot be used: empty, too long, with a character other
+    /// than ASCII letters, digits, `-`, `_` and `.` (it becomes part of store keys),
+    /// or registered twice.
+    #[error("handler name {name:?}: {reason}")]
+    HandlerName {
+        /// The name given.
+        name: String,
+        /// Why it is refused.
+        reason: &'static str,
+    },
 }
 
 #[cfg(test)]

@@ -84,7 +84,7 @@ pub mod timestamped;
 pub use self::{
     clock::{Clock, ManualClock, SystemClock},
     dedupe::{
-        Claim, ClaimOutcome, DedupeKey, DedupeStats, DedupeStore, Duplicate, MemoryStore,
+        AnyStore, Claim, ClaimOutcome, DedupeKey, DedupeStats, DedupeStore, Duplicate, MemoryStore,
         StoreError,
     },
     error::{ConfigError, Rejection, RejectionKind},

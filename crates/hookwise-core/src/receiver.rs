@@ -12,7 +12,7 @@ use http::{HeaderMap, StatusCode, header::CONTENT_LENGTH};
 use crate::{
     Clock, ConfigError, DedupeKey, DedupeStore, Provider, Rejection, RejectionKind, Verified,
     clock,
-    dedupe::{Claim, ClaimOutcome, Duplicate, StoreError},
+    dedupe::{AnyStore, Claim, ClaimOutcome, Duplicate, StoreError},
 };
 
 /// The default limit on a delivery's body: 1 MiB.
@@ -103,6 +103,17 @@ impl<P: Provider, S: DedupeStore> Receiver<P, S> {
         }
         self.body_limit = bytes;
         Ok(self)
+    }
+
+    /// The same receiver with its store's type erased ([`AnyStore`]): what the
+    /// receiving runtime holds, so that its type names the provider only.
+    pub fn erase_store(self) -> Receiver<P, AnyStore> {
+        Receiver {
+            provider: self.provider,
+            store: AnyStore::new(self.store),
+            clock: self.clock,
+            body_limit: self.body_limit,
+        }
     }
 
     /// Reads time from `clock` instead of the system clock (for tests).

@@ -40,14 +40,16 @@
 //!
 //! # The durable queue
 //!
-//! [`RedisQueue`] is a [`DurableQueue`](hookwise_tower::DurableQueue) for
-//! `WebhookLayer::durable_queue`: entries are stored with `XADD` before the `200`,
-//! run by a consumer group's workers with the layer's retries, acknowledged when
+//! [`RedisQueue`] is a [`DurableQueue`](hookwise_runtime::DurableQueue) for
+//! `WebhooksBuilder::durable_queue`: entries are stored with `XADD` before the `200`,
+//! under the name of the handler that runs them, run by a consumer group's workers
+//! (one reader per handler, started when the runtime is built) with the runtime's
+//! retries, acknowledged when
 //! done, and moved to a dead-letter stream when every attempt failed (a panicking
 //! dead-letter callback is caught; the entry is dead-lettered all the same). An
 //! entry whose worker died is taken over after an idle time; one that killed its
 //! worker [`max_deliveries`](RedisQueue::max_deliveries) times is dead-lettered
-//! without running again, and so is one that no longer reads or parses. Each route's
+//! without running again, and so is one that no longer reads or parses. Each handler's
 //! backlog is bounded ([`max_backlog`](RedisQueue::max_backlog), 100 000 entries by
 //! default): beyond it, deliveries are answered `503` with `Retry-After` and their
 //! claims released, so senders retry later; nothing stored is trimmed.

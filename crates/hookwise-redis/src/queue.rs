@@ -2,8 +2,8 @@
 
 use std::{fmt, str::FromStr, sync::Arc, time::Duration};
 
-use hookwise_core::{ConfigError, DedupeStore, Delivery, Provider, StoreError, Verified};
-use hookwise_tower::{DurableQueue, QueueFuture, Workers};
+use hookwise_core::{ConfigError, Delivery, Provider, StoreError, Verified};
+use hookwise_runtime::{DurableQueue, QueueFuture, Workers};
 use http::{HeaderMap, HeaderName, HeaderValue, Method, Request, Uri, request::Parts};
 use redis::{
     AsyncCommands, Script, ToRedisArgs, Value,
@@ -30,7 +30,7 @@ pub const DEFAULT_POLL_INTERVAL: Duration = Duration::from_millis(100);
 /// is dead-lettered unrun: an entry whose worker died this many times in a row.
 pub const DEFAULT_MAX_DELIVERIES: u32 = 5;
 
-/// The default bound on a route's backlog: the entries in its stream, unread and
+/// The default bound on a handler's backlog: the entries in its stream, unread and
 /// running.
 pub const DEFAULT_MAX_BACKLOG: u64 = 100_000;
 
@@ -51,19 +51,17 @@ const MINIMUM_CLAIM_IDLE: Duration = Duration::from_millis(10);
 /// The start of a scan of the pending entries.
 const SCAN_START: &str = "0-0";
 
-/// A durable queue for [`WebhookLayer`](hookwise_tower::WebhookLayer)'s ack-fast
-/// mode, on Redis Streams: `WebhookState::new(receiver).durable(RedisQueue::new(url)?,
-/// "invoices", handler)` (hookwise-axum), which starts its readers once under that
-/// name. `WebhookLayer::durable_queue` takes it too, but starts readers per connection
-/// for now (see its docs).
+/// A [`DurableQueue`] on Redis Streams, for a runtime's ack-fast mode:
+/// `Webhooks::builder(receiver).durable_queue(RedisQueue::new(url)?).handler("invoices", f)`.
+/// The runtime starts one reader per registered handler when it is built, keyed by
+/// the handler's name, never again.
 ///
 /// - Before the `200`, the accepted delivery (request head, raw body, verification
-///   facts, receipt time) is appended with `XADD` to `<ns>:queue:<provider>:<route>`,
-///   where `route` names the handler to run it (see
-///   [`DurableQueue`](hookwise_tower::DurableQueue)). Run Redis with `appendonly yes` so that what
+///   facts, receipt time) is appended with `XADD` to `<ns>:queue:<provider>:<handler>`,
+///   where `handler` is the name of the handler that runs it. Run Redis with `appendonly yes` so that what
 ///   was acknowledged survives a Redis restart.
-/// - Workers in every instance read through one consumer group, run the route's
-///   handler with the layer's retries, timeout and dead-letter callback, and `XACK`
+/// - Workers in every instance read through one consumer group, run the named
+///   handler with the runtime's retries, timeout and dead-letter callback, and `XACK`
 ///   the entry when done. An entry that fails every attempt is moved to the
 ///   dead-letter stream `<ns>:dead:<provider>` with its last error, where
 ///   [`dead_letters`](Self::dead_letters) lists it and [`replay`](Self::replay) puts it
@@ -82,10 +80,10 @@ const SCAN_START: &str = "0-0";
 ///   acknowledged. The dead-letter callback is not called for it.
 /// - A panicking dead-letter callback is caught and logged: the entry still reaches
 ///   the dead-letter stream and is acknowledged.
-/// - Each route's stream is bounded: an event that would take its backlog (the
+/// - Each handler's stream is bounded: an event that would take its backlog (the
 ///   entries unread or running; done ones are deleted) beyond
 ///   [`max_backlog`](Self::max_backlog) (100 000 by default) is not stored, and
-///   `enqueue` fails with a "full" error ([`StoreError::is_full`]). The layer answers
+///   `enqueue` fails with a "full" error ([`StoreError::is_full`]). The runtime answers
 ///   `503` `queue_full` with `Retry-After` and releases the claim, so the
 ///   sender retries later. The check and the `XADD` are one script, so concurrent
 ///   deliveries cannot overshoot; nothing is ever trimmed (`MAXLEN`) to make room,
@@ -94,7 +92,7 @@ const SCAN_START: &str = "0-0";
 ///   no longer parses is moved to the dead-letter stream unrun, with the reason, and
 ///   acknowledged; it never loops. The dead-letter callback is not called for it.
 /// - Lost connections are remade by themselves; workers keep retrying Redis until
-///   the layer's shutdown handle closes. Every call is bounded by a timeout.
+///   the runtime's shutdown handle closes. Every call is bounded by a timeout.
 #[derive(Clone)]
 pub struct RedisQueue {
     connection: Connection,
@@ -163,7 +161,7 @@ impl RedisQueue {
     /// Sets how many times one entry may be delivered to a worker (default 5). An
     /// entry taken over from a dead worker after that many deliveries is moved to the
     /// dead-letter stream without running, and acknowledged: it is taken to be what
-    /// kills its workers. Retries within a delivery (the layer's retry policy) do
+    /// kills its workers. Retries within a delivery (the runtime's retry policy) do
     /// not count; only deliveries that never finished do.
     pub fn max_deliveries(mut self, deliveries: u32) -> Result<Self, ConfigError> {
         if deliveries == 0 {
@@ -173,9 +171,9 @@ impl RedisQueue {
         Ok(self)
     }
 
-    /// Sets the bound on each route's backlog (default 100 000 entries): the entries
+    /// Sets the bound on each handler's backlog (default 100 000 entries): the entries
     /// in its stream, unread and running. An event that would go beyond it is not
-    /// stored: `enqueue` fails, so the layer answers `503` with `Retry-After` and
+    /// stored: `enqueue` fails, so the runtime answers `503` with `Retry-After` and
     /// releases the claim, and the sender retries once the workers have caught up.
     /// Nothing stored is ever trimmed to make room. [`replay`](Self::replay) is bound
     /// by it too.
@@ -202,8 +200,8 @@ impl RedisQueue {
         Ok(self)
     }
 
-    fn stream(&self, provider: &str, route: &str) -> String {
-        format!("{}:queue:{provider}:{route}", self.namespace)
+    fn stream(&self, provider: &str, handler: &str) -> String {
+        format!("{}:queue:{provider}:{handler}", self.namespace)
     }
 
     fn dead_stream(&self, provider: &str) -> String {
@@ -252,10 +250,10 @@ impl RedisQueue {
         Ok(reply.ids.iter().map(StoredDeadLetter::from_entry).collect())
     }
 
-    /// Puts a dead letter back in the queue of the route it came in on, to be
+    /// Puts a dead letter back in the queue of the handler it came in on, to be
     /// processed again (after fixing what made it fail), and removes it from the
     /// dead-letter stream. `false` when there is no such dead letter. An error, the
-    /// dead letter left in place, when that route's backlog is full
+    /// dead letter left in place, when that handler's backlog is full
     /// ([`max_backlog`](Self::max_backlog)).
     pub async fn replay(&self, provider: &str, id: &str) -> Result<bool, StoreError> {
         let mut connection = self.connection.handle();
@@ -267,11 +265,11 @@ impl RedisQueue {
         let Some(entry) = reply.ids.first() else {
             return Ok(false);
         };
-        let Some(route) = entry.get::<String>("route") else {
-            return Err(StoreError::new(format!("dead letter {id} has no route")));
+        let Some(handler) = entry.get::<String>("handler") else {
+            return Err(StoreError::new(format!("dead letter {id} has no handler")));
         };
         let fields = delivery_fields(entry);
-        let stream = self.stream(provider, &route);
+        let stream = self.stream(provider, &handler);
         self.append(&stream, &fields).await?;
         self.connection
             .bounded("XDEL", connection.xdel::<_, _, i64>(&dead, &[id]))
@@ -304,8 +302,8 @@ pub struct StoredDeadLetter {
     pub key: String,
     /// The last attempt's error.
     pub error: String,
-    /// The route it came in on: the handler that runs it.
-    pub route: String,
+    /// The name of the handler that runs it.
+    pub handler: String,
     /// How many attempts were made; for an entry dead-lettered after too many
     /// deliveries ([`RedisQueue::max_deliveries`]), how many deliveries never
     /// finished.
@@ -318,7 +316,7 @@ impl StoredDeadLetter {
             id: entry.id.clone(),
             key: entry.get("key").unwrap_or_default(),
             error: entry.get("error").unwrap_or_default(),
-            route: entry.get("route").unwrap_or_default(),
+            handler: entry.get("handler").unwrap_or_default(),
             attempts: entry.get("attempts").unwrap_or_default(),
         }
     }
@@ -402,10 +400,10 @@ impl Stored {
     }
 }
 
-impl<P: Provider, S: DedupeStore> DurableQueue<P, S> for RedisQueue {
+impl<P: Provider> DurableQueue<P> for RedisQueue {
     fn enqueue<'a>(
         &'a self,
-        route: &'a str,
+        handler: &'a str,
         head: &'a Parts,
         delivery: &'a Delivery<P::Event>,
     ) -> QueueFuture<'a, ()> {
@@ -428,18 +426,19 @@ impl<P: Provider, S: DedupeStore> DurableQueue<P, S> for RedisQueue {
                     millis(delivery.received_at()).to_string().into_bytes(),
                 ),
             ];
-            let stream = self.stream(delivery.provider(), route);
+            let stream = self.stream(delivery.provider(), handler);
             self.append(&stream, &fields).await
         })
     }
 
-    fn start(&self, route: &str, workers: Workers<P, S>) {
+    fn start(&self, workers: Workers<P>) {
         let provider = workers.processor.receiver().provider().name();
+        let handler = workers.handler.name();
         let reader = Reader {
             queue: self.clone(),
-            stream: self.stream(provider, route),
+            stream: self.stream(provider, handler),
             dead_stream: self.dead_stream(provider),
-            route: route.to_owned(),
+            handler: handler.to_owned(),
             workers: Arc::new(workers),
         };
         let shutdown = reader.workers.processor.shutdown_handle().clone();
@@ -447,13 +446,13 @@ impl<P: Provider, S: DedupeStore> DurableQueue<P, S> for RedisQueue {
     }
 }
 
-/// Reads one route's stream and runs its entries, at most `concurrency` at once.
-struct Reader<P: Provider, S: DedupeStore> {
+/// Reads one handler's stream and runs its entries, at most `concurrency` at once.
+struct Reader<P: Provider> {
     queue: RedisQueue,
     stream: String,
     dead_stream: String,
-    route: String,
-    workers: Arc<Workers<P, S>>,
+    handler: String,
+    workers: Arc<Workers<P>>,
 }
 
 /// What one read took from the stream.
@@ -465,12 +464,10 @@ struct Taken {
     exhausted: Vec<(StreamId, u64)>,
 }
 
-impl<P: Provider, S: DedupeStore> Reader<P, S> {
+impl<P: Provider> Reader<P> {
     async fn run(self) {
         let shutdown = self.workers.processor.shutdown_handle().clone();
-        let slots = Arc::new(Semaphore::new(
-            self.workers.processor.config().concurrency.max(1),
-        ));
+        let slots = Arc::new(Semaphore::new(self.workers.processor.concurrency().max(1)));
         let mut group_ready = false;
         let mut backoff = self.queue.poll_interval;
         // Where the next XAUTOCLAIM goes on scanning the pending entries.
@@ -631,7 +628,7 @@ impl<P: Provider, S: DedupeStore> Reader<P, S> {
             &self.queue,
             &self.stream,
             &self.dead_stream,
-            &self.route,
+            &self.handler,
             &entry,
             Err((error, attempts)),
         )
@@ -643,7 +640,7 @@ impl<P: Provider, S: DedupeStore> Reader<P, S> {
         let queue = self.queue.clone();
         let stream = self.stream.clone();
         let dead_stream = self.dead_stream.clone();
-        let route = self.route.clone();
+        let handler = self.handler.clone();
         let workers = self.workers.clone();
         async move {
             let heartbeat = Heartbeat(tokio::spawn(keep_fresh(
@@ -653,7 +650,7 @@ impl<P: Provider, S: DedupeStore> Reader<P, S> {
             )));
             let outcome = run_stored(&workers, &entry).await;
             // Kept fresh until acknowledged, so it is not taken over meanwhile.
-            finish(&queue, &stream, &dead_stream, &route, &entry, outcome).await;
+            finish(&queue, &stream, &dead_stream, &handler, &entry, outcome).await;
             drop(heartbeat);
         }
     }
@@ -677,7 +674,7 @@ async fn finish(
     queue: &RedisQueue,
     stream: &str,
     dead_stream: &str,
-    route: &str,
+    handler: &str,
     entry: &StreamId,
     outcome: Result<(), (String, u32)>,
 ) {
@@ -686,7 +683,7 @@ async fn finish(
         let mut fields = delivery_fields(entry);
         fields.push(("error".to_owned(), error.into_bytes()));
         fields.push(("attempts".to_owned(), attempts.to_string().into_bytes()));
-        fields.push(("route".to_owned(), route.as_bytes().to_vec()));
+        fields.push(("handler".to_owned(), handler.as_bytes().to_vec()));
         if let Err(error) = queue
             .connection
             .bounded(
@@ -718,8 +715,8 @@ async fn finish(
 
 /// Runs a stored entry through the processor; `Err` carries the dead letter's error
 /// and attempts after the dead-letter callback had it.
-async fn run_stored<P: Provider, S: DedupeStore>(
-    workers: &Workers<P, S>,
+async fn run_stored<P: Provider>(
+    workers: &Workers<P>,
     entry: &StreamId,
 ) -> Result<(), (String, u32)> {
     let Some(stored) = Stored::decode(entry) else {
@@ -740,7 +737,7 @@ async fn run_stored<P: Provider, S: DedupeStore>(
         }
     };
     match processor
-        .process(delivery, (workers.handler)(stored.head))
+        .process(delivery, |delivery| workers.handler.run(delivery))
         .await
     {
         Ok(()) => Ok(()),

@@ -174,7 +174,7 @@ impl RedisStore {
     /// 5 min), so a claim of a crashed instance, or one whose reply was lost and
     /// could not be released, frees the event. At least 1 ms.
     ///
-    /// Whoever holds a claim renews it well within the lease (the tower processor:
+    /// Whoever holds a claim renews it well within the lease (the runtime's processor:
     /// every third of it), so keep it well above the [`timeout`](Self::timeout).
     pub fn lease(mut self, lease: Duration) -> Result<Self, ConfigError> {
         self.lease = whole_millis("dedupe lease", lease)?;

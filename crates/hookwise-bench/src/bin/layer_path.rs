@@ -26,6 +26,7 @@ use hookwise_bench::{
     hoursmith_body, hoursmith_headers, now_secs,
 };
 use hookwise_core::{Hoursmith, MemoryStore, Receiver};
+use hookwise_runtime::Webhooks;
 use hookwise_tower::WebhookLayer;
 use http::Request;
 use tower_service::Service;
@@ -74,8 +75,9 @@ async fn run(requests: u64, size: usize, hand_rolled: bool) -> u64 {
     } else {
         let provider = Hoursmith::new(HOURSMITH_SECRET).expect("secret");
         let receiver = Receiver::new(provider, MemoryStore::new()).expect("receiver");
-        let layer = WebhookLayer::new(receiver);
-        let shutdown = layer.shutdown_handle();
+        let webhooks = Webhooks::new(receiver);
+        let layer = WebhookLayer::new(&webhooks).expect("an in-memory runtime");
+        let shutdown = webhooks.shutdown_handle();
         let app = Router::new()
             .route(PATH, post(|| async {}))
             .layer(layer)

@@ -24,11 +24,15 @@
 //! [`MemoryStore`] keeps keys in this process; the trait is async and fallible so an
 //! out-of-process store (Redis) fits behind it too.
 
+mod any;
 mod memory;
 
 use std::{fmt, future::Future, sync::Arc, time::Duration};
 
-pub use self::memory::{DEFAULT_MAX_KEYS, DedupeStats, MemoryStore};
+pub use self::{
+    any::AnyStore,
+    memory::{DEFAULT_MAX_KEYS, DedupeStats, MemoryStore},
+};
 
 /// The default time a processed event is remembered: 96 h covers senders that retry
 /// for three days.

@@ -10,7 +10,7 @@ use std::time::Duration;
 ///
 /// ```
 /// use std::time::Duration;
-/// use hookwise_tower::RetryPolicy;
+/// use hookwise_runtime::RetryPolicy;
 ///
 /// let policy = RetryPolicy::default()
 ///     .max_attempts(4)

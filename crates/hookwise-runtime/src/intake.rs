@@ -2,12 +2,12 @@
 
 use std::{fmt, sync::Arc, time::Duration};
 
-use hookwise_core::{DedupeStore, Outcome, Provider, Receiver, Rejection, RejectionKind};
+use hookwise_core::{AnyStore, Outcome, Provider, Receiver, Rejection, RejectionKind};
 use http::request::Parts;
 use http_body::Body;
 use tracing::field::Empty;
 
-use crate::{ShutdownHandle, Stats, body, body::BoxError};
+use crate::{BoxError, ShutdownHandle, Stats, body};
 
 /// Takes a delivery from HTTP to an [`Outcome`]: refuses it while shutting down,
 /// checks `Content-Length`, buffers the body within the limit and the body timeout,
@@ -15,19 +15,18 @@ use crate::{ShutdownHandle, Stats, body, body::BoxError};
 /// [`Receiver::receive`](hookwise_core::Receiver::receive), counting every outcome in
 /// [`Stats`].
 ///
-/// [`WebhookService`](crate::WebhookService) uses it, and so does the axum extractor,
-/// so both answer exactly alike. Get one from
-/// [`WebhookLayer::intake`](crate::WebhookLayer::intake).
-pub struct Intake<P: Provider, S> {
-    receiver: Arc<Receiver<P, S>>,
+/// [`Webhooks::receive`](crate::Webhooks::receive) goes through it, for every adapter,
+/// so they all answer exactly alike.
+pub(crate) struct Intake<P: Provider> {
+    receiver: Arc<Receiver<P, AnyStore>>,
     body_timeout: Duration,
     stats: Stats,
     shutdown: ShutdownHandle,
 }
 
-impl<P: Provider, S: DedupeStore> Intake<P, S> {
+impl<P: Provider> Intake<P> {
     pub(crate) fn new(
-        receiver: Arc<Receiver<P, S>>,
+        receiver: Arc<Receiver<P, AnyStore>>,
         body_timeout: Duration,
         stats: Stats,
         shutdown: ShutdownHandle,
@@ -43,7 +42,7 @@ impl<P: Provider, S: DedupeStore> Intake<P, S> {
     /// The `webhook` span for one delivery, with `provider` set and `event_id`,
     /// `event_type` and `outcome` to be recorded. No secret, signature or body is
     /// ever recorded on it.
-    pub fn span(&self) -> tracing::Span {
+    pub(crate) fn span(&self) -> tracing::Span {
         tracing::info_span!(
             "webhook",
             provider = self.receiver.provider().name(),
@@ -59,7 +58,11 @@ impl<P: Provider, S: DedupeStore> Intake<P, S> {
     ///
     /// On [`Outcome::Accepted`] the caller owns the claim, as with the core receiver.
     /// On `Err`, answer with [`reject`](Self::reject).
-    pub async fn receive<B>(&self, head: &Parts, body: B) -> Result<Outcome<P::Event>, Rejection>
+    pub(crate) async fn receive<B>(
+        &self,
+        head: &Parts,
+        body: B,
+    ) -> Result<Outcome<P::Event>, Rejection>
     where
         B: Body,
         B::Error: Into<BoxError>,
@@ -100,7 +103,7 @@ impl<P: Provider, S: DedupeStore> Intake<P, S> {
 
     /// Counts a rejection, records it on the current span, and returns the
     /// contract's response for it.
-    pub fn reject(&self, rejection: &Rejection) -> http::Response<String> {
+    pub(crate) fn reject(&self, rejection: &Rejection) -> http::Response<String> {
         self.stats.rejected(rejection.kind());
         tracing::Span::current().record("outcome", rejection.code());
         tracing::debug!(%rejection, "webhook delivery rejected");
@@ -108,17 +111,17 @@ impl<P: Provider, S: DedupeStore> Intake<P, S> {
     }
 
     /// The core receiver.
-    pub fn receiver(&self) -> &Arc<Receiver<P, S>> {
+    pub(crate) fn receiver(&self) -> &Arc<Receiver<P, AnyStore>> {
         &self.receiver
     }
 
     /// The counters.
-    pub fn stats(&self) -> &Stats {
+    pub(crate) fn stats(&self) -> &Stats {
         &self.stats
     }
 }
 
-impl<P: Provider, S> Clone for Intake<P, S> {
+impl<P: Provider> Clone for Intake<P> {
     fn clone(&self) -> Self {
         Self {
             receiver: self.receiver.clone(),
@@ -129,7 +132,7 @@ impl<P: Provider, S> Clone for Intake<P, S> {
     }
 }
 
-impl<P: Provider, S> fmt::Debug for Intake<P, S> {
+impl<P: Provider> fmt::Debug for Intake<P> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Intake")
             .field("provider", &self.receiver.provider().name())

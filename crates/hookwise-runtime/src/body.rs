@@ -12,8 +12,7 @@ use hookwise_core::{Rejection, RejectionKind};
 use http_body::Body;
 use http_body_util::{BodyExt, LengthLimitError, Limited};
 
-/// A boxed error, as bodies and services report them.
-pub(crate) type BoxError = Box<dyn std::error::Error + Send + Sync>;
+use crate::BoxError;
 
 /// Reads the whole body, holding at most `limit` bytes: a body crossing the limit is
 /// refused (`413`) as soon as it does, whether or not it declared its length, and a

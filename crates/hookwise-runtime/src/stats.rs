@@ -11,10 +11,10 @@ use hookwise_core::RejectionKind;
 ///
 /// ```
 /// # use hookwise_core::{Hoursmith, MemoryStore, Receiver, RejectionKind};
-/// # use hookwise_tower::WebhookLayer;
+/// # use hookwise_runtime::Webhooks;
 /// # let receiver = Receiver::new(Hoursmith::new("s")?, MemoryStore::new())?;
-/// let layer = WebhookLayer::new(receiver);
-/// let stats = layer.stats();
+/// let webhooks = Webhooks::new(receiver);
+/// let stats = webhooks.stats();
 /// // ... serve ...
 /// let now = stats.snapshot();
 /// println!("{} accepted, {} forged", now.accepted, now.rejected(RejectionKind::SignatureMismatch));

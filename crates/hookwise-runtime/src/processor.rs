@@ -15,56 +15,30 @@ use std::{
     time::Duration,
 };
 
-use hookwise_core::{Claim, DedupeStore, Delivery, Provider, Receiver, Rejection, RejectionKind};
-use http::{StatusCode, request::Parts};
+use hookwise_core::{AnyStore, Claim, Delivery, Provider, Receiver, Rejection, RejectionKind};
+use http::request::Parts;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tracing::Instrument;
 
 use crate::{
     DEFAULT_KEPT_DEAD_LETTERS, DeadLetter, DeadLetterHandler, DeadLetters, DurableQueue,
-    HandlerJob, HandlerRun, HeldClaim, LogDeadLetter, RetryPolicy, ShutdownHandle, Stats,
-    body::BoxError,
+    HandlerError, HandlerJob, HandlerRun, HeldClaim, LogDeadLetter, RetryPolicy, ShutdownHandle,
+    Stats,
     dead_letter::{Kept, Refused, call_handler},
 };
 
-/// Why one run of the handler failed.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[non_exhaustive]
-pub enum HandlerError {
-    /// The handler returned an error.
-    #[error("handler failed: {0}")]
-    Failed(String),
-    /// The handler answered with a status other than 2xx.
-    #[error("handler answered {0}")]
-    Status(StatusCode),
-    /// The handler panicked.
-    #[error("handler panicked: {0}")]
-    Panicked(String),
-    /// The handler ran past the handler timeout and was cancelled.
-    #[error("handler timed out after {0:?}")]
-    TimedOut(Duration),
-}
-
-impl HandlerError {
-    /// A failure from any error type.
-    pub fn failed(error: impl Into<BoxError>) -> Self {
-        Self::Failed(error.into().to_string())
-    }
-}
-
 /// Settings of background processing.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[must_use]
-pub struct ProcessingConfig {
+pub(crate) struct ProcessingConfig {
     /// Events running at once (default 32).
-    pub concurrency: usize,
+    pub(crate) concurrency: usize,
     /// Events waiting for a free slot beyond those running (default 1024).
-    pub queue_capacity: usize,
+    pub(crate) queue_capacity: usize,
     /// Retries of failed runs (default: 5 attempts from 1 s).
-    pub retry: RetryPolicy,
+    pub(crate) retry: RetryPolicy,
     /// The longest one run may take before it is cancelled and counted as failed
     /// (default 30 s).
-    pub handler_timeout: Duration,
+    pub(crate) handler_timeout: Duration,
 }
 
 impl Default for ProcessingConfig {
@@ -100,12 +74,12 @@ impl<E> Clone for DeadLetterSink<E> {
 ///
 /// It owns the claims of the events it takes ([`HeldClaim`]): see the
 /// [`claim` module's table](crate::HeldClaim) for who ends a claim when.
-pub struct Processor<P: Provider, S: DedupeStore> {
-    shared: Arc<Shared<P, S>>,
+pub struct Processor<P: Provider> {
+    shared: Arc<Shared<P>>,
 }
 
-struct Shared<P: Provider, S: DedupeStore> {
-    receiver: Arc<Receiver<P, S>>,
+struct Shared<P: Provider> {
+    receiver: Arc<Receiver<P, AnyStore>>,
     /// Permits for running plus waiting events: when none is left, refuse.
     admission: Arc<Semaphore>,
     /// Permits for running events.
@@ -116,7 +90,7 @@ struct Shared<P: Provider, S: DedupeStore> {
     shutdown: ShutdownHandle,
 }
 
-impl<P: Provider, S: DedupeStore> Clone for Processor<P, S> {
+impl<P: Provider> Clone for Processor<P> {
     fn clone(&self) -> Self {
         Self {
             shared: self.shared.clone(),
@@ -124,7 +98,7 @@ impl<P: Provider, S: DedupeStore> Clone for Processor<P, S> {
     }
 }
 
-impl<P: Provider, S: DedupeStore> fmt::Debug for Processor<P, S> {
+impl<P: Provider> fmt::Debug for Processor<P> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Processor")
             .field("config", &self.shared.config)
@@ -133,12 +107,12 @@ impl<P: Provider, S: DedupeStore> fmt::Debug for Processor<P, S> {
     }
 }
 
-impl<P: Provider, S: DedupeStore> Processor<P, S> {
+impl<P: Provider> Processor<P> {
     /// A processor committing and releasing claims in `receiver`'s store. Dead
     /// letters go to `dead_letter`, or, when `None`, are kept in a bounded,
     /// replayable list ([`dead_letters`](Self::dead_letters)).
     pub(crate) fn new(
-        receiver: Arc<Receiver<P, S>>,
+        receiver: Arc<Receiver<P, AnyStore>>,
         config: ProcessingConfig,
         dead_letter: Option<Arc<dyn DeadLetterHandler<P::Event>>>,
         stats: Stats,
@@ -179,7 +153,7 @@ impl<P: Provider, S: DedupeStore> Processor<P, S> {
     }
 
     /// Holds `claim` for this processor's receiver: the one owner that ends it.
-    pub fn hold(&self, claim: Claim) -> HeldClaim<P, S> {
+    pub(crate) fn hold(&self, claim: Claim) -> HeldClaim<P> {
         let shared = &self.shared;
         HeldClaim::new(
             claim,
@@ -195,10 +169,10 @@ impl<P: Provider, S: DedupeStore> Processor<P, S> {
     /// spawned and its claim confirmed (redeliveries are answered `200`): answer the
     /// sender `200`. Refused (`503`: shutting down, or queue full) means the claim
     /// was released and the sender should retry.
-    pub async fn submit<J, F>(
+    pub(crate) async fn submit<J, F>(
         &self,
         delivery: Delivery<P::Event>,
-        claim: HeldClaim<P, S>,
+        claim: HeldClaim<P>,
         job: J,
     ) -> Result<(), Rejection>
     where
@@ -245,7 +219,7 @@ impl<P: Provider, S: DedupeStore> Processor<P, S> {
     fn spawn_run<J, F>(
         &self,
         delivery: Delivery<P::Event>,
-        claim: Option<HeldClaim<P, S>>,
+        claim: Option<HeldClaim<P>>,
         job: J,
         permit: OwnedSemaphorePermit,
     ) -> bool
@@ -278,10 +252,10 @@ impl<P: Provider, S: DedupeStore> Processor<P, S> {
     /// processed, and answer `500`. The claim stays provisional (redeliveries are
     /// answered `409`) and is renewed while the handler runs; if this future is
     /// dropped (the sender hung up), the claim is released.
-    pub async fn run_now<J, F>(
+    pub(crate) async fn run_now<J, F>(
         &self,
         delivery: Delivery<P::Event>,
-        claim: HeldClaim<P, S>,
+        claim: HeldClaim<P>,
         mut job: J,
     ) -> Result<(), Rejection>
     where
@@ -313,7 +287,7 @@ impl<P: Provider, S: DedupeStore> Processor<P, S> {
     async fn run_with_retries<J, F>(
         self,
         delivery: Delivery<P::Event>,
-        claim: Option<HeldClaim<P, S>>,
+        claim: Option<HeldClaim<P>>,
         mut job: J,
         admitted: OwnedSemaphorePermit,
     ) where
@@ -454,7 +428,7 @@ impl<P: Provider, S: DedupeStore> Processor<P, S> {
 
     /// The dead letters kept in memory: empty when a callback receives them
     /// instead, or a durable queue keeps them.
-    pub fn dead_letters(&self) -> Option<&DeadLetters<P::Event>> {
+    pub(crate) fn dead_letters(&self) -> Option<&DeadLetters<P::Event>> {
         match &self.shared.dead_letter {
             DeadLetterSink::Keep(kept) => Some(kept),
             DeadLetterSink::Call(_) => None,
@@ -466,20 +440,20 @@ impl<P: Provider, S: DedupeStore> Processor<P, S> {
     /// or releases it and refuses with `503` when the queue cannot store it
     /// (`queue_full` when it is at its bound, else `store_unavailable`). If this
     /// future is dropped while the queue stores, the claim is released.
-    pub async fn enqueue(
+    pub(crate) async fn enqueue(
         &self,
-        queue: &dyn DurableQueue<P, S>,
-        route: &str,
+        queue: &dyn DurableQueue<P>,
+        handler: &str,
         head: &Parts,
         delivery: &Delivery<P::Event>,
-        claim: HeldClaim<P, S>,
+        claim: HeldClaim<P>,
     ) -> Result<(), Rejection> {
         if self.shared.shutdown.is_closed() {
             claim.release().await.unwrap_or_default();
             return Err(Rejection::new(RejectionKind::ShuttingDown));
         }
         // Failures to end the claim are logged by the claim.
-        match queue.enqueue(route, head, delivery).await {
+        match queue.enqueue(handler, head, delivery).await {
             Ok(()) => {
                 claim.commit().await.unwrap_or_default();
                 Ok(())
@@ -497,16 +471,17 @@ impl<P: Provider, S: DedupeStore> Processor<P, S> {
     }
 
     /// The core receiver, whose store holds the claims.
-    pub fn receiver(&self) -> &Arc<Receiver<P, S>> {
+    pub fn receiver(&self) -> &Arc<Receiver<P, AnyStore>> {
         &self.shared.receiver
     }
 
-    /// The processing settings.
-    pub fn config(&self) -> &ProcessingConfig {
-        &self.shared.config
+    /// How many events run at once: a durable queue's workers read no more.
+    pub fn concurrency(&self) -> usize {
+        self.shared.config.concurrency
     }
 
-    /// The handle that drains this processor's work.
+    /// The handle that drains this processor's work: a durable queue's readers run
+    /// as its tasks, and stop when it closes.
     pub fn shutdown_handle(&self) -> &ShutdownHandle {
         &self.shared.shutdown
     }
@@ -514,10 +489,9 @@ impl<P: Provider, S: DedupeStore> Processor<P, S> {
 
 /// Drives `work` while renewing `claim`'s lease every third of the store's lease, so
 /// an event that waits in the queue or runs through many retries keeps its key.
-async fn renewing<P, S, F>(claim: &HeldClaim<P, S>, work: F) -> F::Output
+async fn renewing<P, F>(claim: &HeldClaim<P>, work: F) -> F::Output
 where
     P: Provider,
-    S: DedupeStore,
     F: Future,
 {
     let every = claim.lease_period() / 3;

@@ -13,34 +13,29 @@ use tokio_util::task::TaskTracker;
 
 /// Stops a receiver from taking deliveries and waits for accepted events to finish.
 ///
-/// Every [`WebhookService`](crate::WebhookService) made by one
-/// [`WebhookLayer`](crate::WebhookLayer) shares the handle. After
+/// Every adapter of one [`Webhooks`](crate::Webhooks) runtime shares the handle
+/// ([`Webhooks::shutdown_handle`](crate::Webhooks::shutdown_handle)). After
 /// [`close`](Self::close), new deliveries are answered `503` with `Retry-After`
 /// (`shutting_down`), so their senders retry later, against the next process.
 ///
 /// It composes with `axum::serve(..).with_graceful_shutdown(..)`: close the handle
-/// when the signal arrives, let axum finish the open requests, then
-/// [`drain`](Self::drain) the background work:
+/// when the signal arrives, let the server finish the open requests, then
+/// [`drain`](Self::drain) the background work (durable readers included):
 ///
 /// ```no_run
 /// # use std::time::Duration;
-/// # use axum::{Router, routing::post};
 /// # use hookwise_core::{Hoursmith, MemoryStore, Receiver};
-/// # use hookwise_tower::WebhookLayer;
-/// # async fn on_event() {}
+/// # use hookwise_runtime::Webhooks;
 /// # #[tokio::main] async fn main() -> Result<(), Box<dyn std::error::Error>> {
-/// let layer = WebhookLayer::new(Receiver::new(Hoursmith::new("whsec_...")?, MemoryStore::new())?);
-/// let shutdown = layer.shutdown_handle();
-/// let app = Router::new().route("/webhooks/hoursmith", post(on_event)).route_layer(layer);
-///
-/// let listener = tokio::net::TcpListener::bind("127.0.0.1:3000").await?;
+/// let webhooks = Webhooks::new(Receiver::new(Hoursmith::new("whsec_...")?, MemoryStore::new())?);
+/// let shutdown = webhooks.shutdown_handle();
 /// let closing = shutdown.clone();
-/// axum::serve(listener, app)
-///     .with_graceful_shutdown(async move {
-///         let _ = tokio::signal::ctrl_c().await;
-///         closing.close();
-///     })
-///     .await?;
+/// let stop_signal = async move {
+///     let _ = tokio::signal::ctrl_c().await;
+///     closing.close(); // from now on: 503 + Retry-After
+/// };
+/// // axum::serve(listener, app).with_graceful_shutdown(stop_signal).await?;
+/// # stop_signal.await;
 /// let report = shutdown.drain(Duration::from_secs(30)).await;
 /// assert_eq!(report.unfinished, 0, "events still running at the deadline");
 /// # Ok(()) }

@@ -57,7 +57,7 @@ where
 
 /// A dead-letter handler that only logs (an `error` line with the key, never the
 /// body): the delivery is gone afterwards. Opt in with
-/// [`on_dead_letter`](crate::WebhookLayer::on_dead_letter) only where losing failed
+/// [`on_dead_letter`](crate::WebhooksBuilder::on_dead_letter) only where losing failed
 /// events is acceptable.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct LogDeadLetter;
@@ -92,7 +92,7 @@ fn log<E>(letter: &DeadLetter<E>) {
 ///   lost, and the log says which;
 /// - with a durable queue, in the queue's dead-letter store (the Redis dead-letter
 ///   stream), which survives the process; nothing is kept in memory then;
-/// - with [`on_dead_letter`](crate::WebhookLayer::on_dead_letter), in your callback,
+/// - with [`on_dead_letter`](crate::WebhooksBuilder::on_dead_letter), in your callback,
 ///   which receives the whole delivery (typed event and raw body) to store as you
 ///   like. A panic in it is caught and logged.
 ///
@@ -100,16 +100,16 @@ fn log<E>(letter: &DeadLetter<E>) {
 /// it is not the default because in ack-fast mode the sender already has its `200` and
 /// does not retry, so the event would be gone.
 ///
-/// Get it from [`WebhookLayer::dead_letters`](crate::WebhookLayer::dead_letters);
+/// Get it from [`Webhooks::dead_letters`](crate::Webhooks::dead_letters);
 /// clones share the list.
 ///
 /// ```
 /// # use hookwise_core::{Hoursmith, MemoryStore, Receiver};
-/// # use hookwise_tower::WebhookLayer;
+/// # use hookwise_runtime::Webhooks;
 /// # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
-/// let layer = WebhookLayer::new(Receiver::new(Hoursmith::new("whsec_...")?, MemoryStore::new())?);
+/// let webhooks = Webhooks::new(Receiver::new(Hoursmith::new("whsec_...")?, MemoryStore::new())?);
 /// // Kept in memory unless a callback was set with `on_dead_letter`.
-/// let dead = layer.dead_letters().ok_or("a callback receives them")?;
+/// let dead = webhooks.dead_letters().ok_or("a callback receives them")?;
 /// // ... later, after fixing what made them fail:
 /// for (id, letter) in dead.list() {
 ///     println!("{id}: {} failed {} times: {}", letter.delivery.dedupe_key(), letter.attempts, letter.error);

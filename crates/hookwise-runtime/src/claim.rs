@@ -2,7 +2,7 @@
 
 use std::{fmt, sync::Arc};
 
-use hookwise_core::{Claim, DedupeStore, Provider, Receiver, StoreError};
+use hookwise_core::{AnyStore, Claim, DedupeStore, Provider, Receiver, StoreError};
 
 use crate::{ShutdownHandle, Stats};
 
@@ -33,18 +33,18 @@ enum OnDrop {
 /// | the request's future was dropped (client gone, cancelled), or a panic | `Drop` | finishes what was under way: a commit that had begun is completed, anything else is released, on a task of its own |
 ///
 /// A claim ended by nobody (the process died) expires after the store's lease.
-pub struct HeldClaim<P: Provider, S: DedupeStore> {
+pub struct HeldClaim<P: Provider> {
     claim: Option<Claim>,
     on_drop: OnDrop,
-    receiver: Arc<Receiver<P, S>>,
+    receiver: Arc<Receiver<P, AnyStore>>,
     stats: Stats,
     shutdown: ShutdownHandle,
 }
 
-impl<P: Provider, S: DedupeStore> HeldClaim<P, S> {
+impl<P: Provider> HeldClaim<P> {
     pub(crate) fn new(
         claim: Claim,
-        receiver: Arc<Receiver<P, S>>,
+        receiver: Arc<Receiver<P, AnyStore>>,
         stats: Stats,
         shutdown: ShutdownHandle,
     ) -> Self {
@@ -117,8 +117,8 @@ impl<P: Provider, S: DedupeStore> HeldClaim<P, S> {
 
 /// Ends `claim` in the store, logging a failure: an unreleased claim expires with its
 /// lease, and is provisional meanwhile, so redeliveries are not acknowledged.
-async fn end<P: Provider, S: DedupeStore>(
-    receiver: &Receiver<P, S>,
+async fn end<P: Provider>(
+    receiver: &Receiver<P, AnyStore>,
     claim: &Claim,
     how: OnDrop,
 ) -> Result<(), StoreError> {
@@ -139,7 +139,7 @@ async fn end<P: Provider, S: DedupeStore>(
     result
 }
 
-impl<P: Provider, S: DedupeStore> Drop for HeldClaim<P, S> {
+impl<P: Provider> Drop for HeldClaim<P> {
     fn drop(&mut self) {
         let Some(claim) = self.claim.take() else {
             return;
@@ -158,7 +158,7 @@ impl<P: Provider, S: DedupeStore> Drop for HeldClaim<P, S> {
     }
 }
 
-impl<P: Provider, S: DedupeStore> fmt::Debug for HeldClaim<P, S> {
+impl<P: Provider> fmt::Debug for HeldClaim<P> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("HeldClaim")
             .field("claim", &self.claim)

@@ -1,0 +1,63 @@
+//! Durable queues: ack-fast mode that survives the process.
+//!
+//! By default an accepted event waits in this process's memory until its handler has
+//! run; if the process dies after the `200`, the event is gone. With a
+//! [`DurableQueue`] ([`WebhooksBuilder::durable_queue`](crate::WebhooksBuilder::durable_queue)),
+//! the runtime stores the accepted delivery in the queue before it answers, and the
+//! queue's workers, in this process or another, run the handler registered under
+//! the delivery's handler name, with the same retries, timeout and dead letters.
+//! `hookwise-redis` provides one on Redis Streams.
+
+use std::{future::Future, pin::Pin};
+
+use hookwise_core::{Delivery, Provider, StoreError};
+use http::request::Parts;
+
+use crate::{Handler, Processor};
+
+/// What a durable queue's workers need to run the deliveries stored for one handler.
+pub struct Workers<P: Provider> {
+    /// Rebuilds deliveries (`Receiver::restore`) and runs them with the runtime's
+    /// retries, timeout, dead letters and stats; its shutdown handle tracks the work.
+    pub processor: Processor<P>,
+    /// The handler, with the name its deliveries are stored under.
+    pub handler: Handler<P::Event>,
+}
+
+/// A future a durable queue returns.
+pub type QueueFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T, StoreError>> + Send + 'a>>;
+
+/// Where ack-fast mode keeps accepted events until a handler has run them, so that
+/// no `200` is lost when the process dies.
+///
+/// Deliveries are stored under the name of the handler that must run them (see
+/// [`WebhooksBuilder::handler`](crate::WebhooksBuilder::handler)): every instance
+/// built by the same code registers the same names, so whichever instance reads a
+/// delivery back runs it with the same handler, and adding a handler never moves
+/// stored deliveries to another one.
+pub trait DurableQueue<P: Provider>: Send + Sync + 'static {
+    /// Stores an accepted delivery for the handler named `handler`, with the head
+    /// of its request. `Ok` only once it is stored: the runtime answers `200` after
+    /// this, and `503` on an error (`queue_full` when
+    /// [`StoreError::is_full`]).
+    fn enqueue<'a>(
+        &'a self,
+        handler: &'a str,
+        head: &'a Parts,
+        delivery: &'a Delivery<P::Event>,
+    ) -> QueueFuture<'a, ()>;
+
+    /// Starts the workers that run the deliveries stored for `workers.handler`,
+    /// until the processor's shutdown handle closes. Called once per handler, when
+    /// the runtime is built.
+    fn start(&self, workers: Workers<P>);
+}
+
+impl<P: Provider> std::fmt::Debug for Workers<P> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Workers")
+            .field("processor", &self.processor)
+            .field("handler", &self.handler)
+            .finish()
+    }
+}
