@@ -10,15 +10,16 @@ use axum::{
     response::{IntoResponse, Response},
     routing::post,
 };
-use hookwise_axum::{Webhook, WebhookState};
+use hookwise_axum::Webhook;
 use hookwise_core::{Hoursmith, MemoryStore, Mojave, Receiver, hoursmith::EventData};
+use hookwise_runtime::{RetryPolicy, Webhooks, WebhooksBuilder};
 use hookwise_test_support::*;
-use hookwise_tower::{RetryPolicy, WebhookLayer};
+use hookwise_tower::WebhookLayer;
 
 #[derive(Clone, FromRef)]
 struct AppState {
-    hoursmith: WebhookState<Hoursmith, Arc<MemoryStore>>,
-    mojave: WebhookState<Mojave>,
+    hoursmith: Webhooks<Hoursmith>,
+    mojave: Webhooks<Mojave>,
     recorder: Recorder,
 }
 
@@ -26,21 +27,22 @@ fn hoursmith_receiver(store: Arc<MemoryStore>) -> Receiver<Hoursmith, Arc<Memory
     Receiver::new(Hoursmith::new(HOURSMITH_SECRET).expect("secret"), store).expect("config")
 }
 
-fn state(layer: &WebhookLayer<Hoursmith, Arc<MemoryStore>>, recorder: &Recorder) -> AppState {
+/// The app's state: `hoursmith` is shared with whatever else uses it (a layer).
+fn state(hoursmith: &Webhooks<Hoursmith>, recorder: &Recorder) -> AppState {
     let mojave = Receiver::new(
         Mojave::new(MOJAVE_SECRET).expect("secret"),
         MemoryStore::new(),
     )
     .expect("config");
     AppState {
-        hoursmith: WebhookState::from(layer),
-        mojave: WebhookState::new(mojave),
+        hoursmith: hoursmith.clone(),
+        mojave: Webhooks::new(mojave),
         recorder: recorder.clone(),
     }
 }
 
-fn fast_retries(store: Arc<MemoryStore>) -> WebhookLayer<Hoursmith, Arc<MemoryStore>> {
-    WebhookLayer::new(hoursmith_receiver(store)).retry(
+fn fast_retries(store: Arc<MemoryStore>) -> WebhooksBuilder<Hoursmith> {
+    Webhooks::builder(hoursmith_receiver(store)).retry(
         RetryPolicy::default()
             .max_attempts(3)
             .initial_backoff(Duration::from_millis(10)),
@@ -48,10 +50,7 @@ fn fast_retries(store: Arc<MemoryStore>) -> WebhookLayer<Hoursmith, Arc<MemorySt
 }
 
 /// Processes inline and commits.
-async fn inline(
-    State(recorder): State<Recorder>,
-    webhook: Webhook<Hoursmith, Arc<MemoryStore>>,
-) -> Response {
+async fn inline(State(recorder): State<Recorder>, webhook: Webhook<Hoursmith>) -> Response {
     let label = match webhook.data() {
         EventData::TaskCreated { task } => format!("task {}", task.id().unwrap_or("?")),
         _ => "other".to_owned(),
@@ -64,10 +63,7 @@ async fn inline(
 }
 
 /// Fails inline without committing: the claim is released on drop.
-async fn fails(
-    State(recorder): State<Recorder>,
-    webhook: Webhook<Hoursmith, Arc<MemoryStore>>,
-) -> StatusCode {
+async fn fails(State(recorder): State<Recorder>, webhook: Webhook<Hoursmith>) -> StatusCode {
     let runs = recorder.record(webhook.id());
     if runs == 1 {
         return StatusCode::INTERNAL_SERVER_ERROR;
@@ -78,10 +74,7 @@ async fn fails(
     }
 }
 
-async fn background(
-    State(recorder): State<Recorder>,
-    webhook: Webhook<Hoursmith, Arc<MemoryStore>>,
-) -> Response {
+async fn background(State(recorder): State<Recorder>, webhook: Webhook<Hoursmith>) -> Response {
     webhook
         .process_in_background(move |delivery| {
             let recorder = recorder.clone();
@@ -117,8 +110,8 @@ fn app(state: AppState) -> Router {
 async fn new_event_reaches_the_handler_and_the_retry_does_not() {
     let store = Arc::new(MemoryStore::new());
     let recorder = Recorder::default();
-    let layer = fast_retries(store.clone());
-    let addr = serve(app(state(&layer, &recorder))).await;
+    let webhooks = fast_retries(store.clone()).build().expect("valid");
+    let addr = serve(app(state(&webhooks, &recorder))).await;
     let client = client();
     let delivery = hoursmith("evt_1");
 
@@ -133,14 +126,16 @@ async fn new_event_reaches_the_handler_and_the_retry_does_not() {
         (200, r#"{"status":"duplicate"}"#)
     );
     assert_eq!(recorder.ids(), ["evt_1"]);
-    assert_eq!(layer.stats().snapshot().duplicates, 1);
+    assert_eq!(webhooks.stats().snapshot().duplicates, 1);
 }
 
 #[tokio::test]
 async fn rejections_are_the_contract_responses() {
     let recorder = Recorder::default();
-    let layer = fast_retries(Arc::new(MemoryStore::new()));
-    let addr = serve(app(state(&layer, &recorder))).await;
+    let webhooks = fast_retries(Arc::new(MemoryStore::new()))
+        .build()
+        .expect("valid");
+    let addr = serve(app(state(&webhooks, &recorder))).await;
     let client = client();
     let mut forged = hoursmith("evt_forged");
     forged.body = bytes::Bytes::from(String::from_utf8_lossy(&forged.body).replace("t_1", "t_2"));
@@ -156,14 +151,16 @@ async fn rejections_are_the_contract_responses() {
     };
     assert_eq!(send(&client, addr, "/inline", &unsigned).await.status, 401);
     assert_eq!(recorder.runs(), 0);
-    assert_eq!(layer.stats().snapshot().rejected_total(), 2);
+    assert_eq!(webhooks.stats().snapshot().rejected_total(), 2);
 }
 
 #[tokio::test]
 async fn an_uncommitted_claim_is_released_so_the_retry_is_processed() {
     let recorder = Recorder::default();
-    let layer = fast_retries(Arc::new(MemoryStore::new()));
-    let addr = serve(app(state(&layer, &recorder))).await;
+    let webhooks = fast_retries(Arc::new(MemoryStore::new()))
+        .build()
+        .expect("valid");
+    let addr = serve(app(state(&webhooks, &recorder))).await;
     let client = client();
     let delivery = hoursmith("evt_retry");
     assert_eq!(send(&client, addr, "/fails", &delivery).await.status, 500);
@@ -180,10 +177,12 @@ async fn an_uncommitted_claim_is_released_so_the_retry_is_processed() {
 #[tokio::test]
 async fn background_processing_answers_at_once_retries_and_drains() {
     let recorder = Recorder::default();
-    let layer = fast_retries(Arc::new(MemoryStore::new()));
-    let shutdown = layer.shutdown_handle();
-    let stats = layer.stats();
-    let addr = serve(app(state(&layer, &recorder))).await;
+    let webhooks = fast_retries(Arc::new(MemoryStore::new()))
+        .build()
+        .expect("valid");
+    let shutdown = webhooks.shutdown_handle();
+    let stats = webhooks.stats();
+    let addr = serve(app(state(&webhooks, &recorder))).await;
     let answer = send(&client(), addr, "/background", &hoursmith("evt_bg")).await;
     assert_eq!(
         (answer.status.as_u16(), answer.body.as_str()),
@@ -201,11 +200,12 @@ async fn background_processing_answers_at_once_retries_and_drains() {
 #[tokio::test]
 async fn background_processing_refuses_with_503_when_full_and_releases() {
     let recorder = Recorder::default();
-    let layer = fast_retries(Arc::new(MemoryStore::new()))
+    let webhooks = fast_retries(Arc::new(MemoryStore::new()))
         .concurrency(1)
-        .and_then(|l| l.queue_capacity(0))
+        .queue_capacity(0)
+        .build()
         .expect("valid");
-    let addr = serve(app(state(&layer, &recorder))).await;
+    let addr = serve(app(state(&webhooks, &recorder))).await;
     let client = client();
     assert_eq!(
         send(&client, addr, "/background", &hoursmith("evt_a"))
@@ -229,8 +229,10 @@ async fn background_processing_refuses_with_503_when_full_and_releases() {
 #[tokio::test]
 async fn mojave_events_work_the_same_way() {
     let recorder = Recorder::default();
-    let layer = fast_retries(Arc::new(MemoryStore::new()));
-    let addr = serve(app(state(&layer, &recorder))).await;
+    let webhooks = fast_retries(Arc::new(MemoryStore::new()))
+        .build()
+        .expect("valid");
+    let addr = serve(app(state(&webhooks, &recorder))).await;
     let client = client();
     let delivery = mojave(7);
     assert_eq!(send(&client, addr, "/mojave", &delivery).await.status, 200);
@@ -245,11 +247,13 @@ async fn mojave_events_work_the_same_way() {
 async fn behind_the_layer_the_event_is_verified_and_claimed_once() {
     let store = Arc::new(MemoryStore::new());
     let recorder = Recorder::default();
-    let layer = fast_retries(store.clone());
-    let stats = layer.stats();
+    let webhooks = fast_retries(store.clone()).build().expect("valid");
+    let stats = webhooks.stats();
+    // The layer and the extractor share one runtime.
+    let layer = WebhookLayer::new(&webhooks).expect("in memory");
     let router = Router::new()
         .route("/inline", post(inline))
-        .with_state(state(&layer, &recorder))
+        .with_state(state(&webhooks, &recorder))
         .layer(layer);
     let addr = serve(router).await;
     let client = client();
@@ -275,7 +279,7 @@ async fn behind_the_layer_the_event_is_verified_and_claimed_once() {
 async fn the_routes_default_body_limit_is_honoured() {
     let store = Arc::new(MemoryStore::new());
     let recorder = Recorder::default();
-    let layer = fast_retries(store.clone());
+    let webhooks = fast_retries(store.clone()).build().expect("valid");
     let delivery = hoursmith("evt_over_the_route_limit");
     // A limit below the delivery's size on one route, none on the other.
     let router = Router::new()
@@ -286,7 +290,7 @@ async fn the_routes_default_body_limit_is_honoured() {
             )),
         )
         .route("/inline", post(inline))
-        .with_state(state(&layer, &recorder));
+        .with_state(state(&webhooks, &recorder));
     let addr = serve(router).await;
     let client = client();
 

@@ -1,16 +1,18 @@
-//! The axum extractor with a durable queue: `WebhookState::durable` and
-//! `DurableWebhook::enqueue`, against a real `redis-server`.
+//! The axum extractor with a durable queue: a runtime built with
+//! `durable_queue(..).handler(name, ..)` and `Webhook::hand_to(name)`, against a real
+//! `redis-server`.
 
 use std::time::Duration;
 
 use axum::{Router, response::Response, routing::post};
-use hookwise_axum::{DurableWebhook, WebhookState};
+use hookwise_axum::Webhook;
 use hookwise_core::{Hoursmith, MemoryStore, Receiver};
 use hookwise_redis::RedisQueue;
+use hookwise_runtime::Webhooks;
 use hookwise_test_support::*;
 
-async fn on_hoursmith(webhook: DurableWebhook<Hoursmith>) -> Response {
-    webhook.enqueue().await
+async fn on_hoursmith(webhook: Webhook<Hoursmith>) -> Response {
+    webhook.hand_to("invoices").await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -31,17 +33,21 @@ async fn enqueued_events_are_run_by_the_registered_handler() {
     )
     .expect("config");
     let handled = recorder.clone();
-    let state = WebhookState::new(receiver).durable(queue, "invoices", move |delivery| {
-        let handled = handled.clone();
-        async move {
-            handled.record(delivery.event().id());
-            Ok::<_, std::convert::Infallible>(())
-        }
-    });
+    let webhooks = Webhooks::builder(receiver)
+        .durable_queue(queue)
+        .handler("invoices", move |delivery| {
+            let handled = handled.clone();
+            async move {
+                handled.record(delivery.event().id());
+                Ok::<_, std::convert::Infallible>(())
+            }
+        })
+        .build()
+        .expect("valid settings");
     let addr = serve(
         Router::new()
             .route("/hook", post(on_hoursmith))
-            .with_state(state),
+            .with_state(webhooks),
     )
     .await;
     let client = client();

@@ -6,6 +6,7 @@ use std::time::Duration;
 use axum::{Extension, Router, extract::State, routing::post};
 use hookwise_core::{Delivery as Verified, Hoursmith, Receiver, hoursmith};
 use hookwise_redis::RedisStore;
+use hookwise_runtime::Webhooks;
 use hookwise_test_support::*;
 use hookwise_tower::WebhookLayer;
 
@@ -16,7 +17,8 @@ async fn record(
     recorder.record(delivery.event().id());
 }
 
-/// One receiver instance: its own layer, its own connection, the shared Redis.
+/// One receiver instance: its own runtime and layer, its own connection, the shared
+/// Redis.
 async fn instance(redis: &RedisServer, recorder: &Recorder) -> std::net::SocketAddr {
     let store = RedisStore::new(&redis.url())
         .expect("valid URL")
@@ -24,10 +26,11 @@ async fn instance(redis: &RedisServer, recorder: &Recorder) -> std::net::SocketA
         .expect("non-zero");
     let receiver =
         Receiver::new(Hoursmith::new(HOURSMITH_SECRET).expect("secret"), store).expect("config");
+    let webhooks = Webhooks::new(receiver);
     let app = Router::new()
         .route("/hook", post(record))
         .with_state(recorder.clone())
-        .layer(WebhookLayer::new(receiver));
+        .layer(WebhookLayer::new(&webhooks).expect("in memory"));
     serve(app).await
 }
 

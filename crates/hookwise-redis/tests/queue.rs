@@ -10,13 +10,14 @@ use std::{
     time::Duration,
 };
 
-use axum::{Extension, Router, extract::State, http::StatusCode, routing::post};
+use axum::{Router, routing::post_service};
 use hookwise_core::{
     ConfigError, Delivery as Verified, Hoursmith, MemoryStore, Receiver, hoursmith,
 };
 use hookwise_redis::{RedisQueue, StoredDeadLetter};
+use hookwise_runtime::{DeadLetter, RetryPolicy, ShutdownHandle, Webhooks, WebhooksBuilder};
 use hookwise_test_support::*;
-use hookwise_tower::{DeadLetter, RetryPolicy, ShutdownHandle, WebhookLayer};
+use hookwise_tower::WebhookEndpoint;
 
 #[derive(Clone, Default)]
 struct App {
@@ -27,20 +28,26 @@ struct App {
     hanging: Arc<AtomicBool>,
 }
 
-async fn handle(
-    State(app): State<App>,
-    Extension(delivery): Extension<Verified<hoursmith::Event>>,
-) -> StatusCode {
+/// What a failing handler's run fails with.
+const FAILURE: &str = "the handler fails";
+
+/// The dead letter's error for a run that failed with [`FAILURE`].
+const FAILED: &str = "handler failed: the handler fails";
+
+/// The name of the handler every instance registers: its stream is [`STREAM`].
+const HANDLER: &str = "hook";
+
+async fn handle(app: App, delivery: Verified<hoursmith::Event>) -> Result<(), &'static str> {
     if app.hanging.load(Ordering::SeqCst) {
         app.recorder
             .record(&format!("started {}", delivery.event().id()));
         tokio::time::sleep(Duration::from_secs(3600)).await;
     }
     if app.failing.load(Ordering::SeqCst) {
-        return StatusCode::INTERNAL_SERVER_ERROR;
+        return Err(FAILURE);
     }
     app.recorder.record(delivery.event().id());
-    StatusCode::OK
+    Ok(())
 }
 
 fn queue(redis: &RedisServer, consumer: &str) -> RedisQueue {
@@ -55,24 +62,14 @@ fn queue(redis: &RedisServer, consumer: &str) -> RedisQueue {
 
 /// One receiver instance with a durable queue; must run inside a tokio runtime.
 async fn instance(redis: &RedisServer, consumer: &str, app: App) -> (SocketAddr, ShutdownHandle) {
-    let receiver = Receiver::new(
-        Hoursmith::new(HOURSMITH_SECRET).expect("secret"),
-        MemoryStore::new(),
-    )
-    .expect("config");
-    let layer = WebhookLayer::new(receiver)
+    let builder = Webhooks::builder(hoursmith_receiver())
         .retry(
             RetryPolicy::default()
                 .max_attempts(2)
                 .initial_backoff(Duration::from_millis(10)),
         )
-        .durable_queue(queue(redis, consumer))
-        .expect("ack-fast mode");
-    let shutdown = layer.shutdown_handle();
-    let router = Router::new()
-        .route("/hook", post(handle).layer(layer))
-        .with_state(app);
-    (serve(router).await, shutdown)
+        .durable_queue(queue(redis, consumer));
+    serve_hook(builder, app).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -128,10 +125,7 @@ async fn a_failing_event_is_dead_lettered_listed_and_replayed() {
     assert_eq!(letters.len(), 1, "dead-lettered after its attempts");
     assert_eq!(letters[0].key, "hoursmith:evt_bad");
     assert_eq!(letters[0].attempts, 2);
-    assert_eq!(
-        letters[0].error,
-        "handler answered 500 Internal Server Error"
-    );
+    assert_eq!(letters[0].error, FAILED);
 
     app.failing.store(false, Ordering::SeqCst);
     assert!(
@@ -203,20 +197,8 @@ async fn instance_at(url: &str, consumer: &str, app: App) -> SocketAddr {
         .claim_idle(Duration::from_millis(500))
         .and_then(|q| q.poll_interval(Duration::from_millis(20)))
         .expect("valid settings");
-    let receiver = Receiver::new(
-        Hoursmith::new(HOURSMITH_SECRET).expect("secret"),
-        MemoryStore::new(),
-    )
-    .expect("config");
-    let layer = WebhookLayer::new(receiver)
-        .durable_queue(queue)
-        .expect("ack-fast mode");
-    serve(
-        Router::new()
-            .route("/hook", post(handle).layer(layer))
-            .with_state(app),
-    )
-    .await
+    let builder = Webhooks::builder(hoursmith_receiver()).durable_queue(queue);
+    serve_hook(builder, app).await.0
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -286,8 +268,8 @@ async fn redis_down_means_503_and_the_claim_is_released() {
     assert_eq!(app.recorder.wait_for(1, Duration::from_secs(10)).await, 1);
 }
 
-/// The stream of route `layer-0` (the first service a layer makes) for Hoursmith.
-const STREAM: &str = "hookwise:queue:hoursmith:layer-0";
+/// The stream of Hoursmith deliveries for the handler named [`HANDLER`].
+const STREAM: &str = "hookwise:queue:hoursmith:hook";
 
 /// A plain connection, to drive and inspect the streams as another process would.
 async fn raw(redis: &RedisServer) -> redis::aio::MultiplexedConnection {
@@ -344,18 +326,29 @@ async fn drained(redis: &RedisServer, stream: &str, limit: Duration) -> bool {
     reaches_zero(limit, || pending(redis, stream)).await
 }
 
-/// Serves `layer` on `POST /hook` with `app`'s handler. `route_layer`, so that the
-/// layer makes one service (`layer-0`, whose stream is [`STREAM`]), not a second
-/// one for the method fallback.
-async fn serve_layer(
-    layer: WebhookLayer<Hoursmith, MemoryStore>,
-    app: App,
-) -> (SocketAddr, ShutdownHandle) {
-    let shutdown = layer.shutdown_handle();
-    let router = Router::new()
-        .route("/hook", post(handle).route_layer(layer))
-        .with_state(app);
-    (serve(router).await, shutdown)
+/// Registers `app`'s handler as [`HANDLER`] (whose stream is [`STREAM`]), builds
+/// the runtime (which starts its queue's readers), and serves it on `POST /hook`.
+/// Must run inside a tokio runtime.
+async fn serve_hook(builder: WebhooksBuilder<Hoursmith>, app: App) -> (SocketAddr, ShutdownHandle) {
+    serve_handler(builder, move |delivery| handle(app.clone(), delivery)).await
+}
+
+/// [`serve_hook`] with any handler.
+async fn serve_handler<H, F>(
+    builder: WebhooksBuilder<Hoursmith>,
+    handler: H,
+) -> (SocketAddr, ShutdownHandle)
+where
+    H: Fn(Verified<hoursmith::Event>) -> F + Send + Sync + 'static,
+    F: std::future::Future<Output = Result<(), &'static str>> + Send + 'static,
+{
+    let webhooks = builder
+        .handler(HANDLER, handler)
+        .build()
+        .expect("valid settings");
+    let endpoint = WebhookEndpoint::new(&webhooks, HANDLER).expect("a registered handler");
+    let router = Router::new().route("/hook", post_service(endpoint));
+    (serve(router).await, webhooks.shutdown_handle())
 }
 
 fn hoursmith_receiver() -> Receiver<Hoursmith, MemoryStore> {
@@ -373,7 +366,7 @@ async fn a_panicking_dead_letter_callback_still_dead_letters_and_acks_the_entry(
     };
     let app = App::default();
     app.failing.store(true, Ordering::SeqCst);
-    let layer = WebhookLayer::new(hoursmith_receiver())
+    let builder = Webhooks::builder(hoursmith_receiver())
         .retry(RetryPolicy::default().max_attempts(1))
         .on_dead_letter(|_letter: DeadLetter<hoursmith::Event>| {
             panic!("the dead-letter callback fails")
@@ -383,9 +376,8 @@ async fn a_panicking_dead_letter_callback_still_dead_letters_and_acks_the_entry(
             queue(&redis, "a")
                 .claim_idle(Duration::from_secs(5))
                 .expect("valid idle time"),
-        )
-        .expect("ack-fast mode");
-    let (addr, _shutdown) = serve_layer(layer, app).await;
+        );
+    let (addr, _shutdown) = serve_hook(builder, app).await;
     assert_eq!(
         send(&client(), addr, "/hook", &hoursmith("evt_doomed"))
             .await
@@ -397,10 +389,10 @@ async fn a_panicking_dead_letter_callback_still_dead_letters_and_acks_the_entry(
     let letters = dead_letters(&admin, 1, Duration::from_secs(10)).await;
     assert_eq!(letters.len(), 1, "dead-lettered despite the panic");
     assert_eq!(letters[0].key, "hoursmith:evt_doomed");
-    assert_eq!(letters[0].route, "layer-0");
+    assert_eq!(letters[0].handler, HANDLER);
     assert_eq!(
         (letters[0].error.as_str(), letters[0].attempts),
-        ("handler answered 500 Internal Server Error", 1),
+        (FAILED, 1),
         "dead-lettered by the run that failed, not after its worker was given up on"
     );
     assert!(
@@ -515,10 +507,8 @@ async fn an_entry_that_keeps_killing_its_worker_is_dead_lettered_without_running
         .claim_idle(Duration::from_millis(100))
         .and_then(|q| q.max_deliveries(max_deliveries))
         .expect("valid settings");
-    let layer = WebhookLayer::new(hoursmith_receiver())
-        .durable_queue(survivor)
-        .expect("ack-fast mode");
-    let (_addr, shutdown) = serve_layer(layer, app.clone()).await;
+    let builder = Webhooks::builder(hoursmith_receiver()).durable_queue(survivor);
+    let (_addr, shutdown) = serve_hook(builder, app.clone()).await;
 
     let admin = queue(&redis, "admin");
     let letters = dead_letters(&admin, 1, Duration::from_secs(10)).await;
@@ -528,7 +518,7 @@ async fn an_entry_that_keeps_killing_its_worker_is_dead_lettered_without_running
         letters[0].error,
         "delivered 3 times without finishing (its worker died each time)"
     );
-    assert_eq!(letters[0].route, "layer-0");
+    assert_eq!(letters[0].handler, HANDLER);
     // Its last allowed delivery still runs.
     assert_eq!(app.recorder.wait_for(1, Duration::from_secs(10)).await, 1);
     assert!(drained(&redis, STREAM, Duration::from_secs(5)).await);
@@ -588,11 +578,10 @@ async fn an_abandoned_entry_behind_many_running_ones_is_taken_over() {
     let survivor = queue(&redis, "survivor")
         .claim_idle(Duration::from_secs(60))
         .expect("valid settings");
-    let layer = WebhookLayer::new(hoursmith_receiver())
+    let builder = Webhooks::builder(hoursmith_receiver())
         .concurrency(1)
-        .and_then(|layer| layer.durable_queue(survivor))
-        .expect("valid settings");
-    let (_addr, shutdown) = serve_layer(layer, app.clone()).await;
+        .durable_queue(survivor);
+    let (_addr, shutdown) = serve_hook(builder, app.clone()).await;
     assert_eq!(app.recorder.wait_for(1, Duration::from_secs(5)).await, 1);
     assert_eq!(app.recorder.ids(), ["evt_abandoned"]);
     shutdown.shutdown(Duration::from_secs(5)).await;
@@ -617,15 +606,12 @@ struct Gated {
     gate: Arc<tokio::sync::Semaphore>,
 }
 
-async fn gated(
-    State(app): State<Gated>,
-    Extension(delivery): Extension<Verified<hoursmith::Event>>,
-) -> StatusCode {
+async fn gated(app: Gated, delivery: Verified<hoursmith::Event>) -> Result<(), &'static str> {
     let Ok(_permit) = app.gate.acquire().await else {
-        return StatusCode::INTERNAL_SERVER_ERROR;
+        return Err("the gate is closed");
     };
     app.recorder.record(delivery.event().id());
-    StatusCode::OK
+    Ok(())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -638,14 +624,10 @@ async fn a_full_backlog_is_answered_503_and_the_event_is_taken_once_it_drains() 
         gate: Arc::new(tokio::sync::Semaphore::new(0)),
     };
     let bounded = queue(&redis, "a").max_backlog(3).expect("valid bound");
-    let layer = WebhookLayer::new(hoursmith_receiver())
-        .durable_queue(bounded)
-        .expect("ack-fast mode");
-    let shutdown = layer.shutdown_handle();
-    let router = Router::new()
-        .route("/hook", post(gated).route_layer(layer))
-        .with_state(app.clone());
-    let addr = serve(router).await;
+    let builder = Webhooks::builder(hoursmith_receiver()).durable_queue(bounded);
+    let gate = app.clone();
+    let (addr, shutdown) =
+        serve_handler(builder, move |delivery| gated(gate.clone(), delivery)).await;
     let client = client();
 
     // Three events fill the backlog: their handlers wait at the gate.
@@ -690,22 +672,21 @@ async fn a_full_backlog_is_answered_503_and_the_event_is_taken_once_it_drains() 
     );
 }
 
-/// Starts a layer reading [`STREAM`] with `app`'s handler; waits until the entries
+/// Starts a runtime reading [`STREAM`] with `app`'s handler; waits until the entries
 /// before `last`, and `last`, a good one, are done (acknowledged and deleted).
 async fn read_through(
     redis: &RedisServer,
     app: &App,
     last: &str,
 ) -> (ShutdownHandle, Vec<StoredDeadLetter>) {
-    let layer = WebhookLayer::new(hoursmith_receiver())
+    let builder = Webhooks::builder(hoursmith_receiver())
         // No takeovers in this story, even on a loaded machine.
         .durable_queue(
             queue(redis, "a")
                 .claim_idle(Duration::from_secs(5))
                 .expect("valid idle time"),
-        )
-        .expect("ack-fast mode");
-    let (_addr, shutdown) = serve_layer(layer, app.clone()).await;
+        );
+    let (_addr, shutdown) = serve_hook(builder, app.clone()).await;
     assert_eq!(
         app.recorder.wait_for(1, Duration::from_secs(10)).await,
         1,
@@ -751,7 +732,7 @@ async fn an_entry_with_a_missing_or_garbled_field_is_dead_lettered_unrun() {
             (
                 l.key.as_str(),
                 l.error.as_str(),
-                l.route.as_str(),
+                l.handler.as_str(),
                 l.attempts,
             )
         })
@@ -763,13 +744,13 @@ async fn an_entry_with_a_missing_or_garbled_field_is_dead_lettered_unrun() {
             (
                 "hoursmith:evt_garbled",
                 "unreadable queue entry",
-                "layer-0",
+                HANDLER,
                 0
             ),
             (
                 "hoursmith:evt_missing",
                 "unreadable queue entry",
-                "layer-0",
+                HANDLER,
                 0
             ),
         ]
@@ -791,7 +772,7 @@ async fn an_entry_whose_body_is_not_the_provider_s_envelope_is_dead_lettered_unr
     let (shutdown, letters) = read_through(&redis, &app, "evt_fine").await;
     assert_eq!(letters.len(), 1, "{letters:?}");
     assert_eq!(letters[0].key, "hoursmith:evt_alien");
-    assert_eq!(letters[0].route, "layer-0");
+    assert_eq!(letters[0].handler, HANDLER);
     assert_eq!(letters[0].attempts, 0);
     assert!(
         letters[0].error.starts_with("invalid_payload"),
@@ -810,9 +791,9 @@ async fn a_replay_into_a_full_backlog_is_refused_and_the_dead_letter_kept() {
     // No reader: the one entry waiting fills a backlog of one.
     append(&mut connection, "evt_waiting").await;
     let mut letter = entry("evt_dead");
-    letter.push(("error", b"handler answered 500".to_vec()));
+    letter.push(("error", FAILED.as_bytes().to_vec()));
     letter.push(("attempts", b"1".to_vec()));
-    letter.push(("route", b"layer-0".to_vec()));
+    letter.push(("handler", HANDLER.as_bytes().to_vec()));
     let id: String =
         redis::AsyncCommands::xadd(&mut connection, "hookwise:dead:hoursmith", "*", &letter)
             .await

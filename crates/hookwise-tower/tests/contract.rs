@@ -9,6 +9,7 @@ use hookwise_core::{
     Delivery as Verified, Hoursmith, MemoryStore, Mojave, Provider, Receiver, RejectionKind,
     hoursmith, mojave,
 };
+use hookwise_runtime::{Webhooks, WebhooksBuilder};
 use hookwise_test_support::*;
 use hookwise_tower::WebhookLayer;
 use http::{HeaderMap, StatusCode};
@@ -32,17 +33,17 @@ async fn on_mojave(
 }
 
 fn app<P: Provider>(
-    layer: WebhookLayer<P, MemoryStore>,
+    webhooks: &Webhooks<P>,
     handler: axum::routing::MethodRouter<Recorder>,
     recorder: Recorder,
 ) -> Router {
     Router::new()
         .route("/hook", handler)
         .with_state(recorder)
-        .layer(layer)
+        .layer(WebhookLayer::new(webhooks).expect("in memory"))
 }
 
-fn hoursmith_layer() -> WebhookLayer<Hoursmith, MemoryStore> {
+fn hoursmith_builder() -> WebhooksBuilder<Hoursmith> {
     let receiver = Receiver::new(
         Hoursmith::new(HOURSMITH_SECRET).expect("secret"),
         MemoryStore::new(),
@@ -50,10 +51,14 @@ fn hoursmith_layer() -> WebhookLayer<Hoursmith, MemoryStore> {
     .expect("config")
     .body_limit(LIMIT)
     .expect("limit");
-    WebhookLayer::new(receiver)
+    Webhooks::builder(receiver)
 }
 
-fn mojave_layer() -> WebhookLayer<Mojave, MemoryStore> {
+fn hoursmith_webhooks() -> Webhooks<Hoursmith> {
+    hoursmith_builder().build().expect("valid settings")
+}
+
+fn mojave_webhooks() -> Webhooks<Mojave> {
     let receiver = Receiver::new(
         Mojave::new(MOJAVE_SECRET).expect("secret"),
         MemoryStore::new(),
@@ -61,7 +66,7 @@ fn mojave_layer() -> WebhookLayer<Mojave, MemoryStore> {
     .expect("config")
     .body_limit(LIMIT)
     .expect("limit");
-    WebhookLayer::new(receiver)
+    Webhooks::new(receiver)
 }
 
 struct Row {
@@ -129,8 +134,8 @@ async fn check(rows: Vec<Row>, router: Router) {
 #[tokio::test]
 async fn hoursmith_contract() {
     let recorder = Recorder::default();
-    let layer = hoursmith_layer();
-    let stats = layer.stats();
+    let webhooks = hoursmith_webhooks();
+    let stats = webhooks.stats();
     let new = hoursmith("evt_new");
     let big = hoursmith_body(
         "evt_big",
@@ -195,7 +200,7 @@ async fn hoursmith_contract() {
             "payload_too_large",
         ),
     ];
-    check(rows, app(layer, post(on_hoursmith), recorder.clone())).await;
+    check(rows, app(&webhooks, post(on_hoursmith), recorder.clone())).await;
 
     assert_eq!(recorder.wait_for(1, Duration::from_secs(5)).await, 1);
     tokio::time::sleep(Duration::from_millis(50)).await;
@@ -217,7 +222,7 @@ async fn hoursmith_contract() {
 #[tokio::test]
 async fn mojave_contract() {
     let recorder = Recorder::default();
-    let layer = mojave_layer();
+    let webhooks = mojave_webhooks();
     let new = mojave(1);
     let payload = |timestamp: u64| {
         Bytes::from(format!(
@@ -277,7 +282,7 @@ async fn mojave_contract() {
             "payload_too_large",
         ),
     ];
-    check(rows, app(layer, post(on_mojave), recorder.clone())).await;
+    check(rows, app(&webhooks, post(on_mojave), recorder.clone())).await;
     assert_eq!(recorder.wait_for(1, Duration::from_secs(5)).await, 1);
     tokio::time::sleep(Duration::from_millis(50)).await;
     assert_eq!(recorder.runs(), 1, "only the new event is processed");
@@ -286,7 +291,12 @@ async fn mojave_contract() {
 #[tokio::test]
 async fn chunked_body_crossing_the_limit_is_413() {
     let recorder = Recorder::default();
-    let addr = serve(app(hoursmith_layer(), post(on_hoursmith), recorder.clone())).await;
+    let addr = serve(app(
+        &hoursmith_webhooks(),
+        post(on_hoursmith),
+        recorder.clone(),
+    ))
+    .await;
     let chunk = format!("{:x}\r\n{}\r\n", 1024, "x".repeat(1024));
     let head = b"POST /hook HTTP/1.1\r\nhost: localhost\r\ntransfer-encoding: chunked\r\n\r\n";
     let mut parts: Vec<&[u8]> = vec![head];
@@ -305,7 +315,7 @@ async fn chunked_body_crossing_the_limit_is_413() {
 #[tokio::test]
 async fn content_length_over_the_limit_is_413_before_the_body_is_sent() {
     let addr = serve(app(
-        hoursmith_layer(),
+        &hoursmith_webhooks(),
         post(on_hoursmith),
         Recorder::default(),
     ))
@@ -317,10 +327,11 @@ async fn content_length_over_the_limit_is_413_before_the_body_is_sent() {
 
 #[tokio::test]
 async fn a_stalled_body_is_408_after_the_body_timeout() {
-    let layer = hoursmith_layer()
+    let webhooks = hoursmith_builder()
         .body_timeout(Duration::from_millis(200))
+        .build()
         .expect("non-zero");
-    let addr = serve(app(layer, post(on_hoursmith), Recorder::default())).await;
+    let addr = serve(app(&webhooks, post(on_hoursmith), Recorder::default())).await;
     let head = b"POST /hook HTTP/1.1\r\nhost: localhost\r\ncontent-length: 100\r\n\r\n{\"id\":";
     assert_eq!(raw_status(addr, &[head], Duration::ZERO).await, 408);
 }
@@ -328,9 +339,9 @@ async fn a_stalled_body_is_408_after_the_body_timeout() {
 #[tokio::test]
 async fn closed_receiver_answers_503_with_retry_after() {
     let recorder = Recorder::default();
-    let layer = hoursmith_layer();
-    let shutdown = layer.shutdown_handle();
-    let addr = serve(app(layer, post(on_hoursmith), recorder.clone())).await;
+    let webhooks = hoursmith_webhooks();
+    let shutdown = webhooks.shutdown_handle();
+    let addr = serve(app(&webhooks, post(on_hoursmith), recorder.clone())).await;
     shutdown.close();
     let answer = send(&client(), addr, "/hook", &hoursmith("evt_late")).await;
     assert_eq!(answer.status, 503);
@@ -350,7 +361,7 @@ async fn dropped_test_events_are_acknowledged_and_not_processed() {
     )
     .expect("config");
     let addr = serve(app(
-        WebhookLayer::new(receiver),
+        &Webhooks::new(receiver),
         post(on_hoursmith),
         recorder.clone(),
     ))

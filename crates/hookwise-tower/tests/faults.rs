@@ -16,13 +16,13 @@ use axum::{Extension, Router, extract::State, routing::post};
 use hookwise_core::{
     Delivery as Verified, Hoursmith, MemoryStore, Receiver, RejectionKind, hoursmith, sign,
 };
-use hookwise_test_support::*;
-use hookwise_tower::{
-    DeadLetter, HandlerError, ProcessingConfig, RetryPolicy, StatsSnapshot, WebhookLayer,
+use hookwise_runtime::{
+    DeadLetter, HandlerError, RetryPolicy, StatsSnapshot, Webhooks, WebhooksBuilder,
 };
+use hookwise_test_support::*;
+use hookwise_tower::WebhookLayer;
 use http::{HeaderMap, StatusCode};
 
-type Layer = WebhookLayer<Hoursmith, MemoryStore>;
 type Event = Verified<hoursmith::Event>;
 
 /// What the handler saw: successful runs by event id, every attempt, dead letters.
@@ -82,15 +82,15 @@ impl Ledger {
     }
 }
 
-fn layer(config: ProcessingConfig, ledger: &Ledger) -> Layer {
+/// A runtime over `store` whose dead letters go to `ledger`; the test adds the
+/// processing settings.
+fn builder(store: &Arc<MemoryStore>, ledger: &Ledger) -> WebhooksBuilder<Hoursmith> {
     let provider = Hoursmith::new(HOURSMITH_SECRET).expect("secret");
-    WebhookLayer::new(Receiver::new(provider, MemoryStore::new()).expect("config"))
-        .processing(config)
-        .expect("valid config")
+    Webhooks::builder(Receiver::new(provider, store.clone()).expect("config"))
         .on_dead_letter(ledger.dead_letter_sink())
 }
 
-fn app<H, T>(layer: Layer, ledger: Ledger, handler: H) -> Router
+fn app<H, T>(webhooks: &Webhooks<Hoursmith>, ledger: Ledger, handler: H) -> Router
 where
     H: axum::handler::Handler<T, Ledger>,
     T: 'static,
@@ -98,7 +98,7 @@ where
     Router::new()
         .route("/hook", post(handler))
         .with_state(ledger)
-        .layer(layer)
+        .layer(WebhookLayer::new(webhooks).expect("in memory"))
 }
 
 /// Every accepted event is finished, and each exactly one way.
@@ -127,10 +127,12 @@ fn assert_accounted(stats: StatsSnapshot, ledger: &Ledger, ids: &HashSet<String>
 
 #[test]
 fn the_handler_timeout_defaults_to_30_seconds() {
-    assert_eq!(
-        ProcessingConfig::default().handler_timeout,
-        Duration::from_secs(30)
-    );
+    // The processing settings are private to the runtime now; its `Debug` shows them.
+    let provider = Hoursmith::new(HOURSMITH_SECRET).expect("secret");
+    let webhooks = Webhooks::new(Receiver::new(provider, MemoryStore::new()).expect("config"));
+    let shown = format!("{webhooks:?}");
+    let expected = format!("handler_timeout: {:?}", Duration::from_secs(30));
+    assert!(shown.contains(&expected), "{shown}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -158,17 +160,18 @@ async fn panicking_hanging_and_failing_handlers_end_processed_or_dead_lettered()
     }
 
     let ledger = Ledger::default();
-    let config = ProcessingConfig {
-        concurrency: 16,
-        handler_timeout: TIMEOUT,
-        retry: RetryPolicy::default()
-            .max_attempts(3)
-            .initial_backoff(Duration::from_millis(5)),
-        ..ProcessingConfig::default()
-    };
-    let layer = layer(config, &ledger);
-    let (stats, shutdown) = (layer.stats(), layer.shutdown_handle());
-    let addr = serve(app(layer, ledger.clone(), faulty)).await;
+    let webhooks = builder(&Arc::new(MemoryStore::new()), &ledger)
+        .concurrency(16)
+        .handler_timeout(TIMEOUT)
+        .retry(
+            RetryPolicy::default()
+                .max_attempts(3)
+                .initial_backoff(Duration::from_millis(5)),
+        )
+        .build()
+        .expect("valid settings");
+    let (stats, shutdown) = (webhooks.stats(), webhooks.shutdown_handle());
+    let addr = serve(app(&webhooks, ledger.clone(), faulty)).await;
 
     let started = Instant::now();
     let answers = blast(addr, "/hook", N, 8, true, |i| hoursmith(&format!("f{i}"))).await;
@@ -260,21 +263,19 @@ async fn soak_20000_deliveries_with_duplicates_forgeries_and_a_flaky_handler() {
     let ledger = Ledger::default();
     // A small queue, so that some deliveries are refused with 503 (claim released)
     // and come back, as a sender's retries would.
-    let config = ProcessingConfig {
-        concurrency: 4,
-        queue_capacity: 4,
-        retry: RetryPolicy::default()
-            .max_attempts(2)
-            .initial_backoff(Duration::from_millis(1)),
-        ..ProcessingConfig::default()
-    };
-    let layer = layer(config, &ledger);
-    let (stats, receiver, shutdown) = (
-        layer.stats(),
-        layer.receiver().clone(),
-        layer.shutdown_handle(),
-    );
-    let addr = serve(app(layer, ledger.clone(), flaky)).await;
+    let store = Arc::new(MemoryStore::new());
+    let webhooks = builder(&store, &ledger)
+        .concurrency(4)
+        .queue_capacity(4)
+        .retry(
+            RetryPolicy::default()
+                .max_attempts(2)
+                .initial_backoff(Duration::from_millis(1)),
+        )
+        .build()
+        .expect("valid settings");
+    let (stats, shutdown) = (webhooks.stats(), webhooks.shutdown_handle());
+    let addr = serve(app(&webhooks, ledger.clone(), flaky)).await;
 
     // For the report only; /proc is Linux's.
     let rss = || {
@@ -323,7 +324,7 @@ async fn soak_20000_deliveries_with_duplicates_forgeries_and_a_flaky_handler() {
     assert_eq!(s.rejected(RejectionKind::SignatureMismatch), FORGED as u64);
     assert_eq!(s.rejected(RejectionKind::QueueFull), retried);
     assert_eq!(s.rejected_total(), FORGED as u64 + retried);
-    let store = receiver.store().stats();
+    let store = store.stats();
     assert_eq!(store.keys, UNIQUE);
     assert_eq!(store.claims, UNIQUE as u64 + retried);
     eprintln!(

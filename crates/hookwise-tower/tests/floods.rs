@@ -23,8 +23,9 @@ use hookwise_core::{
     DEFAULT_BODY_LIMIT, Delivery as Verified, Hoursmith, MemoryStore, Receiver, RejectionKind,
     hoursmith, sign,
 };
+use hookwise_runtime::{DEFAULT_BODY_TIMEOUT, Webhooks, WebhooksBuilder};
 use hookwise_test_support::*;
-use hookwise_tower::{DEFAULT_BODY_TIMEOUT, WebhookLayer};
+use hookwise_tower::WebhookLayer;
 use http::{HeaderMap, StatusCode};
 use tokio::{
     io::{AsyncReadExt, AsyncWriteExt},
@@ -34,11 +35,14 @@ use tokio::{
 
 static SERIAL: Mutex<()> = Mutex::const_new(());
 
-type Layer = WebhookLayer<Hoursmith, MemoryStore>;
-
-fn layer(store: MemoryStore) -> Layer {
+/// A runtime over `store`, which the test keeps to read its statistics.
+fn builder(store: &Arc<MemoryStore>) -> WebhooksBuilder<Hoursmith> {
     let provider = Hoursmith::new(HOURSMITH_SECRET).expect("secret");
-    WebhookLayer::new(Receiver::new(provider, store).expect("config"))
+    Webhooks::builder(Receiver::new(provider, store.clone()).expect("config"))
+}
+
+fn webhooks(store: &Arc<MemoryStore>) -> Webhooks<Hoursmith> {
+    builder(store).build().expect("valid settings")
 }
 
 async fn record(
@@ -49,11 +53,11 @@ async fn record(
     StatusCode::OK
 }
 
-fn app(layer: Layer, recorder: Recorder) -> Router {
+fn app(webhooks: &Webhooks<Hoursmith>, recorder: Recorder) -> Router {
     Router::new()
         .route("/hook", post(record))
         .with_state(recorder)
-        .layer(layer)
+        .layer(WebhookLayer::new(webhooks).expect("in memory"))
 }
 
 /// A `task.created` delivery with a unique id, signed with a secret the receiver
@@ -86,9 +90,10 @@ async fn a_flood_of_100_000_forged_deliveries() {
 async fn forged_flood(n: usize, warm_up: usize) {
     let _serial = SERIAL.lock().await;
     let recorder = Recorder::default();
-    let layer = layer(MemoryStore::new());
-    let (stats, receiver) = (layer.stats(), layer.receiver().clone());
-    let addr = serve(app(layer, recorder.clone())).await;
+    let store = Arc::new(MemoryStore::new());
+    let webhooks = webhooks(&store);
+    let stats = webhooks.stats();
+    let addr = serve(app(&webhooks, recorder.clone())).await;
 
     let started = Instant::now();
     // Warm up first (connections, buffers, allocator arenas), then measure.
@@ -111,7 +116,7 @@ async fn forged_flood(n: usize, warm_up: usize) {
     assert_eq!(counted.accepted, 0);
     assert_eq!(recorder.runs(), 0);
     // Nothing unverified enters the dedupe store: not one claim, not one key.
-    assert_eq!(receiver.store().stats(), Default::default());
+    assert_eq!(store.stats(), Default::default());
     eprintln!(
         "forged flood: {n} deliveries in {elapsed:.1?} ({:.0}/s); RSS {:.1} MiB after \
          {warm_up}, {:.1} MiB after {n}",
@@ -134,18 +139,19 @@ async fn verified_unique_ids_past_the_store_bound_evict_the_oldest_and_count_it(
     const N: usize = 5_000;
     let _serial = SERIAL.lock().await;
     let recorder = Recorder::default();
-    let layer = layer(MemoryStore::new().max_keys(MAX_KEYS).expect("positive"));
-    let (stats, receiver) = (layer.stats(), layer.receiver().clone());
-    let addr = serve(app(layer, recorder.clone())).await;
+    let store = Arc::new(MemoryStore::new().max_keys(MAX_KEYS).expect("positive"));
+    let webhooks = webhooks(&store);
+    let stats = webhooks.stats();
+    let addr = serve(app(&webhooks, recorder.clone())).await;
 
     // Watch the bound while the flood runs, not only at the end.
     let done = Arc::new(AtomicBool::new(false));
     let watcher = tokio::spawn({
-        let (receiver, done) = (receiver.clone(), done.clone());
+        let (store, done) = (store.clone(), done.clone());
         async move {
             let mut most = 0;
             while !done.load(Ordering::Relaxed) {
-                most = most.max(receiver.store().stats().keys);
+                most = most.max(store.stats().keys);
                 tokio::time::sleep(Duration::from_millis(1)).await;
             }
             most
@@ -164,7 +170,7 @@ async fn verified_unique_ids_past_the_store_bound_evict_the_oldest_and_count_it(
     assert_eq!(flood.count(200), N, "every new event is answered 200");
     assert_eq!(recorder.runs(), N, "every event is processed once");
     assert_eq!(stats.snapshot().processed, N as u64);
-    let store = receiver.store().stats();
+    let store = store.stats();
     eprintln!(
         "{N} unique ids into a store of {MAX_KEYS} keys in {:.1?}: {store:?}, at most {most_keys} keys held",
         started.elapsed()
@@ -193,9 +199,10 @@ async fn big_and_oversized_bodies_hold_memory_to_the_limit_times_the_concurrency
     const ATTEMPT: usize = 64 * 1024 * 1024;
     let _serial = SERIAL.lock().await;
     let recorder = Recorder::default();
-    let layer = layer(MemoryStore::new());
-    let (stats, receiver) = (layer.stats(), layer.receiver().clone());
-    let addr = serve(app(layer, recorder.clone())).await;
+    let store = Arc::new(MemoryStore::new());
+    let webhooks = webhooks(&store);
+    let stats = webhooks.stats();
+    let addr = serve(app(&webhooks, recorder.clone())).await;
     let limit = DEFAULT_BODY_LIMIT;
 
     // Bodies of exactly the limit, 16 at a time: buffered whole, then refused (401).
@@ -252,7 +259,7 @@ async fn big_and_oversized_bodies_hold_memory_to_the_limit_times_the_concurrency
         counted.rejected(RejectionKind::PayloadTooLarge),
         2 * CONCURRENCY as u64
     );
-    assert_eq!(receiver.store().stats(), Default::default());
+    assert_eq!(store.stats(), Default::default());
     assert_eq!(recorder.runs(), 0);
     let pushed: usize = oversized.iter().map(|&(_, sent)| sent).sum();
     let growth = peak.saturating_sub(baseline);
@@ -320,11 +327,12 @@ async fn stalled_bodies_are_cut_off_with_408_and_their_connections_freed() {
     assert_eq!(DEFAULT_BODY_TIMEOUT, Duration::from_secs(10), "the default");
     let timeout = Duration::from_secs(1);
     let recorder = Recorder::default();
-    let layer = layer(MemoryStore::new())
+    let webhooks = builder(&Arc::new(MemoryStore::new()))
         .body_timeout(timeout)
+        .build()
         .expect("positive");
-    let stats = layer.stats();
-    let addr = serve(app(layer, recorder.clone())).await;
+    let stats = webhooks.stats();
+    let addr = serve(app(&webhooks, recorder.clone())).await;
 
     let started = Instant::now();
     let mut stalled = tokio::task::JoinSet::new();

@@ -7,8 +7,9 @@ use std::{net::SocketAddr, sync::Arc};
 use axum::{Extension, Router, extract::State, routing::post};
 use bytes::Bytes;
 use hookwise_core::{Delivery as Verified, Hoursmith, MemoryStore, Receiver, hoursmith};
+use hookwise_runtime::{Stats, Webhooks};
 use hookwise_test_support::*;
-use hookwise_tower::{Stats, WebhookLayer};
+use hookwise_tower::WebhookLayer;
 use http::{Method, Request, StatusCode};
 use http_body_util::{BodyExt, Full};
 
@@ -19,7 +20,7 @@ async fn record(
     recorder.record(delivery.event().id());
 }
 
-type Layer = WebhookLayer<Hoursmith, Arc<MemoryStore>>;
+type Layer = WebhookLayer<Hoursmith>;
 
 /// How the test applies the layer to the router: `route_layer` or `layer`.
 type Apply = fn(Router<Recorder>, Layer) -> Router<Recorder>;
@@ -32,8 +33,9 @@ fn app(apply: Apply, recorder: Recorder) -> (Router, Arc<MemoryStore>, Stats) {
         store.clone(),
     )
     .expect("config");
-    let layer = WebhookLayer::new(receiver);
-    let stats = layer.stats();
+    let webhooks = Webhooks::new(receiver);
+    let layer = WebhookLayer::new(&webhooks).expect("in memory");
+    let stats = webhooks.stats();
     let routes = Router::new().route("/webhooks/hoursmith", post(record));
     (apply(routes, layer).with_state(recorder), store, stats)
 }

@@ -12,22 +12,42 @@ use std::{
     time::Duration,
 };
 
-use axum::{Extension, Router, routing::post};
+use axum::{
+    Extension, Router,
+    routing::{post, post_service},
+};
 use hookwise_core::{
-    ConfigError, DedupeStore, Delivery as Verified, Hoursmith, ManualClock, MemoryStore, Outcome,
-    Receiver, hoursmith,
+    ConfigError, DedupeStore, Delivery as Verified, Hoursmith, ManualClock, MemoryStore, Receiver,
+    hoursmith,
+};
+use hookwise_runtime::{
+    AckMode, DeadLetter, DurableQueue, HandlerError, QueueFuture, Received, RetryPolicy, Webhooks,
+    WebhooksBuilder, Workers,
 };
 use hookwise_test_support::*;
-use hookwise_tower::{
-    AckMode, DurableQueue, HandlerError, QueueFuture, RetryPolicy, WebhookLayer, Workers,
-};
+use hookwise_tower::{WebhookEndpoint, WebhookLayer};
 use http::{StatusCode, request::Parts};
+use http_body_util::Full;
 use tokio::{io::AsyncWriteExt, net::TcpStream, sync::Semaphore};
 
 type Event = Verified<hoursmith::Event>;
 
 fn receiver<S: DedupeStore>(store: S) -> Receiver<Hoursmith, S> {
     Receiver::new(Hoursmith::new(HOURSMITH_SECRET).expect("secret"), store).expect("config")
+}
+
+/// The layer over an in-memory runtime.
+fn layer(webhooks: &Webhooks<Hoursmith>) -> WebhookLayer<Hoursmith> {
+    WebhookLayer::new(webhooks).expect("in memory")
+}
+
+/// A runtime with `queue` and the named handler `stored` it needs.
+fn durable(queue: StallingQueue) -> WebhooksBuilder<Hoursmith> {
+    Webhooks::builder(receiver(MemoryStore::new()))
+        .durable_queue(queue)
+        .handler("stored", |_: Event| async {
+            Ok::<_, std::convert::Infallible>(())
+        })
 }
 
 /// Writes `delivery` as a POST on a fresh connection, then hangs up 100 ms after its
@@ -98,10 +118,16 @@ async fn after_handler_a_sender_that_hangs_up_mid_handler_gets_its_retry_process
             sink.record(d.event().id());
         }
     };
-    let layer = WebhookLayer::new(receiver(MemoryStore::new()))
+    let webhooks = Webhooks::builder(receiver(MemoryStore::new()))
         .mode(AckMode::AfterHandler)
+        .build()
         .expect("no durable queue");
-    let addr = serve(Router::new().route("/hook", post(handler)).layer(layer)).await;
+    let addr = serve(
+        Router::new()
+            .route("/hook", post(handler))
+            .layer(layer(&webhooks)),
+    )
+    .await;
     let delivery = hoursmith("evt_hung_up");
 
     send_and_hang_up(addr, "/hook", &delivery, || !first.load(Ordering::SeqCst)).await;
@@ -125,10 +151,10 @@ struct StallingQueue {
     stored: Arc<Mutex<Vec<String>>>,
 }
 
-impl DurableQueue<Hoursmith, MemoryStore> for StallingQueue {
+impl DurableQueue<Hoursmith> for StallingQueue {
     fn enqueue<'a>(
         &'a self,
-        _route: &'a str,
+        _handler: &'a str,
         _head: &'a Parts,
         delivery: &'a Verified<hoursmith::Event>,
     ) -> QueueFuture<'a, ()> {
@@ -144,18 +170,15 @@ impl DurableQueue<Hoursmith, MemoryStore> for StallingQueue {
         })
     }
 
-    fn start(&self, _route: &str, _workers: Workers<Hoursmith, MemoryStore>) {}
+    fn start(&self, _workers: Workers<Hoursmith>) {}
 }
 
 #[tokio::test]
 async fn durable_a_sender_that_hangs_up_while_the_queue_stores_gets_its_retry_stored() {
     let queue = StallingQueue::default();
-    let layer = WebhookLayer::new(receiver(MemoryStore::new()))
-        .durable_queue(queue.clone())
-        .expect("ack-fast");
-    let app = Router::new()
-        .route("/hook", post(|| async { StatusCode::OK }))
-        .layer(layer);
+    let webhooks = durable(queue.clone()).build().expect("ack-fast");
+    let endpoint = WebhookEndpoint::new(&webhooks, "stored").expect("registered");
+    let app = Router::new().route("/hook", post_service(endpoint));
     let addr = serve(app).await;
     let delivery = hoursmith("evt_stalled_store");
 
@@ -200,8 +223,13 @@ async fn a_claim_whose_reply_was_lost_never_answers_the_retry_duplicate() {
             sink.record(d.event().id());
         }
     };
-    let layer = WebhookLayer::new(receiver(store).clock(clock.clone()));
-    let addr = serve(Router::new().route("/hook", post(handler)).layer(layer)).await;
+    let webhooks = Webhooks::new(receiver(store).clock(clock.clone()));
+    let addr = serve(
+        Router::new()
+            .route("/hook", post(handler))
+            .layer(layer(&webhooks)),
+    )
+    .await;
     let client = client();
     let delivery = hoursmith("evt_lost_reply");
 
@@ -246,10 +274,16 @@ async fn a_queued_event_keeps_its_claim_past_the_lease() {
             sink.record(d.event().id());
         }
     };
-    let layer = WebhookLayer::new(receiver(store).clock(clock.clone()))
+    let webhooks = Webhooks::builder(receiver(store).clock(clock.clone()))
         .concurrency(1)
+        .build()
         .expect("concurrency");
-    let addr = serve(Router::new().route("/hook", post(handler)).layer(layer)).await;
+    let addr = serve(
+        Router::new()
+            .route("/hook", post(handler))
+            .layer(layer(&webhooks)),
+    )
+    .await;
     let client = client();
     let (running, waiting) = (hoursmith("evt_running"), hoursmith("evt_waiting"));
     assert_eq!(send(&client, addr, "/hook", &running).await.status, 200);
@@ -277,19 +311,40 @@ async fn a_queued_event_keeps_its_claim_past_the_lease() {
 // ---------------------------------------------------------------------------------
 // 8. Settings that would silently do nothing.
 
-#[test]
-fn ack_after_handler_with_a_durable_queue_is_refused_in_either_order() {
+// Built inside a tokio runtime: a durable runtime starts its readers when built.
+#[tokio::test]
+async fn ack_after_handler_with_a_durable_queue_is_refused_in_either_order() {
     let conflict = |result: Result<_, ConfigError>| matches!(result, Err(ConfigError::Conflict(message)) if message.contains("ack-fast"));
-    let after_then_queue = WebhookLayer::new(receiver(MemoryStore::new()))
+    Webhooks::builder(receiver(MemoryStore::new()))
         .mode(AckMode::AfterHandler)
-        .expect("alone it is fine")
-        .durable_queue(StallingQueue::default());
-    assert!(conflict(after_then_queue.map(drop)));
-    let queue_then_after = WebhookLayer::new(receiver(MemoryStore::new()))
+        .build()
+        .expect("alone it is fine");
+    durable(StallingQueue::default())
+        .build()
+        .expect("alone it is fine");
+    let after_then_queue = Webhooks::builder(receiver(MemoryStore::new()))
+        .mode(AckMode::AfterHandler)
         .durable_queue(StallingQueue::default())
-        .expect("alone it is fine")
-        .mode(AckMode::AfterHandler);
+        .handler("stored", |_: Event| async {
+            Ok::<_, std::convert::Infallible>(())
+        })
+        .build();
+    assert!(conflict(after_then_queue.map(drop)));
+    let queue_then_after = durable(StallingQueue::default())
+        .mode(AckMode::AfterHandler)
+        .build();
     assert!(conflict(queue_then_after.map(drop)));
+}
+
+#[tokio::test]
+async fn a_layer_over_a_durable_runtime_is_refused() {
+    // The layer's inner service lives in this process only: no other instance could
+    // run it for a delivery read back from the queue.
+    let webhooks = durable(StallingQueue::default()).build().expect("ack-fast");
+    assert!(matches!(
+        WebhookLayer::new(&webhooks),
+        Err(ConfigError::Conflict(_))
+    ));
 }
 
 // ---------------------------------------------------------------------------------
@@ -310,14 +365,22 @@ async fn a_dead_letter_is_kept_by_default_and_replayed_once() {
             StatusCode::OK
         }
     };
-    let layer = WebhookLayer::new(receiver(MemoryStore::new())).retry(
-        RetryPolicy::default()
-            .max_attempts(2)
-            .initial_backoff(Duration::from_millis(5)),
-    );
-    let dead = layer.dead_letters().expect("kept by default");
-    let stats = layer.stats();
-    let addr = serve(Router::new().route("/hook", post(handler)).layer(layer)).await;
+    let webhooks = Webhooks::builder(receiver(MemoryStore::new()))
+        .retry(
+            RetryPolicy::default()
+                .max_attempts(2)
+                .initial_backoff(Duration::from_millis(5)),
+        )
+        .build()
+        .expect("valid settings");
+    let dead = webhooks.dead_letters().expect("kept by default");
+    let stats = webhooks.stats();
+    let addr = serve(
+        Router::new()
+            .route("/hook", post(handler))
+            .layer(layer(&webhooks)),
+    )
+    .await;
     let client = client();
     let delivery = hoursmith("evt_dead");
     assert_eq!(send(&client, addr, "/hook", &delivery).await.status, 200);
@@ -352,13 +415,18 @@ async fn a_dead_letter_is_kept_by_default_and_replayed_once() {
 #[tokio::test]
 async fn a_panicking_dead_letter_callback_is_caught_and_the_event_stays_accounted_for() {
     let handler = |Extension(_): Extension<Event>| async { StatusCode::INTERNAL_SERVER_ERROR };
-    let layer = WebhookLayer::new(receiver(MemoryStore::new()))
+    let webhooks = Webhooks::builder(receiver(MemoryStore::new()))
         .retry(RetryPolicy::default().max_attempts(1))
-        .on_dead_letter(|_letter: hookwise_tower::DeadLetter<hoursmith::Event>| {
-            panic!("the callback's own bug")
-        });
-    let stats = layer.stats();
-    let addr = serve(Router::new().route("/hook", post(handler)).layer(layer)).await;
+        .on_dead_letter(|_letter: DeadLetter<hoursmith::Event>| panic!("the callback's own bug"))
+        .build()
+        .expect("valid settings");
+    let stats = webhooks.stats();
+    let addr = serve(
+        Router::new()
+            .route("/hook", post(handler))
+            .layer(layer(&webhooks)),
+    )
+    .await;
     let client = client();
     let delivery = hoursmith("evt_panicking_callback");
     assert_eq!(send(&client, addr, "/hook", &delivery).await.status, 200);
@@ -379,15 +447,15 @@ async fn a_panicking_dead_letter_callback_is_caught_and_the_event_stays_accounte
 async fn a_shutdown_racing_a_submit_never_reports_a_running_event_finished() {
     let mut raced = 0;
     for round in 0..3000 {
-        let layer = WebhookLayer::new(receiver(MemoryStore::new()));
-        let processor = layer.processor().clone();
-        let shutdown = layer.shutdown_handle();
+        let webhooks = Webhooks::new(receiver(MemoryStore::new()));
+        let shutdown = webhooks.shutdown_handle();
         let delivery = hoursmith(&format!("evt_race_{round}"));
-        let Ok(Outcome::Accepted { delivery, claim }) = processor
-            .receiver()
-            .receive(&delivery.headers, delivery.body.clone())
-            .await
-        else {
+        let mut request = http::Request::post("/hook")
+            .body(Full::new(delivery.body.clone()))
+            .expect("request");
+        *request.headers_mut() = delivery.headers.clone();
+        let (head, body) = request.into_parts();
+        let Ok(Received::New { delivery, claim }) = webhooks.receive(&head, body).await else {
             panic!("accepted")
         };
         let start = Arc::new(tokio::sync::Barrier::new(2));
@@ -395,9 +463,8 @@ async fn a_shutdown_racing_a_submit_never_reports_a_running_event_finished() {
         let done = finished.clone();
         let submitted = tokio::spawn(async move {
             go.wait().await;
-            let claim = processor.hold(claim);
-            processor
-                .submit(delivery, claim, move |_| {
+            webhooks
+                .process(delivery, claim, move |_| {
                     let done = done.clone();
                     async move {
                         tokio::time::sleep(Duration::from_millis(20)).await;

@@ -8,25 +8,33 @@ use std::{
 
 use axum::{Extension, Router, extract::State, routing::post};
 use hookwise_core::{Delivery as Verified, Hoursmith, MemoryStore, Receiver, hoursmith};
+use hookwise_runtime::{AckMode, DeadLetter, HandlerError, RetryPolicy, Webhooks, WebhooksBuilder};
 use hookwise_test_support::*;
-use hookwise_tower::{AckMode, DeadLetter, HandlerError, RetryPolicy, WebhookLayer};
+use hookwise_tower::WebhookLayer;
 use http::StatusCode;
 use tokio::sync::Semaphore;
 
-type Layer = WebhookLayer<Hoursmith, MemoryStore>;
 type Event = Verified<hoursmith::Event>;
 
-fn layer() -> Layer {
+fn builder() -> WebhooksBuilder<Hoursmith> {
     let receiver = Receiver::new(
         Hoursmith::new(HOURSMITH_SECRET).expect("secret"),
         MemoryStore::new(),
     )
     .expect("config");
-    WebhookLayer::new(receiver).retry(
+    Webhooks::builder(receiver).retry(
         RetryPolicy::default()
             .max_attempts(3)
             .initial_backoff(Duration::from_millis(10)),
     )
+}
+
+fn webhooks() -> Webhooks<Hoursmith> {
+    builder().build().expect("valid settings")
+}
+
+fn layer(webhooks: &Webhooks<Hoursmith>) -> WebhookLayer<Hoursmith> {
+    WebhookLayer::new(webhooks).expect("in memory")
 }
 
 type Letters = Arc<Mutex<Vec<DeadLetter<hoursmith::Event>>>>;
@@ -45,7 +53,7 @@ fn dead_letters() -> (
     })
 }
 
-fn router<H, T>(layer: Layer, handler: H, recorder: Recorder) -> Router
+fn router<H, T>(webhooks: &Webhooks<Hoursmith>, handler: H, recorder: Recorder) -> Router
 where
     H: axum::handler::Handler<T, Recorder>,
     T: 'static,
@@ -53,7 +61,7 @@ where
     Router::new()
         .route("/hook", post(handler))
         .with_state(recorder)
-        .layer(layer)
+        .layer(layer(webhooks))
 }
 
 async fn record(
@@ -70,7 +78,7 @@ async fn a_slow_handler_does_not_delay_the_answer() {
         tokio::time::sleep(Duration::from_secs(5)).await;
         recorder.record(d.event().id());
     }
-    let addr = serve(router(layer(), slow, Recorder::default())).await;
+    let addr = serve(router(&webhooks(), slow, Recorder::default())).await;
     let started = Instant::now();
     let answer = send(&client(), addr, "/hook", &hoursmith("evt_slow")).await;
     let took = started.elapsed();
@@ -82,9 +90,9 @@ async fn a_slow_handler_does_not_delay_the_answer() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fifty_concurrent_deliveries_of_one_event_run_the_handler_once() {
     let recorder = Recorder::default();
-    let layer = layer();
-    let stats = layer.stats();
-    let addr = serve(router(layer, record, recorder.clone())).await;
+    let webhooks = webhooks();
+    let stats = webhooks.stats();
+    let addr = serve(router(&webhooks, record, recorder.clone())).await;
     let client = client();
     let delivery = hoursmith("evt_once");
     let answers = futures_join_all((0..50).map(|_| {
@@ -138,9 +146,12 @@ async fn a_handler_failing_twice_then_succeeding_runs_three_times() {
     }
     let recorder = Recorder::default();
     let (letters, sink) = dead_letters();
-    let layer = layer().on_dead_letter(sink);
-    let stats = layer.stats();
-    let addr = serve(router(layer, flaky, recorder.clone())).await;
+    let webhooks = builder()
+        .on_dead_letter(sink)
+        .build()
+        .expect("valid settings");
+    let stats = webhooks.stats();
+    let addr = serve(router(&webhooks, flaky, recorder.clone())).await;
     assert_eq!(
         send(&client(), addr, "/hook", &hoursmith("evt_flaky"))
             .await
@@ -180,9 +191,12 @@ async fn failing_and_panicking_handlers_end_in_the_dead_letter_callback() {
     }
     let recorder = Recorder::default();
     let (letters, sink) = dead_letters();
-    let layer = layer().on_dead_letter(sink);
-    let stats = layer.stats();
-    let addr = serve(router(layer, failing, recorder.clone())).await;
+    let webhooks = builder()
+        .on_dead_letter(sink)
+        .build()
+        .expect("valid settings");
+    let stats = webhooks.stats();
+    let addr = serve(router(&webhooks, failing, recorder.clone())).await;
     let client = client();
     for id in ["evt_fail", "evt_panic"] {
         assert_eq!(
@@ -254,13 +268,14 @@ async fn a_handler_past_its_timeout_is_cancelled_and_dead_lettered() {
     }
     let recorder = Recorder::default();
     let (letters, sink) = dead_letters();
-    let layer = layer()
+    let webhooks = builder()
         .retry(RetryPolicy::never())
         .handler_timeout(Duration::from_millis(100))
-        .expect("non-zero")
-        .on_dead_letter(sink);
-    let shutdown = layer.shutdown_handle();
-    let addr = serve(router(layer, hangs, recorder.clone())).await;
+        .on_dead_letter(sink)
+        .build()
+        .expect("non-zero");
+    let shutdown = webhooks.shutdown_handle();
+    let addr = serve(router(&webhooks, hangs, recorder.clone())).await;
     assert_eq!(
         send(&client(), addr, "/hook", &hoursmith("evt_hang"))
             .await
@@ -290,11 +305,14 @@ async fn a_full_queue_answers_503_and_releases_the_claim() {
             recorder.record(d.event().id());
         }
     };
-    let layer = layer()
+    let webhooks = builder()
         .concurrency(1)
-        .and_then(|l| l.queue_capacity(1))
+        .queue_capacity(1)
+        .build()
         .expect("valid");
-    let app = Router::new().route("/hook", post(handler)).layer(layer);
+    let app = Router::new()
+        .route("/hook", post(handler))
+        .layer(layer(&webhooks));
     let addr = serve(app).await;
     let client = client();
 
@@ -334,10 +352,10 @@ async fn shutdown_waits_for_every_accepted_event() {
         recorder.record(d.event().id());
     }
     let recorder = Recorder::default();
-    let layer = layer();
-    let shutdown = layer.shutdown_handle();
-    let stats = layer.stats();
-    let addr = serve(router(layer, slow, recorder.clone())).await;
+    let webhooks = webhooks();
+    let shutdown = webhooks.shutdown_handle();
+    let stats = webhooks.stats();
+    let addr = serve(router(&webhooks, slow, recorder.clone())).await;
     let client = client();
     let answers = futures_join_all((0..200).map(|i| {
         let client = client.clone();
@@ -375,9 +393,11 @@ async fn shutdown_reports_events_still_running_at_the_deadline() {
     async fn stuck(Extension(_): Extension<Event>) {
         tokio::time::sleep(Duration::from_secs(20)).await;
     }
-    let layer = layer();
-    let shutdown = layer.shutdown_handle();
-    let app = Router::new().route("/hook", post(stuck)).layer(layer);
+    let webhooks = webhooks();
+    let shutdown = webhooks.shutdown_handle();
+    let app = Router::new()
+        .route("/hook", post(stuck))
+        .layer(layer(&webhooks));
     let addr = serve(app).await;
     assert_eq!(
         send(&client(), addr, "/hook", &hoursmith("evt_stuck"))
@@ -396,9 +416,9 @@ async fn composes_with_axum_graceful_shutdown() {
         recorder.record(d.event().id());
     }
     let recorder = Recorder::default();
-    let layer = layer();
-    let shutdown = layer.shutdown_handle();
-    let app = router(layer, slow, recorder.clone());
+    let webhooks = webhooks();
+    let shutdown = webhooks.shutdown_handle();
+    let app = router(&webhooks, slow, recorder.clone());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind");
@@ -438,10 +458,11 @@ async fn ack_after_handler_answers_500_on_failure_and_the_retry_is_processed() {
         }
     }
     let recorder = Recorder::default();
-    let layer = layer()
+    let webhooks = builder()
         .mode(AckMode::AfterHandler)
+        .build()
         .expect("no durable queue");
-    let addr = serve(router(layer, fails_once, recorder.clone())).await;
+    let addr = serve(router(&webhooks, fails_once, recorder.clone())).await;
     let client = client();
     let delivery = hoursmith("evt_after");
 
@@ -469,10 +490,13 @@ async fn ack_after_handler_turns_a_panic_into_500() {
     async fn panics(Extension(_): Extension<Event>) -> StatusCode {
         panic!("handler bug");
     }
-    let layer = layer()
+    let webhooks = builder()
         .mode(AckMode::AfterHandler)
+        .build()
         .expect("no durable queue");
-    let app = Router::new().route("/hook", post(panics)).layer(layer);
+    let app = Router::new()
+        .route("/hook", post(panics))
+        .layer(layer(&webhooks));
     let addr = serve(app).await;
     let client = client();
     assert_eq!(

@@ -8,8 +8,9 @@ use std::{
 
 use bytes::Bytes;
 use hookwise_core::{Delivery as Verified, Hoursmith, MemoryStore, Receiver, hoursmith};
+use hookwise_runtime::{AckMode, Webhooks};
 use hookwise_test_support::*;
-use hookwise_tower::{AckMode, HandlerBody, WebhookLayer, WebhookService};
+use hookwise_tower::{HandlerBody, WebhookLayer, WebhookService};
 use http::{Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full};
 use tower::{Layer, ServiceExt, service_fn};
@@ -28,7 +29,6 @@ fn service(
     + Send
     + Sync,
     Hoursmith,
-    MemoryStore,
 > {
     let receiver = Receiver::new(
         Hoursmith::new(HOURSMITH_SECRET).expect("secret"),
@@ -59,9 +59,12 @@ fn service(
             Ok::<_, Infallible>(Response::new(Full::new(Bytes::new())))
         }
     });
-    WebhookLayer::new(receiver)
+    let webhooks = Webhooks::builder(receiver)
         .mode(AckMode::AfterHandler)
-        .expect("no durable queue")
+        .build()
+        .expect("no durable queue");
+    WebhookLayer::new(&webhooks)
+        .expect("in memory")
         .layer(handler)
 }
 
