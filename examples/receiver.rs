@@ -12,6 +12,9 @@
 //!   accepted events live in Redis (`RedisStore`, `RedisQueue`): run as many
 //!   instances as you like, and a `200` survives the process that gave it. Without
 //!   it, everything is in memory and nothing else is needed.
+//!   `HOOKWISE_TAKEOVER_SECS` sets how long a crashed instance's claims and queue
+//!   entries wait before another instance takes them over (by default the claim
+//!   lease, 5 min, and the queue's claim idle time, 60 s).
 //! - Prints exactly one JSON line per processed event on stdout:
 //!   `{"provider":"hoursmith","id":"<dedupe key>","type":"invoice.paid","livemode":true}`
 //!   (Mojave has no test mode, so its events are always `"livemode":true`). Logs go
@@ -71,11 +74,28 @@ where
     F: Future<Output = Result<(), Infallible>> + Send + 'static,
 {
     let builder = match redis {
-        Some(url) => Webhooks::builder(Receiver::new(provider, RedisStore::new(url)?)?)
-            .durable_queue(RedisQueue::new(url)?),
+        Some(url) => {
+            let (mut store, mut queue) = (RedisStore::new(url)?, RedisQueue::new(url)?);
+            if let Some(takeover) = takeover()? {
+                store = store.lease(takeover)?;
+                queue = queue.claim_idle(takeover)?;
+            }
+            Webhooks::builder(Receiver::new(provider, store)?).durable_queue(queue)
+        }
         None => Webhooks::builder(Receiver::new(provider, MemoryStore::new())?),
     };
     Ok(builder.handler(HANDLER, handler).build()?)
+}
+
+/// `HOOKWISE_TAKEOVER_SECS`, when set.
+fn takeover() -> Result<Option<Duration>, String> {
+    match std::env::var("HOOKWISE_TAKEOVER_SECS") {
+        Ok(secs) => secs
+            .parse()
+            .map(|secs| Some(Duration::from_secs(secs)))
+            .map_err(|_| format!("HOOKWISE_TAKEOVER_SECS is not a number of seconds: {secs:?}")),
+        Err(_) => Ok(None),
+    }
 }
 
 #[tokio::main]

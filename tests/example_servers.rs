@@ -4,6 +4,8 @@
 
 mod support;
 
+use std::time::Duration;
+
 use bytes::Bytes;
 use hookwise_test_support::*;
 use serde_json::{Value, json};
@@ -25,16 +27,41 @@ fn printed(stdout: &str) -> Vec<Value> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn receiver_follows_the_contract_and_prints_one_line_per_processed_event() {
-    contract_and_output("receiver").await;
+    contract_and_output("receiver", &ENV).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn receiver_on_redis_follows_the_same_contract_and_prints_the_same_lines() {
+    let Some(redis) = RedisServer::start("receiver on redis") else {
+        return;
+    };
+    let url = redis.url();
+    let env = [ENV[0], ENV[1], ("HOOKWISE_REDIS_URL", url.as_str())];
+    contract_and_output("receiver", &env).await;
+    // The accepted events went through one stream per provider, named after the
+    // handler, and were acknowledged and deleted once run.
+    let streams = redis.cli(&["--scan", "--pattern", "hookwise:queue:*"]);
+    let mut streams: Vec<_> = streams.lines().collect();
+    streams.sort_unstable();
+    assert_eq!(
+        streams,
+        [
+            "hookwise:queue:hoursmith:print",
+            "hookwise:queue:mojave:print"
+        ]
+    );
+    for stream in streams {
+        assert_eq!(redis.cli(&["XLEN", stream]), "0", "{stream}");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn actix_follows_the_contract_and_prints_one_line_per_processed_event() {
-    contract_and_output("actix").await;
+    contract_and_output("actix", &ENV).await;
 }
 
-async fn contract_and_output(example: &str) {
-    let server = Server::start(example, &ENV);
+async fn contract_and_output(example: &str, env: &[(&str, &str)]) {
+    let server = Server::start(example, env);
     let (addr, client) = (server.addr, client());
 
     let paid = hoursmith_signed(
@@ -107,6 +134,10 @@ async fn contract_and_output(example: &str) {
         );
     }
 
+    // Processed in the background (by the durable queue's reader, with Redis):
+    // stopping waits for what runs, not for what a reader has not taken yet.
+    let all_run = eventually(Duration::from_secs(10), || server.printed().len() >= 3).await;
+    assert!(all_run, "{example}: {:?}", server.printed());
     let (status, stdout) = server.terminate();
     assert!(status.success(), "{example}: exit status {status:?}");
     let mut lines = printed(&stdout);

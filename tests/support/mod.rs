@@ -3,11 +3,11 @@
 #![allow(dead_code, unreachable_pub)]
 
 use std::{
-    io::{BufRead, BufReader, Read},
+    io::{BufRead, BufReader},
     net::SocketAddr,
     path::PathBuf,
     process::{Child, Command, ExitStatus, Stdio},
-    sync::mpsc,
+    sync::{Arc, Mutex, PoisonError, mpsc},
     thread,
     time::{Duration, Instant},
 };
@@ -33,6 +33,9 @@ pub struct Server {
     child: Child,
     pub addr: SocketAddr,
     stderr: mpsc::Receiver<String>,
+    /// Every line printed on stdout so far, read as it comes.
+    stdout: Arc<Mutex<Vec<String>>>,
+    stdout_reader: Option<thread::JoinHandle<()>>,
 }
 
 impl Server {
@@ -58,6 +61,17 @@ impl Server {
                 }
             }
         });
+        let stdout = Arc::new(Mutex::new(Vec::new()));
+        let printed = stdout.clone();
+        let out = child.stdout.take().expect("piped stdout");
+        let stdout_reader = thread::spawn(move || {
+            for line in BufReader::new(out).lines().map_while(Result::ok) {
+                printed
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .push(line);
+            }
+        });
         let deadline = Instant::now() + Duration::from_secs(30);
         let addr = loop {
             let left = deadline.saturating_duration_since(Instant::now());
@@ -65,25 +79,31 @@ impl Server {
                 .recv_timeout(left)
                 .unwrap_or_else(|_| panic!("{name} did not log its address within 30 s"));
             if let Some(addr) = line.split("addr=").nth(1) {
-                break addr.trim().parse().expect("a socket address after addr=");
+                let addr = addr.split_whitespace().next().unwrap_or_default();
+                break addr.parse().expect("a socket address after addr=");
             }
         };
         Self {
             child,
             addr,
             stderr: stderr_lines,
+            stdout,
+            stdout_reader: Some(stdout_reader),
         }
+    }
+
+    /// The lines printed on stdout so far.
+    pub fn printed(&self) -> Vec<String> {
+        self.stdout
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
     }
 
     /// Sends SIGTERM and waits (up to 30 s) for the exit; returns the status and
     /// everything printed on stdout.
     pub fn terminate(mut self) -> (ExitStatus, String) {
-        let pid = self.child.id().to_string();
-        let sent = Command::new("kill")
-            .args(["-TERM", &pid])
-            .status()
-            .expect("run kill");
-        assert!(sent.success(), "kill -TERM {pid} failed");
+        self.signal("-TERM");
         let deadline = Instant::now() + Duration::from_secs(30);
         let status = loop {
             if let Some(status) = self.child.try_wait().expect("wait") {
@@ -95,11 +115,36 @@ impl Server {
             );
             thread::sleep(Duration::from_millis(20));
         };
-        let mut stdout = String::new();
-        if let Some(mut out) = self.child.stdout.take() {
-            out.read_to_string(&mut stdout).expect("read stdout");
+        (status, self.all_printed())
+    }
+
+    /// Kills the process with SIGKILL, as a crash or an out-of-memory kill would:
+    /// nothing is finished or released. Returns what it had printed.
+    pub fn kill_9(mut self) -> String {
+        self.signal("-KILL");
+        let _ = self.child.wait();
+        self.all_printed()
+    }
+
+    fn signal(&self, signal: &str) {
+        let pid = self.child.id().to_string();
+        let sent = Command::new("kill")
+            .args([signal, &pid])
+            .status()
+            .expect("run kill");
+        assert!(sent.success(), "kill {signal} {pid} failed");
+    }
+
+    /// Everything printed on stdout, once the process has exited.
+    fn all_printed(&mut self) -> String {
+        if let Some(reader) = self.stdout_reader.take() {
+            let _ = reader.join();
         }
-        (status, stdout)
+        let mut stdout = self.printed().join("\n");
+        if !stdout.is_empty() {
+            stdout.push('\n');
+        }
+        stdout
     }
 
     /// The stderr lines logged so far.

@@ -96,6 +96,14 @@ impl ShutdownHandle {
         self.drain(deadline).await
     }
 
+    /// How many tasks a drain would wait for now: events queued, running or waiting
+    /// to retry, claims being ended, and a durable queue's readers (one per named
+    /// handler while the handle is open). For monitoring and tests: a count that
+    /// grows with connections, not with work, is a leak.
+    pub fn tasks(&self) -> usize {
+        self.state.tracker.len()
+    }
+
     /// Runs `work` as a tracked task: drains wait for it. Durable queue workers use it
     /// for the deliveries they run.
     pub fn spawn<F>(&self, work: F)

@@ -118,6 +118,19 @@ impl RedisServer {
         format!("redis://127.0.0.1:{}/", self.port)
     }
 
+    /// Runs one command with `redis-cli` and returns its raw output, trimmed: for
+    /// looking at what the code under test left in Redis without a client library
+    /// of the tests' own.
+    pub fn cli(&self, args: &[&str]) -> String {
+        let output = Command::new("redis-cli")
+            .args(["-p", &self.port.to_string(), "--raw"])
+            .args(args)
+            .output()
+            .expect("run redis-cli (it comes with redis-server)");
+        assert!(output.status.success(), "redis-cli {args:?} failed");
+        String::from_utf8_lossy(&output.stdout).trim().to_owned()
+    }
+
     /// Stops the server (SIGKILL: no chance to save anything more).
     pub fn stop(&mut self) {
         if let Some(mut child) = self.child.take() {

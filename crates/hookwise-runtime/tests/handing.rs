@@ -1,0 +1,155 @@
+//! What the runtime does with a new event, through its public API only: the way
+//! every adapter uses it.
+
+use std::{convert::Infallible, sync::Arc, time::Duration};
+
+use bytes::Bytes;
+use hookwise_core::{
+    Delivery, Hoursmith, MemoryStore, OutcomeKind, Receiver, RejectionKind, hoursmith,
+};
+use hookwise_runtime::{DurableQueue, QueueFuture, Received, Webhooks, Workers};
+use hookwise_test_support::{hoursmith as signed, *};
+use http::request::Parts;
+use http_body_util::Full;
+
+fn receiver(store: Arc<MemoryStore>) -> Receiver<Hoursmith, Arc<MemoryStore>> {
+    let provider = Hoursmith::new(HOURSMITH_SECRET).expect("secret");
+    Receiver::new(provider, store).expect("receiver")
+}
+
+/// A delivery as an adapter holds it: the request head and its body.
+fn request(id: &str) -> (Parts, Full<Bytes>) {
+    let delivery = signed(id);
+    let mut request = http::Request::post("/hook")
+        .body(Full::new(delivery.body))
+        .expect("request");
+    *request.headers_mut() = delivery.headers;
+    request.into_parts()
+}
+
+/// Receives `id` and returns its new event, or panics.
+async fn new_event(
+    webhooks: &Webhooks<Hoursmith>,
+    id: &str,
+) -> (
+    Parts,
+    Delivery<hoursmith::Event>,
+    hookwise_runtime::HeldClaim<Hoursmith>,
+) {
+    let (head, body) = request(id);
+    match webhooks.receive(&head, body).await {
+        Ok(Received::New { delivery, claim }) => (head, delivery, claim),
+        Ok(Received::Acknowledged(kind)) => panic!("{id}: acknowledged as {kind:?}"),
+        Err(rejection) => panic!("{id}: {rejection}"),
+    }
+}
+
+#[tokio::test]
+async fn a_named_handler_runs_the_events_handed_to_it_and_a_duplicate_is_acknowledged() {
+    let recorder = Recorder::default();
+    let seen = recorder.clone();
+    let webhooks = Webhooks::builder(receiver(Arc::default()))
+        .handler("tasks", move |delivery: Delivery<hoursmith::Event>| {
+            let seen = seen.clone();
+            async move {
+                seen.record(delivery.dedupe_key().id());
+                Ok::<_, Infallible>(())
+            }
+        })
+        .build()
+        .expect("valid");
+    let (head, delivery, claim) = new_event(&webhooks, "evt_1").await;
+    webhooks
+        .hand_to("tasks", &head, delivery, claim)
+        .await
+        .expect("taken on");
+    assert!(eventually(Duration::from_secs(5), || recorder.ids() == ["evt_1"]).await);
+
+    let (head, body) = request("evt_1");
+    let again = webhooks.receive(&head, body).await.expect("verified");
+    assert!(matches!(
+        again,
+        Received::Acknowledged(OutcomeKind::Duplicate)
+    ));
+    let report = webhooks.shutdown(Duration::from_secs(5)).await;
+    assert_eq!(report.unfinished, 0);
+    assert_eq!(webhooks.stats().snapshot().processed, 1);
+}
+
+#[tokio::test]
+async fn an_unknown_handler_name_is_refused_and_the_event_stays_receivable() {
+    let store = Arc::new(MemoryStore::new());
+    let webhooks = Webhooks::builder(receiver(store.clone()))
+        .handler("tasks", |_: Delivery<hoursmith::Event>| async {
+            Ok::<_, Infallible>(())
+        })
+        .build()
+        .expect("valid");
+    let (head, delivery, claim) = new_event(&webhooks, "evt_typo").await;
+    let refused = webhooks
+        .hand_to("taks", &head, delivery, claim)
+        .await
+        .expect_err("no such handler");
+    assert_eq!(refused.kind(), RejectionKind::HandlerFailed);
+    assert_eq!(store.stats().keys, 0, "the claim was released");
+    // The sender's retry is a new event again, not a duplicate.
+    let _ = new_event(&webhooks, "evt_typo").await;
+}
+
+/// A queue that stores in memory what it is given, and starts nothing.
+#[derive(Clone, Default)]
+struct VecQueue {
+    stored: Arc<std::sync::Mutex<Vec<(String, String)>>>,
+}
+
+impl DurableQueue<Hoursmith> for VecQueue {
+    fn enqueue<'a>(
+        &'a self,
+        handler: &'a str,
+        _head: &'a Parts,
+        delivery: &'a Delivery<hoursmith::Event>,
+    ) -> QueueFuture<'a, ()> {
+        let entry = (handler.to_owned(), delivery.dedupe_key().id().to_owned());
+        if let Ok(mut stored) = self.stored.lock() {
+            stored.push(entry);
+        }
+        Box::pin(async { Ok(()) })
+    }
+
+    fn start(&self, _workers: Workers<Hoursmith>) {}
+}
+
+#[tokio::test]
+async fn a_durable_runtime_stores_under_the_handlers_name_and_refuses_a_per_request_job() {
+    let store = Arc::new(MemoryStore::new());
+    let queue = VecQueue::default();
+    let webhooks = Webhooks::builder(receiver(store.clone()))
+        .durable_queue(queue.clone())
+        .handler("clients", |_: Delivery<hoursmith::Event>| async {
+            Ok::<_, Infallible>(())
+        })
+        .handler("tasks", |_: Delivery<hoursmith::Event>| async {
+            Ok::<_, Infallible>(())
+        })
+        .build()
+        .expect("valid");
+
+    let (head, delivery, claim) = new_event(&webhooks, "evt_stored").await;
+    webhooks
+        .hand_to("tasks", &head, delivery, claim)
+        .await
+        .expect("stored");
+    let stored = queue.stored.lock().map(|s| s.clone()).unwrap_or_default();
+    assert_eq!(stored, [("tasks".to_owned(), "evt_stored".to_owned())]);
+
+    // A job given with the request would live in this process only: refused, and
+    // the claim released, so the sender's retry can be handed to a named handler.
+    let (_, delivery, claim) = new_event(&webhooks, "evt_job").await;
+    let refused = webhooks
+        .process(delivery, claim, |_| async { Ok::<_, Infallible>(()) })
+        .await
+        .expect_err("a per-request job in a durable runtime");
+    assert_eq!(refused.kind(), RejectionKind::HandlerFailed);
+    let _ = new_event(&webhooks, "evt_job").await;
+    assert_eq!(queue.stored.lock().map(|s| s.len()).ok(), Some(1));
+}
