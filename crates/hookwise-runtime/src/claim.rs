@@ -20,16 +20,21 @@ enum OnDrop {
 /// [`commit`](Self::commit) is under way completes the commit instead. Either way the
 /// claim's end is counted once in [`Stats`] (it is no longer in flight).
 ///
-/// Every path that ends a claim goes through a `HeldClaim`, so no path can forget one:
+/// Every path that ends a claim goes through a `HeldClaim`, so no path can forget one.
+/// [`Webhooks::receive`](crate::Webhooks::receive) hands one out with every new
+/// event; [`Webhooks::process`](crate::Webhooks::process) and
+/// [`Webhooks::hand_to`](crate::Webhooks::hand_to) take it and end it:
 ///
 /// | what happened | who ends the claim | how |
 /// | --- | --- | --- |
-/// | ack-fast, taken by the [`Processor`](crate::Processor) | the request confirms, the background run commits | confirmed once spawned, before the `200` ([`DedupeStore::confirm`](hookwise_core::DedupeStore::confirm)), renewed while queued or running, [`commit`](HeldClaim::commit) when processed or dead-lettered |
+/// | ack-fast, taken by the processor | the request confirms, the background run commits | confirmed once spawned, before the `200` ([`DedupeStore::confirm`](hookwise_core::DedupeStore::confirm)), renewed while queued or running, [`commit`](HeldClaim::commit) when processed or dead-lettered |
 /// | ack-fast, queue full or shutting down (`503`) | the request | [`release`](HeldClaim::release) |
 /// | ack-after-handler, handler succeeded | the request | [`commit`](HeldClaim::commit), then `200` |
 /// | ack-after-handler, handler failed (`500`) | the request | [`release`](HeldClaim::release) |
 /// | durable queue stored the delivery | the request | [`commit`](HeldClaim::commit): the queue owns the event now |
 /// | durable queue could not store it (`503`) | the request | [`release`](HeldClaim::release) |
+/// | no handler of that name, or a per-request job on a durable runtime (`500`) | the request | [`release`](HeldClaim::release) |
+/// | the extractor's handler commits or releases itself | the handler | [`commit`](HeldClaim::commit) / [`release`](HeldClaim::release) |
 /// | the request's future was dropped (client gone, cancelled), or a panic | `Drop` | finishes what was under way: a commit that had begun is completed, anything else is released, on a task of its own |
 ///
 /// A claim ended by nobody (the process died) expires after the store's lease.
