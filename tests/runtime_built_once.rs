@@ -5,8 +5,8 @@ use std::{convert::Infallible, time::Duration};
 
 use axum::{Router, routing::post_service};
 use hookwise::{
-    Delivery, Hoursmith, Receiver, Webhooks, hoursmith,
-    runtime::{DurableQueue, Received},
+    AnyStore, Delivery, Hoursmith, MemoryStore, Receiver, Webhooks, hoursmith,
+    runtime::{DurableQueue, Enqueue, Received, Stored},
     tower::WebhookEndpoint,
 };
 use hookwise_redis::{RedisQueue, RedisStore};
@@ -101,6 +101,8 @@ async fn a_deploy_that_adds_a_route_keeps_stored_deliveries_with_their_handler()
     // and dies before any is run: the queue is written to without its readers.
     let v1 = Receiver::new(provider(), store()).expect("receiver");
     let stored = queue();
+    // Not the receiver's store: the queue stores, and v1 commits on its own.
+    let unrelated = AnyStore::new(MemoryStore::new());
     for id in ["evt_a", "evt_b", "evt_c"] {
         let delivery = signed(id);
         let mut request = http::Request::post("/webhooks/hoursmith")
@@ -114,9 +116,9 @@ async fn a_deploy_that_adds_a_route_keeps_stored_deliveries_with_their_handler()
         else {
             panic!("{id} was not accepted");
         };
-        DurableQueue::<Hoursmith>::enqueue(&stored, "invoices", &head, &delivery)
-            .await
-            .expect("stored");
+        let entry = Enqueue::new("invoices", &head, &delivery, &claim, &unrelated);
+        let stored = DurableQueue::<Hoursmith>::enqueue(&stored, entry).await;
+        assert_eq!(stored.expect("stored"), Stored::Uncommitted);
         v1.commit(&claim).await.expect("committed");
     }
 

@@ -12,6 +12,8 @@ use crate::DEFAULT_TIMEOUT;
 #[derive(Clone)]
 pub(crate) struct Connection {
     manager: ConnectionManager,
+    /// The URL it connects to: a store and a queue on the same URL share a server.
+    url: std::sync::Arc<str>,
     timeout: Duration,
     /// The runtime the connection was set up in, for work spawned where there is no
     /// current runtime (in a `Drop`).
@@ -41,6 +43,7 @@ impl Connection {
             .map_err(|e| StoreError::with_source("cannot set up the Redis connection", e))?;
         Ok(Self {
             manager,
+            url: url.into(),
             timeout: DEFAULT_TIMEOUT,
             runtime,
         })
@@ -53,6 +56,12 @@ impl Connection {
         }
         self.timeout = timeout;
         Ok(())
+    }
+
+    /// Whether `other` connects to the same URL, hence the same server: only then
+    /// may one script touch both's keys.
+    pub(crate) fn same_server(&self, other: &Connection) -> bool {
+        self.url == other.url
     }
 
     /// The bound on each call.

@@ -42,7 +42,9 @@
 //!
 //! [`RedisQueue`] is a [`DurableQueue`](hookwise_runtime::DurableQueue) for
 //! `WebhooksBuilder::durable_queue`: entries are stored with `XADD` before the `200`,
-//! under the name of the handler that runs them, run by a consumer group's workers
+//! under the name of the handler that runs them (with the receiver's [`RedisStore`]
+//! on the same URL, in one script with the commit of the event's claim), run by a
+//! consumer group's workers
 //! (one reader per handler, started when the runtime is built) with the runtime's
 //! retries, acknowledged when
 //! done, and moved to a dead-letter stream when every attempt failed (a panicking

@@ -2,8 +2,8 @@
 
 use std::{fmt, str::FromStr, sync::Arc, time::Duration};
 
-use hookwise_core::{ConfigError, Delivery, Provider, StoreError, Verified};
-use hookwise_runtime::{DurableQueue, QueueFuture, Workers};
+use hookwise_core::{ConfigError, Provider, StoreError, Verified};
+use hookwise_runtime::{DurableQueue, Enqueue, QueueFuture, Stored, Workers};
 use http::{HeaderMap, HeaderName, HeaderValue, Method, Request, Uri, request::Parts};
 use redis::{
     AsyncCommands, Script, ToRedisArgs, Value,
@@ -12,8 +12,9 @@ use redis::{
 use tokio::{sync::Semaphore, task::JoinHandle};
 
 use crate::{
-    DEFAULT_NAMESPACE,
+    DEFAULT_NAMESPACE, RedisStore,
     connection::{Connection, millis},
+    store::STORE_AND_COMMIT,
 };
 
 /// The consumer group every instance's workers read through.
@@ -58,8 +59,12 @@ const SCAN_START: &str = "0-0";
 ///
 /// - Before the `200`, the accepted delivery (request head, raw body, verification
 ///   facts, receipt time) is appended with `XADD` to `<ns>:queue:<provider>:<handler>`,
-///   where `handler` is the name of the handler that runs it. Run Redis with `appendonly yes` so that what
-///   was acknowledged survives a Redis restart.
+///   where `handler` is the name of the handler that runs it. When the receiver's
+///   store is a [`RedisStore`] on the same URL, the `XADD` and the commit of the
+///   event's claim are one script: there is no moment when the delivery is stored and
+///   the event not marked done (a request cut there would have its retry stored and
+///   run again), nor the other way round. Run Redis with `appendonly yes` so that
+///   what was acknowledged survives a Redis restart.
 /// - Workers in every instance read through one consumer group, run the named
 ///   handler with the runtime's retries, timeout and dead-letter callback, and `XACK`
 ///   the entry when done. An entry that fails every attempt is moved to the
@@ -103,6 +108,7 @@ pub struct RedisQueue {
     max_deliveries: u32,
     max_backlog: u64,
     append: Script,
+    store_and_commit: Script,
 }
 
 impl RedisQueue {
@@ -118,6 +124,7 @@ impl RedisQueue {
             max_deliveries: DEFAULT_MAX_DELIVERIES,
             max_backlog: DEFAULT_MAX_BACKLOG,
             append: Script::new(APPEND),
+            store_and_commit: Script::new(STORE_AND_COMMIT),
         })
     }
 
@@ -227,12 +234,49 @@ impl RedisQueue {
             .await?;
         match id {
             Some(_) => Ok(()),
-            None => Err(StoreError::full(format!(
-                "the durable queue's backlog is full: {stream} holds {} entries \
-                 (RedisQueue::max_backlog); try again once the workers catch up",
-                self.max_backlog
-            ))),
+            None => Err(self.full(stream)),
         }
+    }
+
+    /// [`append`](Self::append) and commit the claim whose Redis key, token and
+    /// retention are `commit`, in one script (`STORE_AND_COMMIT`): both or neither.
+    async fn append_committing(
+        &self,
+        stream: &str,
+        fields: &[(&str, Vec<u8>)],
+        (claim_key, token, retention_ms): (String, String, u64),
+    ) -> Result<Stored, StoreError> {
+        let mut connection = self.connection.handle();
+        let mut invocation = self.store_and_commit.key(stream);
+        invocation
+            .key(claim_key)
+            .arg(self.max_backlog)
+            .arg(token)
+            .arg(retention_ms);
+        for (name, value) in fields {
+            invocation.arg(name).arg(value);
+        }
+        let answer: String = self
+            .connection
+            .bounded("XADD", invocation.invoke_async(&mut connection))
+            .await?;
+        match answer.as_str() {
+            "stored" => Ok(Stored::Committed),
+            "full" => Err(self.full(stream)),
+            _ => Err(StoreError::new(
+                "the event's claim no longer holds its key (its lease ran out): nothing \
+                 stored; the sender's retry claims it again",
+            )),
+        }
+    }
+
+    /// The error of a full backlog.
+    fn full(&self, stream: &str) -> StoreError {
+        StoreError::full(format!(
+            "the durable queue's backlog is full: {stream} holds {} entries \
+             (RedisQueue::max_backlog); try again once the workers catch up",
+            self.max_backlog
+        ))
     }
 
     /// `provider`'s dead letters (e.g. `"hoursmith"`), oldest first, at most `count`.
@@ -367,14 +411,14 @@ fn decode_headers(bytes: &[u8]) -> Option<HeaderMap> {
 }
 
 /// A queued delivery read back: the request head and what restores the delivery.
-struct Stored {
+struct StoredEntry {
     head: Parts,
     body: bytes::Bytes,
     verified: Verified,
     received_at: Duration,
 }
 
-impl Stored {
+impl StoredEntry {
     fn decode(entry: &StreamId) -> Option<Self> {
         let method = Method::from_str(&entry.get::<String>("method")?).ok()?;
         let uri = Uri::from_str(&entry.get::<String>("uri")?).ok()?;
@@ -401,13 +445,16 @@ impl Stored {
 }
 
 impl<P: Provider> DurableQueue<P> for RedisQueue {
-    fn enqueue<'a>(
-        &'a self,
-        handler: &'a str,
-        head: &'a Parts,
-        delivery: &'a Delivery<P::Event>,
-    ) -> QueueFuture<'a, ()> {
+    fn enqueue<'a>(&'a self, entry: Enqueue<'a, P::Event>) -> QueueFuture<'a, Stored> {
         Box::pin(async move {
+            let Enqueue {
+                handler,
+                head,
+                delivery,
+                claim,
+                store,
+                ..
+            } = entry;
             let verified = delivery.verified();
             let signed_at = verified
                 .signed_timestamp()
@@ -427,7 +474,17 @@ impl<P: Provider> DurableQueue<P> for RedisQueue {
                 ),
             ];
             let stream = self.stream(delivery.provider(), handler);
-            self.append(&stream, &fields).await
+            // The receiver's store on this server: store and commit in one script.
+            let commit = store
+                .downcast_ref::<RedisStore>()
+                .and_then(|store| store.commit_args(&self.connection, claim));
+            match commit {
+                Some(commit) => self.append_committing(&stream, &fields, commit).await,
+                None => {
+                    self.append(&stream, &fields).await?;
+                    Ok(Stored::Uncommitted)
+                }
+            }
         })
     }
 
@@ -719,7 +776,7 @@ async fn run_stored<P: Provider>(
     workers: &Workers<P>,
     entry: &StreamId,
 ) -> Result<(), (String, u32)> {
-    let Some(stored) = Stored::decode(entry) else {
+    let Some(stored) = StoredEntry::decode(entry) else {
         tracing::error!(id = %entry.id, "unreadable durable queue entry; dead-lettered");
         return Err(("unreadable queue entry".to_owned(), 0));
     };

@@ -39,11 +39,21 @@ end
 return redis.call('GET', KEYS[1]) or 'claimed-expired'
 ";
 
-/// Whether the key holds the claim of token `ARGV[1]`, provisional or confirmed.
+/// Whether the key `claim_key` holds the claim of token `token`, provisional or
+/// confirmed.
 macro_rules! holds_token {
     () => {
-        "local value = redis.call('GET', KEYS[1])
-local held = value == 'pending:' .. ARGV[1] or value == 'claim:' .. ARGV[1]
+        "local value = redis.call('GET', claim_key)
+local held = value == 'pending:' .. token or value == 'claim:' .. token
+"
+    };
+}
+
+/// The claim's key and token, for `holds_token!`, in the scripts that take them
+/// first.
+macro_rules! claim_args {
+    () => {
+        "local claim_key, token = KEYS[1], ARGV[1]
 "
     };
 }
@@ -51,6 +61,7 @@ local held = value == 'pending:' .. ARGV[1] or value == 'claim:' .. ARGV[1]
 /// Confirms the claim of token `ARGV[1]` and renews it for `ARGV[2]` ms, only while
 /// the key holds it.
 const CONFIRM: &str = concat!(
+    claim_args!(),
     holds_token!(),
     "if held then
     redis.call('SET', KEYS[1], 'claim:' .. ARGV[1], 'PX', ARGV[2])
@@ -63,6 +74,7 @@ return 0
 /// Extends the claim of token `ARGV[1]` to `ARGV[2]` ms from now, as it is
 /// (provisional or confirmed), only while the key holds it.
 const RENEW: &str = concat!(
+    claim_args!(),
     holds_token!(),
     "if held then
     return redis.call('PEXPIRE', KEYS[1], ARGV[2])
@@ -74,11 +86,33 @@ return 0
 /// Deletes the key only while it holds the claim of token `ARGV[1]`, provisional or
 /// confirmed.
 const RELEASE: &str = concat!(
+    claim_args!(),
     holds_token!(),
     "if held then
     return redis.call('DEL', KEYS[1])
 end
 return 0
+"
+);
+
+/// Stores a delivery in a durable queue's stream and commits its claim, in one
+/// atomic step: while the key `KEYS[2]` holds the claim of token `ARGV[2]` and the
+/// stream `KEYS[1]` holds fewer than `ARGV[1]` entries, appends the fields `ARGV[4..]`
+/// and sets the key to `done` for `ARGV[3]` ms. Answers `stored`, `full` or `lost`
+/// (the claim no longer holds the key).
+pub(crate) const STORE_AND_COMMIT: &str = concat!(
+    "local claim_key, token = KEYS[2], ARGV[2]
+",
+    holds_token!(),
+    "if not held then
+    return 'lost'
+end
+if redis.call('XLEN', KEYS[1]) >= tonumber(ARGV[1]) then
+    return 'full'
+end
+redis.call('XADD', KEYS[1], '*', unpack(ARGV, 4))
+redis.call('SET', KEYS[2], 'done', 'PX', ARGV[3])
+return 'stored'
 "
 );
 
@@ -185,6 +219,23 @@ impl RedisStore {
     pub fn timeout(mut self, timeout: Duration) -> Result<Self, ConfigError> {
         self.connection.set_timeout(timeout)?;
         Ok(self)
+    }
+
+    /// What a durable queue on the same server needs to commit `claim` in its own
+    /// script ([`STORE_AND_COMMIT`]): the claim's Redis key, its token, and the
+    /// retention in ms; `None` when `connection` is another server's.
+    pub(crate) fn commit_args(
+        &self,
+        connection: &Connection,
+        claim: &Claim,
+    ) -> Option<(String, String, u64)> {
+        self.connection.same_server(connection).then(|| {
+            (
+                self.redis_key(claim.key()),
+                token_hex(claim.token()),
+                millis(self.retention),
+            )
+        })
     }
 
     /// The Redis key of a dedupe key.

@@ -833,3 +833,93 @@ async fn invalid_queue_settings_are_refused() {
     assert!(queue.clone().poll_interval(Duration::ZERO).is_err());
     assert!(queue.timeout(Duration::ZERO).is_err());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_cut_after_redis_stored_its_delivery_runs_the_event_once() {
+    let Some(redis) = RedisServer::start("a request cut after the store") else {
+        return;
+    };
+    // Redis does the work at once; its replies reach the receiver late, so the sender
+    // can hang up after the delivery is stored and before the receiver knows it.
+    let proxy = DelayProxy::start(redis.port).await;
+    let slow = Duration::from_secs(5);
+    let store = hookwise_redis::RedisStore::new(&proxy.url())
+        .expect("valid URL")
+        .timeout(slow)
+        .expect("timeout");
+    let queue = RedisQueue::new(&proxy.url())
+        .expect("valid URL")
+        .poll_interval(Duration::from_millis(20))
+        .and_then(|q| q.timeout(slow))
+        .expect("valid settings");
+    let receiver =
+        Receiver::new(Hoursmith::new(HOURSMITH_SECRET).expect("secret"), store).expect("config");
+    let app = App::default();
+    let (addr, shutdown) = serve_hook(
+        Webhooks::builder(receiver).durable_queue(queue),
+        app.clone(),
+    )
+    .await;
+    let client = client();
+    let warm_up = send(&client, addr, "/hook", &hoursmith("evt_warm_up")).await;
+    assert_eq!(warm_up.status, 200, "{}", warm_up.body);
+    assert!(emptied(&redis, STREAM, Duration::from_secs(5)).await);
+
+    proxy.delay_replies(Duration::from_millis(1500));
+    let delivery = hoursmith("evt_cut");
+    // Hung up while the receiver waits for the XADD's reply: the entry is stored.
+    send_and_hang_up(addr, "/hook", &delivery, || {
+        redis.cli(&["XLEN", STREAM]) == "1"
+    })
+    .await;
+    proxy.delay_replies(Duration::ZERO);
+    let retry =
+        send_until_decided(&client, addr, "/hook", &delivery, Duration::from_secs(10)).await;
+    assert_eq!(retry.status, 200, "{}", retry.body);
+    assert!(drained(&redis, STREAM, Duration::from_secs(10)).await);
+    // Time for a second entry, had one been stored, to be read and run.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let runs = app
+        .recorder
+        .ids()
+        .iter()
+        .filter(|id| id.as_str() == "evt_cut")
+        .count();
+    assert_eq!(runs, 1, "the event ran {runs} times");
+    shutdown.shutdown(Duration::from_secs(5)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_the_receivers_store_on_the_same_redis_the_store_and_the_commit_are_one_script() {
+    let Some(redis) = RedisServer::start("store and commit in one script") else {
+        return;
+    };
+    let store = hookwise_redis::RedisStore::new(&redis.url()).expect("valid URL");
+    let receiver =
+        Receiver::new(Hoursmith::new(HOURSMITH_SECRET).expect("secret"), store).expect("config");
+    let app = App::default();
+    let (addr, shutdown) = serve_hook(
+        Webhooks::builder(receiver).durable_queue(queue(&redis, "one-script")),
+        app.clone(),
+    )
+    .await;
+    let client = client();
+    for i in 0..5 {
+        let answer = send(&client, addr, "/hook", &hoursmith(&format!("evt_{i}"))).await;
+        assert_eq!(answer.status, 200, "{}", answer.body);
+    }
+    assert_eq!(app.recorder.wait_for(5, Duration::from_secs(10)).await, 5);
+    assert_eq!(
+        redis.cli(&["GET", "hookwise:dedupe:hoursmith:evt_3"]),
+        "done"
+    );
+    // A separate commit would be a PSETEX (the store's `commit`); the script's own
+    // commit is a SET inside EVALSHA.
+    let stats = redis.cli(&["INFO", "commandstats"]);
+    assert!(stats.contains("cmdstat_evalsha"), "{stats}");
+    assert!(
+        !stats.contains("cmdstat_psetex"),
+        "a separate commit ran: {stats}"
+    );
+    shutdown.shutdown(Duration::from_secs(5)).await;
+}

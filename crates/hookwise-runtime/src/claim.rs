@@ -31,7 +31,7 @@ enum OnDrop {
 /// | ack-fast, queue full or shutting down (`503`) | the request | [`release`](HeldClaim::release) |
 /// | ack-after-handler, handler succeeded | the request | [`commit`](HeldClaim::commit), then `200` |
 /// | ack-after-handler, handler failed (`500`) | the request | [`release`](HeldClaim::release) |
-/// | durable queue stored the delivery | the request | [`commit`](HeldClaim::commit): the queue owns the event now |
+/// | durable queue stored the delivery | the request, or the queue | [`commit`](HeldClaim::commit): the queue owns the event now; a queue on the store's server commits in the same atomic step as it stores ([`Stored::Committed`](crate::Stored::Committed)) |
 /// | durable queue could not store it (`503`) | the request | [`release`](HeldClaim::release) |
 /// | no handler of that name, or a per-request job on a durable runtime (`500`) | the request | [`release`](HeldClaim::release) |
 /// | the extractor's handler commits or releases itself | the handler | [`commit`](HeldClaim::commit) / [`release`](HeldClaim::release) |
@@ -110,6 +110,13 @@ impl<P: Provider> HeldClaim<P> {
         };
         self.finish();
         result
+    }
+
+    /// Records that a durable queue committed the claim in the same atomic step as
+    /// it stored the event ([`Stored::Committed`](crate::Stored::Committed)): the
+    /// claim has ended, with no call to the store.
+    pub(crate) fn committed_by_queue(mut self) {
+        self.finish();
     }
 
     /// The claim has ended: nothing left for `Drop`.

@@ -10,7 +10,7 @@
 
 use std::{future::Future, pin::Pin};
 
-use hookwise_core::{Delivery, Provider, StoreError};
+use hookwise_core::{AnyStore, Claim, Delivery, Provider, StoreError};
 use http::request::Parts;
 
 use crate::{Handler, Processor};
@@ -27,6 +27,54 @@ pub struct Workers<P: Provider> {
 /// A future a durable queue returns.
 pub type QueueFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T, StoreError>> + Send + 'a>>;
 
+/// One accepted delivery for a durable queue to store.
+#[derive(Debug)]
+#[non_exhaustive]
+pub struct Enqueue<'a, E> {
+    /// The name of the handler that must run it.
+    pub handler: &'a str,
+    /// The head of its request (method, URI, headers).
+    pub head: &'a Parts,
+    /// The verified, parsed delivery.
+    pub delivery: &'a Delivery<E>,
+    /// Its dedupe claim, held in `store`.
+    pub claim: &'a Claim,
+    /// The receiver's dedupe store: a queue on the same server may commit `claim` in
+    /// the same step as it stores the delivery ([`Stored::Committed`]).
+    pub store: &'a AnyStore,
+}
+
+impl<'a, E> Enqueue<'a, E> {
+    /// What the runtime hands [`DurableQueue::enqueue`]; public for queues' tests.
+    pub fn new(
+        handler: &'a str,
+        head: &'a Parts,
+        delivery: &'a Delivery<E>,
+        claim: &'a Claim,
+        store: &'a AnyStore,
+    ) -> Self {
+        Self {
+            handler,
+            head,
+            delivery,
+            claim,
+            store,
+        }
+    }
+}
+
+/// What a durable queue did with an accepted delivery.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stored {
+    /// Stored; the runtime commits the claim next. Should the process die in
+    /// between, the claim expires with its lease and the sender's retry stores the
+    /// event a second time: at least once.
+    Uncommitted,
+    /// Stored and the claim committed in one atomic step: there is no moment when
+    /// the delivery is stored and its event not marked done, or the other way round.
+    Committed,
+}
+
 /// Where ack-fast mode keeps accepted events until a handler has run them, so that
 /// no `200` is lost when the process dies.
 ///
@@ -36,16 +84,12 @@ pub type QueueFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T, StoreError>>
 /// delivery back runs it with the same handler, and adding a handler never moves
 /// stored deliveries to another one.
 pub trait DurableQueue<P: Provider>: Send + Sync + 'static {
-    /// Stores an accepted delivery for the handler named `handler`, with the head
-    /// of its request. `Ok` only once it is stored: the runtime answers `200` after
-    /// this, and `503` on an error (`queue_full` when
-    /// [`StoreError::is_full`]).
-    fn enqueue<'a>(
-        &'a self,
-        handler: &'a str,
-        head: &'a Parts,
-        delivery: &'a Delivery<P::Event>,
-    ) -> QueueFuture<'a, ()>;
+    /// Stores an accepted delivery for the handler named `entry.handler`. `Ok` only
+    /// once it is stored: the runtime answers `200` after this, and `503` on an
+    /// error (`queue_full` when [`StoreError::is_full`]). A queue that can commit the
+    /// claim in the same atomic step (it shares the store's server) does, and says
+    /// so with [`Stored::Committed`].
+    fn enqueue<'a>(&'a self, entry: Enqueue<'a, P::Event>) -> QueueFuture<'a, Stored>;
 
     /// Starts the workers that run the deliveries stored for `workers.handler`,
     /// until the processor's shutdown handle closes. Called once per handler, when

@@ -87,7 +87,7 @@ pub use self::{
     dead_letter::{
         DEFAULT_KEPT_DEAD_LETTERS, DeadLetter, DeadLetterHandler, DeadLetters, LogDeadLetter,
     },
-    durable::{DurableQueue, QueueFuture, Workers},
+    durable::{DurableQueue, Enqueue, QueueFuture, Stored, Workers},
     handler::{BoxError, Handler, HandlerError, HandlerJob, HandlerRun},
     processor::Processor,
     retry::RetryPolicy,

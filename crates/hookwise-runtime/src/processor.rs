@@ -21,9 +21,9 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tracing::Instrument;
 
 use crate::{
-    DEFAULT_KEPT_DEAD_LETTERS, DeadLetter, DeadLetterHandler, DeadLetters, DurableQueue,
+    DEFAULT_KEPT_DEAD_LETTERS, DeadLetter, DeadLetterHandler, DeadLetters, DurableQueue, Enqueue,
     HandlerError, HandlerJob, HandlerRun, HeldClaim, LogDeadLetter, RetryPolicy, ShutdownHandle,
-    Stats,
+    Stats, Stored,
     dead_letter::{Kept, Refused, call_handler},
 };
 
@@ -436,7 +436,8 @@ impl<P: Provider> Processor<P> {
     }
 
     /// Takes an accepted event into a durable queue instead of this process: commits
-    /// the claim once the queue has stored it (the queue's workers now own the event),
+    /// the claim once the queue has stored it (the queue's workers now own the event;
+    /// a queue on the store's server commits it in the same step),
     /// or releases it and refuses with `503` when the queue cannot store it
     /// (`queue_full` when it is at its bound, else `store_unavailable`). If this
     /// future is dropped while the queue stores, the claim is released.
@@ -452,9 +453,19 @@ impl<P: Provider> Processor<P> {
             claim.release().await.unwrap_or_default();
             return Err(Rejection::new(RejectionKind::ShuttingDown));
         }
+        let Some(held) = claim.claim() else {
+            return Err(Rejection::new(RejectionKind::HandlerFailed)
+                .with_detail("the claim had ended before the event was stored"));
+        };
+        let store = self.shared.receiver.store();
+        let entry = Enqueue::new(handler, head, delivery, held, store);
         // Failures to end the claim are logged by the claim.
-        match queue.enqueue(handler, head, delivery).await {
-            Ok(()) => {
+        match queue.enqueue(entry).await {
+            Ok(Stored::Committed) => {
+                claim.committed_by_queue();
+                Ok(())
+            }
+            Ok(Stored::Uncommitted) => {
                 claim.commit().await.unwrap_or_default();
                 Ok(())
             }

@@ -3,8 +3,9 @@
 use std::time::Duration;
 
 use hookwise_core::{ConfigError, Delivery, Hoursmith, MemoryStore, Receiver, hoursmith};
-use hookwise_runtime::{AckMode, DurableQueue, QueueFuture, Webhooks, WebhooksBuilder, Workers};
-use http::request::Parts;
+use hookwise_runtime::{
+    AckMode, DurableQueue, Enqueue, QueueFuture, Stored, Webhooks, WebhooksBuilder, Workers,
+};
 
 fn builder() -> WebhooksBuilder<Hoursmith> {
     let provider = Hoursmith::new("whsec_builder").expect("secret");
@@ -22,13 +23,8 @@ struct CountingQueue {
 }
 
 impl DurableQueue<Hoursmith> for CountingQueue {
-    fn enqueue<'a>(
-        &'a self,
-        _handler: &'a str,
-        _head: &'a Parts,
-        _delivery: &'a Delivery<hoursmith::Event>,
-    ) -> QueueFuture<'a, ()> {
-        Box::pin(async { Ok(()) })
+    fn enqueue<'a>(&'a self, _entry: Enqueue<'a, hoursmith::Event>) -> QueueFuture<'a, Stored> {
+        Box::pin(async { Ok(Stored::Uncommitted) })
     }
 
     fn start(&self, workers: Workers<Hoursmith>) {

@@ -7,7 +7,7 @@ use bytes::Bytes;
 use hookwise_core::{
     Delivery, Hoursmith, MemoryStore, OutcomeKind, Receiver, RejectionKind, hoursmith,
 };
-use hookwise_runtime::{DurableQueue, QueueFuture, Received, Webhooks, Workers};
+use hookwise_runtime::{DurableQueue, Enqueue, QueueFuture, Received, Stored, Webhooks, Workers};
 use hookwise_test_support::{hoursmith as signed, *};
 use http::request::Parts;
 use http_body_util::Full;
@@ -103,17 +103,15 @@ struct VecQueue {
 }
 
 impl DurableQueue<Hoursmith> for VecQueue {
-    fn enqueue<'a>(
-        &'a self,
-        handler: &'a str,
-        _head: &'a Parts,
-        delivery: &'a Delivery<hoursmith::Event>,
-    ) -> QueueFuture<'a, ()> {
-        let entry = (handler.to_owned(), delivery.dedupe_key().id().to_owned());
-        if let Ok(mut stored) = self.stored.lock() {
-            stored.push(entry);
+    fn enqueue<'a>(&'a self, entry: Enqueue<'a, hoursmith::Event>) -> QueueFuture<'a, Stored> {
+        let stored = (
+            entry.handler.to_owned(),
+            entry.delivery.dedupe_key().id().to_owned(),
+        );
+        if let Ok(mut all) = self.stored.lock() {
+            all.push(stored);
         }
-        Box::pin(async { Ok(()) })
+        Box::pin(async { Ok(Stored::Uncommitted) })
     }
 
     fn start(&self, _workers: Workers<Hoursmith>) {}

@@ -107,3 +107,53 @@ pub async fn connect(addr: SocketAddr) -> hyper::client::conn::http1::SendReques
     tokio::spawn(connection);
     sender
 }
+
+/// Writes `delivery` as a POST on a fresh connection, then hangs up 100 ms after its
+/// work is `under_way`, without reading the answer: a sender whose own timeout fired.
+pub async fn send_and_hang_up(
+    addr: SocketAddr,
+    path: &str,
+    delivery: &Delivery,
+    under_way: impl Fn() -> bool,
+) {
+    let mut stream = TcpStream::connect(addr).await.expect("connect");
+    let mut head = format!(
+        "POST {path} HTTP/1.1\r\nhost: localhost\r\ncontent-length: {}\r\n",
+        delivery.body.len()
+    );
+    for (name, value) in &delivery.headers {
+        head.push_str(&format!(
+            "{name}: {}\r\n",
+            value.to_str().expect("ascii header")
+        ));
+    }
+    head.push_str("\r\n");
+    stream.write_all(head.as_bytes()).await.expect("head");
+    stream.write_all(&delivery.body).await.expect("body");
+    // Hang up 100 ms into the work, however long a loaded machine takes to start it.
+    assert!(
+        crate::eventually(Duration::from_secs(5), under_way).await,
+        "the delivery's work never started"
+    );
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    drop(stream);
+}
+
+/// Sends `delivery` until the answer is not `409 in_progress` (the other delivery's
+/// claim being ended), at most `limit`.
+pub async fn send_until_decided(
+    client: &HttpClient,
+    addr: SocketAddr,
+    path: &str,
+    delivery: &Delivery,
+    limit: Duration,
+) -> Answer {
+    let deadline = tokio::time::Instant::now() + limit;
+    loop {
+        let answer = send(client, addr, path, delivery).await;
+        if answer.status != StatusCode::CONFLICT || tokio::time::Instant::now() > deadline {
+            return answer;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}

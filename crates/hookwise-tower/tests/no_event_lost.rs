@@ -4,7 +4,6 @@
 //! settings that would silently do nothing.
 
 use std::{
-    net::SocketAddr,
     sync::{
         Arc, Mutex,
         atomic::{AtomicBool, AtomicUsize, Ordering},
@@ -21,14 +20,14 @@ use hookwise_core::{
     hoursmith,
 };
 use hookwise_runtime::{
-    AckMode, DeadLetter, DurableQueue, HandlerError, QueueFuture, Received, RetryPolicy, Webhooks,
-    WebhooksBuilder, Workers,
+    AckMode, DeadLetter, DurableQueue, Enqueue, HandlerError, QueueFuture, Received, RetryPolicy,
+    Stored, Webhooks, WebhooksBuilder, Workers,
 };
 use hookwise_test_support::*;
 use hookwise_tower::{WebhookEndpoint, WebhookLayer};
-use http::{StatusCode, request::Parts};
+use http::StatusCode;
 use http_body_util::Full;
-use tokio::{io::AsyncWriteExt, net::TcpStream, sync::Semaphore};
+use tokio::sync::Semaphore;
 
 type Event = Verified<hoursmith::Event>;
 
@@ -48,55 +47,6 @@ fn durable(queue: StallingQueue) -> WebhooksBuilder<Hoursmith> {
         .handler("stored", |_: Event| async {
             Ok::<_, std::convert::Infallible>(())
         })
-}
-
-/// Writes `delivery` as a POST on a fresh connection, then hangs up 100 ms after its
-/// work is `under_way`, without reading the answer: a sender whose own timeout fired.
-async fn send_and_hang_up(
-    addr: SocketAddr,
-    path: &str,
-    delivery: &Delivery,
-    under_way: impl Fn() -> bool,
-) {
-    let mut stream = TcpStream::connect(addr).await.expect("connect");
-    let mut head = format!(
-        "POST {path} HTTP/1.1\r\nhost: localhost\r\ncontent-length: {}\r\n",
-        delivery.body.len()
-    );
-    for (name, value) in &delivery.headers {
-        head.push_str(&format!(
-            "{name}: {}\r\n",
-            value.to_str().expect("ascii header")
-        ));
-    }
-    head.push_str("\r\n");
-    stream.write_all(head.as_bytes()).await.expect("head");
-    stream.write_all(&delivery.body).await.expect("body");
-    // Hang up 100 ms into the work, however long a loaded machine takes to start it.
-    assert!(
-        eventually(Duration::from_secs(5), under_way).await,
-        "the delivery's work never started"
-    );
-    tokio::time::sleep(Duration::from_millis(100)).await;
-    drop(stream);
-}
-
-/// Sends `delivery` until the answer is not `409 in_progress` (the other delivery's
-/// claim being ended), at most `limit`.
-async fn send_until_decided(
-    client: &HttpClient,
-    addr: SocketAddr,
-    delivery: &Delivery,
-    limit: Duration,
-) -> Answer {
-    let deadline = tokio::time::Instant::now() + limit;
-    loop {
-        let answer = send(client, addr, "/hook", delivery).await;
-        if answer.status != StatusCode::CONFLICT || tokio::time::Instant::now() > deadline {
-            return answer;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
 }
 
 // ---------------------------------------------------------------------------------
@@ -134,7 +84,7 @@ async fn after_handler_a_sender_that_hangs_up_mid_handler_gets_its_retry_process
 
     // The sender's retry is processed, not answered `duplicate`.
     let client = client();
-    let retry = send_until_decided(&client, addr, &delivery, Duration::from_secs(5)).await;
+    let retry = send_until_decided(&client, addr, "/hook", &delivery, Duration::from_secs(5)).await;
     assert_eq!(
         (retry.status.as_u16(), retry.body.as_str()),
         (200, r#"{"status":"accepted"}"#)
@@ -152,12 +102,8 @@ struct StallingQueue {
 }
 
 impl DurableQueue<Hoursmith> for StallingQueue {
-    fn enqueue<'a>(
-        &'a self,
-        _handler: &'a str,
-        _head: &'a Parts,
-        delivery: &'a Verified<hoursmith::Event>,
-    ) -> QueueFuture<'a, ()> {
+    fn enqueue<'a>(&'a self, entry: Enqueue<'a, hoursmith::Event>) -> QueueFuture<'a, Stored> {
+        let delivery = entry.delivery;
         let first = self.calls.fetch_add(1, Ordering::SeqCst) == 0;
         Box::pin(async move {
             if first {
@@ -166,7 +112,7 @@ impl DurableQueue<Hoursmith> for StallingQueue {
             if let Ok(mut stored) = self.stored.lock() {
                 stored.push(delivery.dedupe_key().id().to_owned());
             }
-            Ok(())
+            Ok(Stored::Uncommitted)
         })
     }
 
@@ -192,7 +138,8 @@ async fn durable_a_sender_that_hangs_up_while_the_queue_stores_gets_its_retry_st
         "the store was under way"
     );
 
-    let retry = send_until_decided(&client(), addr, &delivery, Duration::from_secs(5)).await;
+    let retry =
+        send_until_decided(&client(), addr, "/hook", &delivery, Duration::from_secs(5)).await;
     assert_eq!(retry.body, r#"{"status":"accepted"}"#);
     assert_eq!(
         *queue.stored.lock().expect("lock"),

@@ -17,6 +17,7 @@ trait ErasedStore: Send + Sync + 'static {
     fn retention_period(&self) -> Duration;
     fn lease_period(&self) -> Duration;
     fn type_name(&self) -> &'static str;
+    fn as_any(&self) -> &dyn std::any::Any;
 }
 
 impl<S: DedupeStore> ErasedStore for S {
@@ -51,6 +52,10 @@ impl<S: DedupeStore> ErasedStore for S {
     fn type_name(&self) -> &'static str {
         std::any::type_name::<S>()
     }
+
+    fn as_any(&self) -> &dyn std::any::Any {
+        self
+    }
 }
 
 /// Any [`DedupeStore`], behind one type: what the receiving runtime holds, so that
@@ -77,6 +82,21 @@ impl AnyStore {
         Self {
             store: Arc::new(store),
         }
+    }
+
+    /// The store as its own type `S`, when it is one: how a durable queue that
+    /// shares the store's server finds it, to commit a claim in the same step as it
+    /// stores the delivery.
+    ///
+    /// ```
+    /// use hookwise_core::dedupe::{AnyStore, MemoryStore};
+    ///
+    /// let store = AnyStore::new(MemoryStore::new());
+    /// assert!(store.downcast_ref::<MemoryStore>().is_some());
+    /// assert!(store.downcast_ref::<AnyStore>().is_none());
+    /// ```
+    pub fn downcast_ref<S: DedupeStore>(&self) -> Option<&S> {
+        self.store.as_any().downcast_ref()
     }
 }
 
