@@ -19,7 +19,7 @@ use http_body_util::{BodyExt, Full};
 use serde_json::Value;
 use support::Server;
 
-const STREAM: &str = "hookwise:queue:hoursmith:print";
+const STREAM: &str = "hookwise:queue:{hoursmith}:print";
 const UNIQUE: usize = 1_600;
 /// Every fourth event is sent twice: 2,000 deliveries.
 const DELIVERIES: usize = UNIQUE + UNIQUE / 4;

@@ -46,8 +46,8 @@ async fn receiver_on_redis_follows_the_same_contract_and_prints_the_same_lines()
     assert_eq!(
         streams,
         [
-            "hookwise:queue:hoursmith:print",
-            "hookwise:queue:mojave:print"
+            "hookwise:queue:{hoursmith}:print",
+            "hookwise:queue:{mojave}:print"
         ]
     );
     for stream in streams {

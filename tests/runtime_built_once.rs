@@ -78,7 +78,7 @@ async fn two_hundred_connections_start_no_stream_and_no_reader() {
         let _ = response.into_body().collect().await;
     }
     assert_eq!(recorder.wait_for(200, Duration::from_secs(30)).await, 200);
-    assert_eq!(streams(&redis), ["hookwise:queue:hoursmith:tasks"]);
+    assert_eq!(streams(&redis), ["hookwise:queue:{hoursmith}:tasks"]);
     assert!(
         eventually(Duration::from_secs(5), || tasks.tasks() == 1).await,
         "tasks after 200 connections: {}",

@@ -1,9 +1,15 @@
 //! [`Connection`]: the Redis connection the store and the queue share the handling of.
 
-use std::{future::Future, time::Duration};
+use std::{future::Future, sync::Arc, time::Duration};
 
 use hookwise_core::{ConfigError, StoreError};
-use redis::{Client, RedisResult, aio::ConnectionManager};
+use redis::{
+    Client, Cmd, Pipeline, RedisFuture, RedisResult, Value,
+    aio::{ConnectionLike, ConnectionManager},
+    cluster::ClusterClient,
+    cluster_async::ClusterConnection,
+};
+use tokio::sync::OnceCell;
 
 use crate::DEFAULT_TIMEOUT;
 
@@ -11,9 +17,10 @@ use crate::DEFAULT_TIMEOUT;
 /// bounded by.
 #[derive(Clone)]
 pub(crate) struct Connection {
-    manager: ConnectionManager,
-    /// The URL it connects to: a store and a queue on the same URL share a server.
-    url: std::sync::Arc<str>,
+    handle: Handle,
+    /// Where it connects (a URL, or a cluster's seed URLs): a store and a queue
+    /// that name the same place share a server.
+    place: Arc<str>,
     timeout: Duration,
     /// The runtime the connection was set up in, for work spawned where there is no
     /// current runtime (in a `Drop`).
@@ -42,8 +49,35 @@ impl Connection {
             .get_connection_manager_lazy(config)
             .map_err(|e| StoreError::with_source("cannot set up the Redis connection", e))?;
         Ok(Self {
-            manager,
-            url: url.into(),
+            handle: Handle::Single(manager),
+            place: url.into(),
+            timeout: DEFAULT_TIMEOUT,
+            runtime,
+        })
+    }
+
+    /// Sets up a connection to the Redis Cluster (or Valkey cluster) that `nodes`
+    /// (seed URLs) belong to, without connecting: the first call does, and finds the
+    /// others. Commands go to the node that holds their keys' slot.
+    pub(crate) fn open_cluster(nodes: &[&str], owner: &str) -> Result<Self, StoreError> {
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return Err(StoreError::new(format!(
+                "{owner} must be called within a tokio runtime"
+            )));
+        };
+        if nodes.is_empty() {
+            return Err(StoreError::new(format!("{owner}: no cluster node given")));
+        }
+        let client = ClusterClient::builder(nodes.iter().copied())
+            .connection_timeout(DEFAULT_TIMEOUT)
+            .build()
+            .map_err(|e| StoreError::with_source("invalid Redis Cluster URLs", e))?;
+        Ok(Self {
+            handle: Handle::Cluster(Arc::new(LazyCluster {
+                client,
+                connection: OnceCell::new(),
+            })),
+            place: nodes.join(",").into(),
             timeout: DEFAULT_TIMEOUT,
             runtime,
         })
@@ -58,10 +92,10 @@ impl Connection {
         Ok(())
     }
 
-    /// Whether `other` connects to the same URL, hence the same server: only then
-    /// may one script touch both's keys.
+    /// Whether `other` connects to the same place (URL, or cluster seeds), hence
+    /// the same server or cluster: only then may one script touch both's keys.
     pub(crate) fn same_server(&self, other: &Connection) -> bool {
-        self.url == other.url
+        self.place == other.place
     }
 
     /// The bound on each call.
@@ -70,8 +104,8 @@ impl Connection {
     }
 
     /// A handle to send commands on (cheap: the connection is multiplexed).
-    pub(crate) fn handle(&self) -> ConnectionManager {
-        self.manager.clone()
+    pub(crate) fn handle(&self) -> Handle {
+        self.handle.clone()
     }
 
     /// Runs `work` in the background: on the current tokio runtime, or outside one on
@@ -106,4 +140,68 @@ impl Connection {
 /// A duration in whole milliseconds, saturating.
 pub(crate) fn millis(d: Duration) -> u64 {
     u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
+/// A connection to one server, or to a cluster, behind one type: every command of
+/// the store and the queue goes through it.
+#[derive(Clone)]
+pub(crate) enum Handle {
+    /// One server (or a primary behind a proxy).
+    Single(ConnectionManager),
+    /// A Redis Cluster or Valkey cluster, connected on first use.
+    Cluster(Arc<LazyCluster>),
+}
+
+/// A cluster connection made on first use, as the single-server one is: a receiver
+/// can start while the cluster is still coming up. A failed attempt is tried again
+/// by the next call.
+pub(crate) struct LazyCluster {
+    client: ClusterClient,
+    connection: OnceCell<ClusterConnection>,
+}
+
+impl LazyCluster {
+    async fn connection(&self) -> RedisResult<ClusterConnection> {
+        self.connection
+            .get_or_try_init(|| self.client.get_async_connection())
+            .await
+            .cloned()
+    }
+}
+
+impl ConnectionLike for Handle {
+    fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
+        match self {
+            Self::Single(manager) => manager.req_packed_command(cmd),
+            Self::Cluster(cluster) => Box::pin(async move {
+                let mut connection = cluster.connection().await?;
+                connection.req_packed_command(cmd).await
+            }),
+        }
+    }
+
+    fn req_packed_commands<'a>(
+        &'a mut self,
+        pipeline: &'a Pipeline,
+        offset: usize,
+        count: usize,
+    ) -> RedisFuture<'a, Vec<Value>> {
+        match self {
+            Self::Single(manager) => manager.req_packed_commands(pipeline, offset, count),
+            Self::Cluster(cluster) => Box::pin(async move {
+                let mut connection = cluster.connection().await?;
+                connection
+                    .req_packed_commands(pipeline, offset, count)
+                    .await
+            }),
+        }
+    }
+
+    fn get_db(&self) -> i64 {
+        match self {
+            Self::Single(manager) => manager.get_db(),
+            // A cluster has database 0 only.
+            Self::Cluster(_) => 0,
+        }
+    }
 }

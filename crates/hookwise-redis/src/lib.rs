@@ -9,8 +9,15 @@
 //!
 //! It is built on the `redis` crate's tokio [`ConnectionManager`](redis::aio::ConnectionManager):
 //! the widely used client, pure Rust, which reconnects by itself after a connection
-//! is lost, and is cheap to clone and share across tasks. Every Redis call is bounded
-//! by a timeout (2 s by default).
+//! is lost, and is cheap to clone and share across tasks; and on its cluster client
+//! for a Redis Cluster or a Valkey cluster ([`RedisStore::cluster`],
+//! [`RedisQueue::cluster`]). Every Redis call is bounded by a timeout (2 s by
+//! default).
+//!
+//! Every key of one provider carries the provider as a hash tag
+//! (`hookwise:dedupe:{hoursmith}:<id>`, `hookwise:queue:{hoursmith}:<handler>`,
+//! `hookwise:dead:{hoursmith}`), so a script that touches a dedupe key and a stream
+//! runs on one cluster node.
 //!
 //! # The dedupe store
 //!

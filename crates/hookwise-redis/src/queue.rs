@@ -58,7 +58,7 @@ const SCAN_START: &str = "0-0";
 /// the handler's name, never again.
 ///
 /// - Before the `200`, the accepted delivery (request head, raw body, verification
-///   facts, receipt time) is appended with `XADD` to `<ns>:queue:<provider>:<handler>`,
+///   facts, receipt time) is appended with `XADD` to `<ns>:queue:{<provider>}:<handler>`,
 ///   where `handler` is the name of the handler that runs it. When the receiver's
 ///   store is a [`RedisStore`] on the same URL, the `XADD` and the commit of the
 ///   event's claim are one script: there is no moment when the delivery is stored and
@@ -68,7 +68,7 @@ const SCAN_START: &str = "0-0";
 /// - Workers in every instance read through one consumer group, run the named
 ///   handler with the runtime's retries, timeout and dead-letter callback, and `XACK`
 ///   the entry when done. An entry that fails every attempt is moved to the
-///   dead-letter stream `<ns>:dead:<provider>` with its last error, where
+///   dead-letter stream `<ns>:dead:{<provider>}` with its last error, where
 ///   [`dead_letters`](Self::dead_letters) lists it and [`replay`](Self::replay) puts it
 ///   back.
 /// - A running entry's idle time is kept fresh (a heartbeat, stopped on every way out
@@ -115,8 +115,20 @@ impl RedisQueue {
     /// A queue on the Redis at `url`. Does not connect yet. Must be called within a
     /// tokio runtime, which runs the connection.
     pub fn new(url: &str) -> Result<Self, StoreError> {
+        Self::on(Connection::open(url, "RedisQueue::new")?)
+    }
+
+    /// A queue on the Redis Cluster (or Valkey cluster) that the seed `nodes` belong
+    /// to; see [`RedisStore::cluster`]. With the store given the same `nodes`, a
+    /// delivery is stored and its claim committed in one script, on the node of
+    /// the provider's slot.
+    pub fn cluster(nodes: &[&str]) -> Result<Self, StoreError> {
+        Self::on(Connection::open_cluster(nodes, "RedisQueue::cluster")?)
+    }
+
+    fn on(connection: Connection) -> Result<Self, StoreError> {
         Ok(Self {
-            connection: Connection::open(url, "RedisQueue::new")?,
+            connection,
             namespace: DEFAULT_NAMESPACE.to_owned(),
             consumer: default_consumer_name(),
             claim_idle: DEFAULT_CLAIM_IDLE,
@@ -128,7 +140,8 @@ impl RedisQueue {
         })
     }
 
-    /// Sets the prefix of every key (default `hookwise`).
+    /// Sets the prefix of every key (default `hookwise`); give the store the same
+    /// one. No braces: in a cluster, braces choose a key's slot.
     #[must_use]
     pub fn namespace(mut self, namespace: impl Into<String>) -> Self {
         self.namespace = namespace.into();
@@ -207,12 +220,14 @@ impl RedisQueue {
         Ok(self)
     }
 
+    /// `<ns>:queue:{<provider>}:<handler>`: the braces put a provider's keys in one
+    /// cluster slot, with its dedupe keys (see [`RedisStore::cluster`]).
     fn stream(&self, provider: &str, handler: &str) -> String {
-        format!("{}:queue:{provider}:{handler}", self.namespace)
+        format!("{}:queue:{{{provider}}}:{handler}", self.namespace)
     }
 
     fn dead_stream(&self, provider: &str) -> String {
-        format!("{}:dead:{provider}", self.namespace)
+        format!("{}:dead:{{{provider}}}", self.namespace)
     }
 
     /// Appends an entry of `fields` to `stream`, unless its backlog is full: then

@@ -118,7 +118,7 @@ return 'stored'
 
 /// A [`DedupeStore`] on Redis, shared by every instance of a receiver.
 ///
-/// Each event key is one Redis string, `<namespace>:dedupe:<provider>:<event key>`
+/// Each event key is one Redis string, `<namespace>:dedupe:{<provider>}:<event key>`
 /// (the namespace is `hookwise` by default), whose value says what holds it:
 ///
 /// | value | meaning | a redelivery is |
@@ -177,8 +177,28 @@ impl RedisStore {
     /// Must be called within a tokio runtime, which runs the connection and the
     /// releases of claims whose reply was lost.
     pub fn new(url: &str) -> Result<Self, StoreError> {
+        Self::on(Connection::open(url, "RedisStore::new")?)
+    }
+
+    /// A store on the Redis Cluster (or Valkey cluster) that the seed `nodes`
+    /// (`redis://host:port/` each) belong to. Does not connect yet. Each call goes to
+    /// the node holding its key: the keys of one provider share a hash tag
+    /// (`<ns>:dedupe:{hoursmith}:<id>`), so they live in one slot with that
+    /// provider's queue streams, which the queue's store-and-commit script needs.
+    ///
+    /// ```no_run
+    /// # use hookwise_redis::RedisStore;
+    /// # async fn demo() -> Result<(), hookwise_core::StoreError> {
+    /// let store = RedisStore::cluster(&["redis://10.0.0.1:6379/", "redis://10.0.0.2:6379/"])?;
+    /// # Ok(()) }
+    /// ```
+    pub fn cluster(nodes: &[&str]) -> Result<Self, StoreError> {
+        Self::on(Connection::open_cluster(nodes, "RedisStore::cluster")?)
+    }
+
+    fn on(connection: Connection) -> Result<Self, StoreError> {
         Ok(Self {
-            connection: Connection::open(url, "RedisStore::new")?,
+            connection,
             namespace: DEFAULT_NAMESPACE.to_owned(),
             retention: DEFAULT_RETENTION,
             lease: DEFAULT_LEASE,
@@ -190,7 +210,8 @@ impl RedisStore {
     }
 
     /// Sets the prefix of every key (default `hookwise`), e.g. to share one Redis
-    /// between applications.
+    /// between applications. Give the queue the same one. No braces: in a cluster,
+    /// braces choose a key's slot (see [`cluster`](Self::cluster)).
     #[must_use]
     pub fn namespace(mut self, namespace: impl Into<String>) -> Self {
         self.namespace = namespace.into();
@@ -240,7 +261,12 @@ impl RedisStore {
 
     /// The Redis key of a dedupe key.
     fn redis_key(&self, key: &DedupeKey) -> String {
-        format!("{}:dedupe:{}", self.namespace, key.as_str())
+        format!(
+            "{}:dedupe:{{{}}}:{}",
+            self.namespace,
+            key.provider(),
+            key.id()
+        )
     }
 
     /// Runs one of the token-checked scripts on `claim`'s key; `true` when it acted.

@@ -269,7 +269,7 @@ async fn redis_down_means_503_and_the_claim_is_released() {
 }
 
 /// The stream of Hoursmith deliveries for the handler named [`HANDLER`].
-const STREAM: &str = "hookwise:queue:hoursmith:hook";
+const STREAM: &str = "hookwise:queue:{hoursmith}:hook";
 
 /// A plain connection, to drive and inspect the streams as another process would.
 async fn raw(redis: &RedisServer) -> redis::aio::MultiplexedConnection {
@@ -795,7 +795,7 @@ async fn a_replay_into_a_full_backlog_is_refused_and_the_dead_letter_kept() {
     letter.push(("attempts", b"1".to_vec()));
     letter.push(("handler", HANDLER.as_bytes().to_vec()));
     let id: String =
-        redis::AsyncCommands::xadd(&mut connection, "hookwise:dead:hoursmith", "*", &letter)
+        redis::AsyncCommands::xadd(&mut connection, "hookwise:dead:{hoursmith}", "*", &letter)
             .await
             .expect("XADD");
 
@@ -910,7 +910,7 @@ async fn with_the_receivers_store_on_the_same_redis_the_store_and_the_commit_are
     }
     assert_eq!(app.recorder.wait_for(5, Duration::from_secs(10)).await, 5);
     assert_eq!(
-        redis.cli(&["GET", "hookwise:dedupe:hoursmith:evt_3"]),
+        redis.cli(&["GET", "hookwise:dedupe:{hoursmith}:evt_3"]),
         "done"
     );
     // A separate commit would be a PSETEX (the store's `commit`); the script's own

@@ -32,7 +32,7 @@ async fn raw(server: &RedisServer) -> redis::aio::MultiplexedConnection {
 async fn stored(server: &RedisServer, id: &str) -> Option<String> {
     let mut connection = raw(server).await;
     redis::cmd("GET")
-        .arg(format!("hookwise:dedupe:hoursmith:{id}"))
+        .arg(format!("hookwise:dedupe:{{hoursmith}}:{id}"))
         .query_async(&mut connection)
         .await
         .expect("GET")

@@ -79,6 +79,17 @@ impl DedupeKey {
     pub fn id(&self) -> &str {
         &self.full[self.split..]
     }
+
+    /// The provider's name, the key's first part.
+    ///
+    /// ```
+    /// use hookwise_core::DedupeKey;
+    ///
+    /// assert_eq!(DedupeKey::new("hoursmith", "4f9c2a1e").provider(), "hoursmith");
+    /// ```
+    pub fn provider(&self) -> &str {
+        &self.full[..self.split - 1]
+    }
 }
 
 impl fmt::Display for DedupeKey {

@@ -1,8 +1,10 @@
 //! A real `redis-server` for the tests, and a proxy that delays its replies. Plain
 //! TCP and processes: no Redis client library.
 
+mod cluster;
 mod delay_proxy;
 
+pub use cluster::RedisCluster;
 pub use delay_proxy::DelayProxy;
 
 use std::{
@@ -27,21 +29,23 @@ pub struct RedisServer {
     pub port: u16,
     dir: PathBuf,
     persistent: bool,
+    /// Arguments beyond the defaults (a cluster node's).
+    extra: Vec<String>,
 }
 
 impl RedisServer {
     /// Starts a server without persistence; `None` (after saying so) when
     /// `redis-server` is not installed and CI did not require it.
     pub fn start(test: &str) -> Option<Self> {
-        Self::start_with(test, false)
+        Self::start_with(test, false, &[])
     }
 
     /// Starts a server with append-only persistence, so a restart keeps the data.
     pub fn start_persistent(test: &str) -> Option<Self> {
-        Self::start_with(test, true)
+        Self::start_with(test, true, &[])
     }
 
-    fn start_with(test: &str, persistent: bool) -> Option<Self> {
+    fn start_with(test: &str, persistent: bool, extra: &[&str]) -> Option<Self> {
         if Command::new("redis-server")
             .arg("--version")
             .output()
@@ -68,6 +72,7 @@ impl RedisServer {
             port,
             dir,
             persistent,
+            extra: extra.iter().map(|a| (*a).to_owned()).collect(),
         };
         server.spawn();
         Some(server)
@@ -87,6 +92,7 @@ impl RedisServer {
             ])
             .arg("--dir")
             .arg(&self.dir)
+            .args(&self.extra)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
