@@ -69,13 +69,15 @@ impl<P: Provider> WebhooksBuilder<P> {
         self
     }
 
-    /// How many events run at once (default 32; at least 1).
+    /// How many events run at once ([`DEFAULT_CONCURRENCY`](crate::DEFAULT_CONCURRENCY),
+    /// 32; at least 1).
     pub fn concurrency(mut self, concurrency: usize) -> Self {
         self.processing.concurrency = concurrency;
         self
     }
 
-    /// How many events may wait for a running slot (default 1024). Beyond it,
+    /// How many events may wait for a running slot
+    /// ([`DEFAULT_QUEUE_CAPACITY`](crate::DEFAULT_QUEUE_CAPACITY), 1024). Beyond it,
     /// deliveries are answered `503` + `Retry-After` and their claims released.
     pub fn queue_capacity(mut self, capacity: usize) -> Self {
         self.processing.queue_capacity = capacity;
@@ -89,7 +91,7 @@ impl<P: Provider> WebhooksBuilder<P> {
     }
 
     /// How long one run may take before it is cancelled and counted as a failure
-    /// (default 30 s).
+    /// ([`DEFAULT_HANDLER_TIMEOUT`](crate::DEFAULT_HANDLER_TIMEOUT), 30 s).
     pub fn handler_timeout(mut self, timeout: Duration) -> Self {
         self.processing.handler_timeout = timeout;
         self

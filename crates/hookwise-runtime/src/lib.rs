@@ -89,7 +89,7 @@ pub use self::{
     },
     durable::{DurableQueue, Enqueue, QueueFuture, Stored, Workers},
     handler::{BoxError, Handler, HandlerError, HandlerJob, HandlerRun},
-    processor::Processor,
+    processor::{DEFAULT_CONCURRENCY, DEFAULT_HANDLER_TIMEOUT, DEFAULT_QUEUE_CAPACITY, Processor},
     retry::RetryPolicy,
     shutdown::{ShutdownHandle, ShutdownReport},
     stats::{Stats, StatsSnapshot},

@@ -27,6 +27,15 @@ use crate::{
     dead_letter::{Kept, Refused, call_handler},
 };
 
+/// How many events run at once by default.
+pub const DEFAULT_CONCURRENCY: usize = 32;
+
+/// How many events may wait for a running slot by default.
+pub const DEFAULT_QUEUE_CAPACITY: usize = 1024;
+
+/// How long one run of a handler may take by default.
+pub const DEFAULT_HANDLER_TIMEOUT: Duration = Duration::from_secs(30);
+
 /// Settings of background processing.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct ProcessingConfig {
@@ -44,10 +53,10 @@ pub(crate) struct ProcessingConfig {
 impl Default for ProcessingConfig {
     fn default() -> Self {
         Self {
-            concurrency: 32,
-            queue_capacity: 1024,
+            concurrency: DEFAULT_CONCURRENCY,
+            queue_capacity: DEFAULT_QUEUE_CAPACITY,
             retry: RetryPolicy::default(),
-            handler_timeout: Duration::from_secs(30),
+            handler_timeout: DEFAULT_HANDLER_TIMEOUT,
         }
     }
 }

@@ -17,7 +17,8 @@ use hookwise_core::{
     Delivery as Verified, Hoursmith, MemoryStore, Receiver, RejectionKind, hoursmith, sign,
 };
 use hookwise_runtime::{
-    DeadLetter, HandlerError, RetryPolicy, StatsSnapshot, Webhooks, WebhooksBuilder,
+    DEFAULT_HANDLER_TIMEOUT, DeadLetter, HandlerError, RetryPolicy, StatsSnapshot, Webhooks,
+    WebhooksBuilder,
 };
 use hookwise_test_support::*;
 use hookwise_tower::WebhookLayer;
@@ -127,7 +128,8 @@ fn assert_accounted(stats: StatsSnapshot, ledger: &Ledger, ids: &HashSet<String>
 
 #[test]
 fn the_handler_timeout_defaults_to_30_seconds() {
-    // The processing settings are private to the runtime now; its `Debug` shows them.
+    assert_eq!(DEFAULT_HANDLER_TIMEOUT, Duration::from_secs(30));
+    // And a runtime built with the defaults uses it (its `Debug` shows its settings).
     let provider = Hoursmith::new(HOURSMITH_SECRET).expect("secret");
     let webhooks = Webhooks::new(Receiver::new(provider, MemoryStore::new()).expect("config"));
     let shown = format!("{webhooks:?}");
