@@ -24,7 +24,7 @@ where
 {
     let mut collect = pin!(Limited::new(body, limit).collect());
     // A body that is already complete (most are, by the time the request reaches the
-    // layer) is taken on the first poll, without reading the clock or arming a timer;
+    // runtime) is taken on the first poll, without reading the clock or arming a timer;
     // one that is not is then given the whole timeout.
     let first = poll_fn(|cx| Poll::Ready(collect.as_mut().poll(cx))).await;
     let collected = match first {

@@ -1,6 +1,6 @@
 //! Processing accepted events: bounded, retried, dead-lettered, drained.
 //!
-//! The layer's ack-fast mode answers the sender, then hands the event to a
+//! Ack-fast mode answers the sender, then hands the event to a
 //! [`Processor`]: a bounded number of events run at once, a bounded number wait, and
 //! when both are full the delivery is refused with `503` and its claim released, so the
 //! sender's retry is processed later. Nothing accepted is dropped.
