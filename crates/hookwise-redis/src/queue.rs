@@ -46,6 +46,38 @@ end
 return redis.call('XADD', KEYS[1], '*', unpack(ARGV, 2))
 ";
 
+/// Ends a run entry in one step: acknowledges the entry `ARGV[2]` of the stream
+/// `KEYS[1]` for the group `ARGV[1]` and deletes it, and, for a dead letter (fields
+/// in `ARGV[3..]`), appends it to the dead-letter stream `KEYS[2]`. Nothing when the
+/// entry was acknowledged already (a worker thought dead finished it too): no second
+/// dead letter. Atomic, so a Redis restart leaves either the entry pending (it runs
+/// again) or all of it done, never an acknowledged entry in the stream or a dead
+/// letter of a pending one.
+const FINISH: &str = r"
+if redis.call('XACK', KEYS[1], ARGV[1], ARGV[2]) == 0 then
+  return 0
+end
+if #ARGV > 2 then
+  redis.call('XADD', KEYS[2], '*', unpack(ARGV, 3))
+end
+redis.call('XDEL', KEYS[1], ARGV[2])
+return 1
+";
+
+/// Moves the dead letter `ARGV[2]` of `KEYS[2]` back to the stream `KEYS[1]` (fields
+/// in `ARGV[3..]`) in one step, unless that stream's backlog holds `ARGV[1]` entries
+/// (`full`) or the dead letter is gone (`gone`: replayed meanwhile).
+const REPLAY: &str = r"
+if redis.call('XLEN', KEYS[1]) >= tonumber(ARGV[1]) then
+  return 'full'
+end
+if redis.call('XDEL', KEYS[2], ARGV[2]) == 0 then
+  return 'gone'
+end
+redis.call('XADD', KEYS[1], '*', unpack(ARGV, 3))
+return 'moved'
+";
+
 /// The shortest claim idle time: a third of it is the heartbeat of a running entry.
 const MINIMUM_CLAIM_IDLE: Duration = Duration::from_millis(10);
 
@@ -109,6 +141,8 @@ pub struct RedisQueue {
     max_backlog: u64,
     append: Script,
     store_and_commit: Script,
+    finish: Script,
+    replay: Script,
 }
 
 impl RedisQueue {
@@ -137,6 +171,8 @@ impl RedisQueue {
             max_backlog: DEFAULT_MAX_BACKLOG,
             append: Script::new(APPEND),
             store_and_commit: Script::new(STORE_AND_COMMIT),
+            finish: Script::new(FINISH),
+            replay: Script::new(REPLAY),
         })
     }
 
@@ -327,13 +363,21 @@ impl RedisQueue {
         let Some(handler) = entry.get::<String>("handler") else {
             return Err(StoreError::new(format!("dead letter {id} has no handler")));
         };
-        let fields = delivery_fields(entry);
         let stream = self.stream(provider, &handler);
-        self.append(&stream, &fields).await?;
-        self.connection
-            .bounded("XDEL", connection.xdel::<_, _, i64>(&dead, &[id]))
+        let mut invocation = self.replay.key(&stream);
+        invocation.key(&dead).arg(self.max_backlog).arg(id);
+        for (name, value) in delivery_fields(entry) {
+            invocation.arg(name).arg(value);
+        }
+        let answer: String = self
+            .connection
+            .bounded("replay", invocation.invoke_async(&mut connection))
             .await?;
-        Ok(true)
+        match answer.as_str() {
+            "moved" => Ok(true),
+            "full" => Err(self.full(&stream)),
+            _ => Ok(false),
+        }
     }
 }
 
@@ -739,9 +783,10 @@ impl Drop for Heartbeat {
     }
 }
 
-/// Ends an entry: on `Err((error, attempts))` moves it to the dead-letter stream
-/// first; then acknowledges and deletes it. An entry whose dead letter cannot be
-/// stored stays pending, to be taken over again after the idle time.
+/// Ends an entry in one script (`FINISH`): acknowledges and deletes it, and on
+/// `Err((error, attempts))` moves it to the dead-letter stream. When the script
+/// cannot run (Redis down), the entry stays pending, to be taken over and run again
+/// after the idle time: at least once.
 async fn finish(
     queue: &RedisQueue,
     stream: &str,
@@ -751,37 +796,32 @@ async fn finish(
     outcome: Result<(), (String, u32)>,
 ) {
     let mut connection = queue.connection.handle();
+    let mut invocation = queue.finish.key(stream);
+    invocation.key(dead_stream).arg(GROUP).arg(&entry.id);
     if let Err((error, attempts)) = outcome {
-        let mut fields = delivery_fields(entry);
-        fields.push(("error".to_owned(), error.into_bytes()));
-        fields.push(("attempts".to_owned(), attempts.to_string().into_bytes()));
-        fields.push(("handler".to_owned(), handler.as_bytes().to_vec()));
-        if let Err(error) = queue
-            .connection
-            .bounded(
-                "XADD",
-                connection.xadd::<_, _, _, _, String>(dead_stream, "*", &fields),
-            )
-            .await
-        {
-            // Not acknowledged: the entry is run again after the idle time.
-            tracing::error!(%error, id = %entry.id, "cannot store a dead letter; the entry stays pending");
-            return;
+        for (name, value) in delivery_fields(entry) {
+            invocation.arg(name).arg(value);
         }
+        invocation
+            .arg("error")
+            .arg(error)
+            .arg("attempts")
+            .arg(attempts)
+            .arg("handler")
+            .arg(handler);
     }
-    let acked = queue
+    let finished: Result<i64, StoreError> = queue
         .connection
-        .bounded(
-            "XACK",
-            connection.xack::<_, _, _, i64>(stream, GROUP, &[&entry.id]),
-        )
+        .bounded("finish", invocation.invoke_async(&mut connection))
         .await;
-    let deleted = queue
-        .connection
-        .bounded("XDEL", connection.xdel::<_, _, i64>(stream, &[&entry.id]))
-        .await;
-    if let Err(error) = acked.and(deleted) {
-        tracing::warn!(%error, id = %entry.id, "cannot acknowledge an entry; it may run again");
+    match finished {
+        Ok(1) => {}
+        Ok(_) => tracing::debug!(id = %entry.id, "entry finished by another worker already"),
+        // Neither acknowledged nor dead-lettered: the entry is run again after the
+        // idle time.
+        Err(error) => {
+            tracing::warn!(%error, id = %entry.id, "cannot finish an entry; it stays pending and runs again");
+        }
     }
 }
 

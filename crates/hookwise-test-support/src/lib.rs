@@ -15,6 +15,8 @@
 //! - floods: [`blast`] many deliveries over a few keep-alive connections;
 //! - the process (Linux `/proc`): its resident memory, [`rss_bytes`] now or the
 //!   [`PeakRss`] over a run, and the [`server_connections`] a port holds open;
+//! - soaks: the shuffled [`soak_schedule`] of valid, duplicate and forged
+//!   deliveries ([`Slot`]), and the [`Dice`] flaky handlers throw;
 //! - stores: [`ClaimReplyLost`], a dedupe store whose claim is made but its reply
 //!   lost;
 //! - Redis: a real `redis-server` on a free port, [`RedisServer`], and a
@@ -27,6 +29,7 @@ mod loopback;
 mod process;
 mod recorder;
 mod redis;
+mod soak;
 mod store;
 
 pub use deliveries::*;
@@ -35,4 +38,5 @@ pub use loopback::*;
 pub use process::*;
 pub use recorder::*;
 pub use redis::*;
+pub use soak::*;
 pub use store::*;

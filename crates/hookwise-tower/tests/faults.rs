@@ -5,16 +5,13 @@
 
 use std::{
     collections::{HashMap, HashSet},
-    sync::{
-        Arc, Mutex,
-        atomic::{AtomicU64, Ordering},
-    },
+    sync::{Arc, Mutex},
     time::{Duration, Instant},
 };
 
 use axum::{Extension, Router, extract::State, routing::post};
 use hookwise_core::{
-    Delivery as Verified, Hoursmith, MemoryStore, Receiver, RejectionKind, hoursmith, sign,
+    Delivery as Verified, Hoursmith, MemoryStore, Receiver, RejectionKind, hoursmith,
 };
 use hookwise_runtime::{
     DEFAULT_HANDLER_TIMEOUT, DeadLetter, HandlerError, RetryPolicy, StatsSnapshot, Webhooks,
@@ -22,7 +19,7 @@ use hookwise_runtime::{
 };
 use hookwise_test_support::*;
 use hookwise_tower::WebhookLayer;
-use http::{HeaderMap, StatusCode};
+use http::StatusCode;
 
 type Event = Verified<hoursmith::Event>;
 
@@ -32,7 +29,7 @@ struct Ledger {
     processed: Arc<Mutex<HashMap<String, u32>>>,
     attempts: Arc<Mutex<HashMap<String, u32>>>,
     dead: Arc<Mutex<Vec<(String, HandlerError, u32)>>>,
-    seed: Arc<AtomicU64>,
+    dice: Dice,
 }
 
 impl Ledger {
@@ -71,15 +68,9 @@ impl Ledger {
         }
     }
 
-    /// A pseudo-random number in `0..100`, different on every call (splitmix64).
+    /// A pseudo-random number in `0..100`, different on every call.
     fn percent(&self) -> u64 {
-        let mut z = self
-            .seed
-            .fetch_add(0x9e37_79b9_7f4a_7c15, Ordering::Relaxed)
-            .wrapping_add(0x9e37_79b9_7f4a_7c15);
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        (z ^ (z >> 31)) % 100
+        self.dice.percent()
     }
 }
 
@@ -245,22 +236,7 @@ async fn soak_20000_deliveries_with_duplicates_forgeries_and_a_flaky_handler() {
     }
 
     // The schedule: slot -> what to send, shuffled (a duplicate may come first).
-    #[derive(Clone, Copy, Debug)]
-    enum Send {
-        Valid(usize),
-        Forged(usize),
-    }
-    let mut schedule: Vec<Send> = (0..UNIQUE)
-        .map(Send::Valid)
-        .chain((0..DUPLICATES).map(|i| Send::Valid(i * 7 % UNIQUE)))
-        .chain((0..FORGED).map(Send::Forged))
-        .collect();
-    let shuffle = Ledger::default();
-    for i in (1..schedule.len()).rev() {
-        let j = (shuffle.percent() as usize * 7919 + i * 104_729) % (i + 1);
-        schedule.swap(i, j);
-    }
-    let schedule = Arc::new(schedule);
+    let schedule = Arc::new(soak_schedule(UNIQUE, DUPLICATES, FORGED));
 
     let ledger = Ledger::default();
     // A small queue, so that some deliveries are refused with 503 (claim released)
@@ -289,15 +265,7 @@ async fn soak_20000_deliveries_with_duplicates_forgeries_and_a_flaky_handler() {
     let started = Instant::now();
     let answers = blast(addr, "/hook", TOTAL, 16, true, {
         let schedule = schedule.clone();
-        move |slot| match schedule[slot] {
-            Send::Valid(k) => hoursmith(&format!("soak-{k}")),
-            Send::Forged(k) => {
-                let body = hoursmith_body(&format!("forged-{k}"), "task.created", r#"{"task":{}}"#);
-                let mut headers = HeaderMap::new();
-                sign::hoursmith(b"whsec_forger", now(), &body).insert_into(&mut headers);
-                Delivery { headers, body }
-            }
-        }
+        move |slot| schedule[slot].delivery()
     })
     .await;
     let answered = started.elapsed();
@@ -307,8 +275,8 @@ async fn soak_20000_deliveries_with_duplicates_forgeries_and_a_flaky_handler() {
 
     for (slot, status) in answers.statuses.iter().enumerate() {
         let expected = match schedule[slot] {
-            Send::Valid(_) => 200,
-            Send::Forged(_) => 401,
+            Slot::Valid(_) => 200,
+            Slot::Forged(_) => 401,
         };
         assert_eq!(*status, expected, "slot {slot}: {:?}", schedule[slot]);
     }
