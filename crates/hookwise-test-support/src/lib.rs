@@ -17,12 +17,15 @@
 //!   [`PeakRss`] over a run, and the [`server_connections`] a port holds open;
 //! - soaks: the shuffled [`soak_schedule`] of valid, duplicate and forged
 //!   deliveries ([`Slot`]), and the [`Dice`] flaky handlers throw;
+//! - the [`dedupe_store_contract`]: the protocol's checks, one suite for every
+//!   store;
 //! - stores: [`ClaimReplyLost`], a dedupe store whose claim is made but its reply
 //!   lost;
 //! - Redis: a real `redis-server` on a free port, [`RedisServer`], and a
 //!   [`DelayProxy`] in front of it that holds replies back.
 #![forbid(unsafe_code)]
 
+mod contract;
 mod deliveries;
 mod flood;
 mod loopback;
@@ -32,6 +35,7 @@ mod redis;
 mod soak;
 mod store;
 
+pub use contract::*;
 pub use deliveries::*;
 pub use flood::*;
 pub use loopback::*;
