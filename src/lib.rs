@@ -12,6 +12,7 @@
 //! | `tower` (default) | [`tower`] | `WebhookLayer` (wraps a handler service) and `WebhookEndpoint` (a named handler) |
 //! | `axum` (default) | [`axum`] | the `Webhook` extractor, taking `Webhooks` from the router state |
 //! | `redis` | `redis` | `RedisStore` and `RedisQueue`, for several instances |
+//! | `postgres` | `postgres` | `PgStore`, a dedupe store on Postgres, for several instances |
 //!
 //! The runtime is the one object that does work; the adapters only wrap it:
 //!
@@ -63,6 +64,11 @@ pub use hookwise_tower as tower;
 #[cfg(feature = "axum")]
 #[cfg_attr(docsrs, doc(cfg(feature = "axum")))]
 pub use hookwise_axum as axum;
+
+/// Postgres: a dedupe store shared by instances ([`hookwise_postgres`]).
+#[cfg(feature = "postgres")]
+#[cfg_attr(docsrs, doc(cfg(feature = "postgres")))]
+pub use hookwise_postgres as postgres;
 
 /// Redis: a dedupe store and a durable queue shared by instances ([`hookwise_redis`]).
 #[cfg(feature = "redis")]

@@ -300,11 +300,14 @@ pub enum ConfigError {
     /// durable queue, which the mode would never use.
     #[error("{0}")]
     Conflict(&'static str),
-    /// A handler name that cannot be used: empty, too long, with a character other
-    /// than ASCII letters, digits, `-`, `_` and `.` (it becomes part of store keys),
-    /// or registered twice.
-    #[error("handler name {name:?}: {reason}")]
-    HandlerName {
+    /// A name that cannot be used: a handler name that is empty, too long, has a
+    /// character other than ASCII letters, digits, `-`, `_` and `.` (it becomes part
+    /// of store keys), is registered twice or is not registered; a database schema
+    /// name that is not a plain identifier.
+    #[error("{what} {name:?}: {reason}")]
+    InvalidName {
+        /// What the name names (`"handler name"`, `"Postgres schema"`).
+        what: &'static str,
         /// The name given.
         name: String,
         /// Why it is refused.

@@ -219,7 +219,8 @@ fn check_name(name: &str) -> Result<(), ConfigError> {
 }
 
 fn name_error(name: &str, reason: &'static str) -> ConfigError {
-    ConfigError::HandlerName {
+    ConfigError::InvalidName {
+        what: "handler name",
         name: name.to_owned(),
         reason,
     }

@@ -63,7 +63,8 @@ fn handler_names_are_checked_and_unique() {
         let error = builder().handler(name, ok).build().err();
         assert_eq!(
             error,
-            Some(ConfigError::HandlerName {
+            Some(ConfigError::InvalidName {
+                what: "handler name",
                 name: name.to_owned(),
                 reason
             }),
@@ -78,7 +79,8 @@ fn handler_names_are_checked_and_unique() {
         .err();
     assert_eq!(
         twice,
-        Some(ConfigError::HandlerName {
+        Some(ConfigError::InvalidName {
+            what: "handler name",
             name: "invoices".to_owned(),
             reason: "registered twice"
         })

@@ -21,6 +21,7 @@
 //!   store;
 //! - stores: [`ClaimReplyLost`], a dedupe store whose claim is made but its reply
 //!   lost;
+//! - Postgres: a real, throwaway cluster on a free port, [`PgServer`];
 //! - Redis: a real `redis-server` on a free port, [`RedisServer`], and a
 //!   [`DelayProxy`] in front of it that holds replies back.
 #![forbid(unsafe_code)]
@@ -29,6 +30,7 @@ mod contract;
 mod deliveries;
 mod flood;
 mod loopback;
+mod postgres;
 mod process;
 mod recorder;
 mod redis;
@@ -39,6 +41,7 @@ pub use contract::*;
 pub use deliveries::*;
 pub use flood::*;
 pub use loopback::*;
+pub use postgres::*;
 pub use process::*;
 pub use recorder::*;
 pub use redis::*;

@@ -49,10 +49,11 @@ pub struct WebhookEndpoint<P: Provider> {
 
 impl<P: Provider> WebhookEndpoint<P> {
     /// An endpoint handing new events to the handler registered as `handler`;
-    /// refused ([`ConfigError::HandlerName`]) when no handler has that name.
+    /// refused ([`ConfigError::InvalidName`]) when no handler has that name.
     pub fn new(webhooks: &Webhooks<P>, handler: &str) -> Result<Self, ConfigError> {
         if webhooks.handler(handler).is_none() {
-            return Err(ConfigError::HandlerName {
+            return Err(ConfigError::InvalidName {
+                what: "handler name",
                 name: handler.to_owned(),
                 reason: "no handler is registered under this name",
             });

@@ -1,0 +1,46 @@
+//! Postgres for hookwise: a dedupe store shared by every instance of a receiver.
+//!
+//! Most services that receive webhooks already run Postgres. [`PgStore`] keeps the
+//! claims in one table of it, so the replicas of a receiver dedupe as one, with the
+//! same protocol as `MemoryStore` and `RedisStore` (provisional → confirmed → done,
+//! leases, token-checked release; the three run one shared test suite).
+//!
+//! It is built on `sqlx` (Postgres, the tokio runtime, rustls): the widely used
+//! async Postgres client in Rust, pure Rust, with a pool. No compile-time checked
+//! queries (`query!`), so building needs no database. Every call is bounded by a
+//! timeout (2 s by default), waiting for a pooled connection included, so a
+//! database that is down or a pool that is exhausted is a `503`, never a hang.
+//!
+//! The schema is yours to place: [`PgStore::schema`] picks it (default
+//! `hookwise`), [`PgStore::migrate`] creates what is missing, and
+//! [`migration_sql`] gives the same SQL for your migration tool:
+//!
+//! ```
+//! let sql = hookwise_postgres::migration_sql("webhooks")?;
+//! assert!(sql.contains(r#"CREATE TABLE IF NOT EXISTS "webhooks".dedupe"#));
+//! # Ok::<(), hookwise_core::ConfigError>(())
+//! ```
+
+#![forbid(unsafe_code)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
+mod schema;
+mod store;
+
+use std::time::Duration;
+
+pub use self::store::{DEFAULT_CLEANUP_INTERVAL, PgStore};
+
+/// The default schema of the table.
+pub const DEFAULT_SCHEMA: &str = "hookwise";
+
+/// The default bound on each call, waiting for a pooled connection included.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// The SQL [`PgStore::migrate`] runs for `schema`: creates the schema, the `dedupe`
+/// table (`key text primary key`, `state`, `token bigint`, `expires_at
+/// timestamptz`) and its index on `expires_at`, if missing. Refused for a schema
+/// name that is not a plain identifier.
+pub fn migration_sql(schema: &str) -> Result<String, hookwise_core::ConfigError> {
+    Ok(schema::migration(schema::checked(schema)?))
+}

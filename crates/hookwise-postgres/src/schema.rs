@@ -1,0 +1,116 @@
+//! The table, and the statements on it, in the schema the user picks.
+
+use std::sync::Arc;
+
+use hookwise_core::ConfigError;
+
+/// A schema name that can go into SQL as it is: lowercase ASCII letters, digits and
+/// `_`, starting with a letter or `_`, at most 63 bytes (Postgres's identifier
+/// length). Quoted in the statements all the same.
+pub(crate) fn checked(schema: &str) -> Result<&str, ConfigError> {
+    let starts_well = schema
+        .chars()
+        .next()
+        .is_some_and(|c| c.is_ascii_lowercase() || c == '_');
+    let allowed = |c: char| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_';
+    if !starts_well || schema.len() > 63 || !schema.chars().all(allowed) {
+        return Err(ConfigError::InvalidName {
+            what: "Postgres schema",
+            name: schema.to_owned(),
+            reason: "lowercase ASCII letters, digits and '_', starting with a letter or '_', at most 63 bytes",
+        });
+    }
+    Ok(schema)
+}
+
+/// The SQL that creates what [`PgStore`](crate::PgStore) needs in `schema`, if it is
+/// missing: the schema, the `dedupe` table and its index on `expires_at`. Safe to
+/// run again, and from instances starting together (it takes an advisory lock).
+pub(crate) fn migration(schema: &str) -> String {
+    format!(
+        r#"SELECT pg_advisory_xact_lock(4242424242);
+CREATE SCHEMA IF NOT EXISTS "{schema}";
+CREATE TABLE IF NOT EXISTS "{schema}".dedupe (
+    key        text        PRIMARY KEY,
+    state      text        NOT NULL CHECK (state IN ('pending', 'confirmed', 'done')),
+    token      bigint      NOT NULL,
+    expires_at timestamptz NOT NULL
+);
+CREATE INDEX IF NOT EXISTS dedupe_expires_at ON "{schema}".dedupe (expires_at);
+"#
+    )
+}
+
+/// The store's statements for one schema, built once.
+#[derive(Debug)]
+pub(crate) struct Statements {
+    pub(crate) schema: String,
+    pub(crate) migrate: Arc<str>,
+    /// `$1` key, `$2` token, `$3` lease in ms: `claimed`, or the state that holds
+    /// the key.
+    pub(crate) claim: Arc<str>,
+    /// `$1` key, `$2` token, `$3` lease in ms.
+    pub(crate) confirm: Arc<str>,
+    /// `$1` key, `$2` token, `$3` lease in ms.
+    pub(crate) renew: Arc<str>,
+    /// `$1` key, `$2` token, `$3` retention in ms.
+    pub(crate) commit: Arc<str>,
+    /// `$1` key, `$2` token.
+    pub(crate) release: Arc<str>,
+    /// `$1` the most rows to delete.
+    pub(crate) cleanup: Arc<str>,
+}
+
+/// `$3` milliseconds from now, on the database server's clock.
+const IN_MS: &str = "clock_timestamp() + ($3::float8 * interval '1 millisecond')";
+
+impl Statements {
+    pub(crate) fn new(schema: &str) -> Self {
+        let table = format!(r#""{schema}".dedupe"#);
+        Self {
+            schema: schema.to_owned(),
+            migrate: migration(schema).into(),
+            claim: format!(
+                "WITH claimed AS (
+    INSERT INTO {table} AS d (key, state, token, expires_at)
+    VALUES ($1, 'pending', $2, {IN_MS})
+    ON CONFLICT (key) DO UPDATE
+        SET state = 'pending', token = EXCLUDED.token, expires_at = EXCLUDED.expires_at
+        WHERE d.expires_at <= clock_timestamp()
+    RETURNING 'claimed'::text AS state
+)
+SELECT state FROM claimed
+UNION ALL
+SELECT state FROM {table} WHERE key = $1 AND NOT EXISTS (SELECT 1 FROM claimed)
+LIMIT 1"
+            )
+            .into(),
+            confirm: format!(
+                "UPDATE {table} SET state = 'confirmed', expires_at = {IN_MS}
+WHERE key = $1 AND token = $2 AND state <> 'done' AND expires_at > clock_timestamp()"
+            )
+            .into(),
+            renew: format!(
+                "UPDATE {table} SET expires_at = {IN_MS}
+WHERE key = $1 AND token = $2 AND state <> 'done' AND expires_at > clock_timestamp()"
+            )
+            .into(),
+            commit: format!(
+                "INSERT INTO {table} (key, state, token, expires_at) VALUES ($1, 'done', $2, {IN_MS})
+ON CONFLICT (key) DO UPDATE
+    SET state = 'done', token = EXCLUDED.token, expires_at = EXCLUDED.expires_at"
+            )
+            .into(),
+            release: format!(
+                "DELETE FROM {table} WHERE key = $1 AND token = $2 AND state <> 'done'"
+            )
+            .into(),
+            cleanup: format!(
+                "DELETE FROM {table} WHERE key IN (
+    SELECT key FROM {table} WHERE expires_at < clock_timestamp() ORDER BY expires_at LIMIT $1
+)"
+            )
+            .into(),
+        }
+    }
+}
