@@ -15,7 +15,10 @@ use hookwise_core::{
     Claim, ClaimOutcome, ConfigError, DedupeKey, DedupeStore, Duplicate, StoreError,
     dedupe::{DEFAULT_LEASE, DEFAULT_RETENTION},
 };
-use sqlx::{AssertSqlSafe, PgPool, Row, postgres::PgPoolOptions};
+use sqlx::{
+    AssertSqlSafe, PgPool, Row,
+    postgres::{PgConnectOptions, PgPoolOptions},
+};
 
 use crate::{DEFAULT_SCHEMA, DEFAULT_TIMEOUT, schema::Statements};
 
@@ -57,8 +60,9 @@ const CLEANUP_BATCH: i64 = 10_000;
 ///   stored.
 /// - A claim whose call fails, times out or is dropped before its answer (the
 ///   `INSERT` may have committed) is released by the store itself, by its token,
-///   chosen before the call; should that fail too, the orphan is only provisional:
-///   retries are answered `409` until its lease runs out.
+///   chosen before the call, once the statement has ended on the server (its
+///   `statement_timeout`, the store's timeout); should that fail too, the orphan is
+///   only provisional: retries are answered `409` until its lease runs out.
 ///
 /// ```no_run
 /// use hookwise_core::{Hoursmith, Receiver};
@@ -82,6 +86,9 @@ pub struct PgStore {
     cleanup_interval: Duration,
     /// Alive while a clone of the store is: the cleanup task stops with the last.
     alive: Arc<()>,
+    /// How to connect, when the store made its own pool ([`new`](Self::new)): its
+    /// statements then time out on the server too, with the store's timeout.
+    options: Option<PgConnectOptions>,
 }
 
 impl PgStore {
@@ -101,12 +108,12 @@ impl PgStore {
                 "invalid Postgres URL: it starts with postgres:// or postgresql://",
             ));
         }
-        let pool = PgPoolOptions::new()
-            .max_connections(16)
-            .acquire_timeout(DEFAULT_TIMEOUT)
-            .connect_lazy(url)
+        let options: PgConnectOptions = url
+            .parse()
             .map_err(|e| StoreError::with_source("invalid Postgres URL", e))?;
-        Ok(Self::with_pool(pool))
+        let mut store = Self::with_pool(pool(options.clone(), DEFAULT_TIMEOUT));
+        store.options = Some(options);
+        Ok(store)
     }
 
     /// A store on a pool you already have (the application's own), with its own
@@ -120,6 +127,7 @@ impl PgStore {
             timeout: DEFAULT_TIMEOUT,
             cleanup_interval: DEFAULT_CLEANUP_INTERVAL,
             alive: Arc::new(()),
+            options: None,
         };
         store.start_cleanup();
         store
@@ -148,12 +156,19 @@ impl PgStore {
     }
 
     /// Sets the bound on each call, waiting for a pooled connection included
-    /// (default 2 s).
+    /// (default 2 s). On the pool [`new`](Self::new) makes, it is the server's
+    /// `statement_timeout` too, so a statement whose caller gave up ends on the
+    /// server by then; give a pool of your own ([`with_pool`](Self::with_pool)) a
+    /// `statement_timeout` no longer than this for the same guarantee.
     pub fn timeout(mut self, timeout: Duration) -> Result<Self, ConfigError> {
         if timeout.is_zero() {
             return Err(ConfigError::Zero("Postgres timeout"));
         }
         self.timeout = timeout;
+        if let Some(options) = &self.options {
+            // Not connected yet (the pool is lazy): remade with the new bound.
+            self.pool = pool(options.clone(), timeout);
+        }
         Ok(self)
     }
 
@@ -312,6 +327,16 @@ impl DedupeStore for PgStore {
     }
 }
 
+/// A lazy pool of 16 connections to `options`, whose statements time out on the
+/// server after `timeout`.
+fn pool(options: PgConnectOptions, timeout: Duration) -> PgPool {
+    let options = options.options([("statement_timeout", millis(timeout))]);
+    PgPoolOptions::new()
+        .max_connections(16)
+        .acquire_timeout(timeout)
+        .connect_lazy_with(options)
+}
+
 /// Deletes `claim`'s row while it holds the claim's token and is not `done`.
 async fn release(
     pool: &PgPool,
@@ -343,6 +368,9 @@ impl Drop for UnansweredClaim {
         };
         let claim = self.claim.clone();
         drop(runtime.spawn(async move {
+            // After the timeout, the claim's own statement has ended on the server
+            // (`statement_timeout`), committed or not: the release comes after it.
+            tokio::time::sleep(store.timeout).await;
             if let Err(error) = release(&store.pool, &store.sql, store.timeout, &claim).await {
                 tracing::warn!(%error, key = %claim.key(), "could not release a claim whose answer was lost; it expires with its lease");
             }

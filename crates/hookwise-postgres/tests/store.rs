@@ -260,3 +260,56 @@ async fn invalid_settings_are_refused() {
 fn outside_a_runtime_new_is_an_error_not_a_panic() {
     assert!(PgStore::new("postgres://localhost/x").is_err());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_claim_whose_call_times_out_leaves_no_claim_behind() {
+    let Some(server) = PgServer::start("a claim timing out") else {
+        return;
+    };
+    let store = migrated(&server, "hookwise")
+        .await
+        .timeout(Duration::from_millis(300))
+        .expect("valid timeout");
+    assert!(store.claim(&key("evt_warm_up")).await.is_ok());
+    // Another session holds the table for 1.5 s: the claim's INSERT waits on it.
+    let locker = std::process::Command::new("psql")
+        .args(["-h", "127.0.0.1", "-p", &server.port.to_string()])
+        .args(["-U", "postgres", "-d", "postgres", "-c"])
+        .arg("BEGIN; LOCK TABLE hookwise.dedupe IN ACCESS EXCLUSIVE MODE; SELECT pg_sleep(1.5); COMMIT;")
+        .spawn()
+        .expect("run psql");
+    let locked = tokio::time::Instant::now() + Duration::from_secs(5);
+    while psql(
+        &server,
+        "SELECT count(*) FROM pg_locks WHERE mode = 'AccessExclusiveLock' AND relation = 'hookwise.dedupe'::regclass",
+    ) != "1"
+    {
+        assert!(
+            tokio::time::Instant::now() < locked,
+            "the table was never locked"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let error = store
+        .claim(&key("evt_timed_out"))
+        .await
+        .expect_err("the claim waits on the lock past its timeout");
+    assert!(error.to_string().contains("timed out"), "{error}");
+    let mut locker = locker;
+    assert!(locker.wait().expect("psql").success());
+    // Whatever the INSERT did, nothing holds the key once the store's own release
+    // has run: the sender's retry is a new event, not a 409.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        match store.claim(&key("evt_timed_out")).await {
+            Ok(ClaimOutcome::Claimed(_)) => break,
+            other => {
+                assert!(
+                    tokio::time::Instant::now() < deadline,
+                    "still held: {other:?}"
+                );
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    }
+}
