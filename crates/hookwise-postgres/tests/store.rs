@@ -296,7 +296,10 @@ async fn a_claim_whose_call_times_out_leaves_no_claim_behind() {
         .await
         .expect_err("the claim waits on the lock past its timeout");
     // Ended by the store's timeout, or by the server's statement timeout: the same.
-    assert!(started.elapsed() < Duration::from_secs(1), "bounded: {error}");
+    assert!(
+        started.elapsed() < Duration::from_secs(1),
+        "bounded: {error}"
+    );
     let mut locker = locker;
     assert!(locker.wait().expect("psql").success());
     // Whatever the INSERT did, nothing holds the key once the store's own release
