@@ -5,6 +5,11 @@
 //! same protocol as `MemoryStore` and `RedisStore` (provisional → confirmed → done,
 //! leases, token-checked release; the three run one shared test suite).
 //!
+//! And it can do what no store outside the application's database can: an
+//! [`Inbox`] ([`PgStore::begin`]) is a transaction in which a handler makes its
+//! writes and marks its event done, in one commit, so the effects happen exactly
+//! once (an error or a crash rolls back both, and the retry starts clean).
+//!
 //! It is built on `sqlx` (Postgres, the tokio runtime, rustls): the widely used
 //! async Postgres client in Rust, pure Rust, with a pool. No compile-time checked
 //! queries (`query!`), so building needs no database. Every call is bounded by a
@@ -24,12 +29,19 @@
 #![forbid(unsafe_code)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+mod inbox;
 mod schema;
 mod store;
 
 use std::time::Duration;
 
-pub use self::store::{DEFAULT_CLEANUP_INTERVAL, PgStore};
+/// The `sqlx` this crate is built on, for the statements in an [`Inbox`].
+pub use sqlx;
+
+pub use self::{
+    inbox::Inbox,
+    store::{DEFAULT_CLEANUP_INTERVAL, PgStore},
+};
 
 /// The default schema of the table.
 pub const DEFAULT_SCHEMA: &str = "hookwise";

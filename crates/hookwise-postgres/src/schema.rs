@@ -59,6 +59,10 @@ pub(crate) struct Statements {
     pub(crate) release: Arc<str>,
     /// `$1` the most rows to delete.
     pub(crate) cleanup: Arc<str>,
+    /// `$1` key: locks the key's row for the transaction, and reads its state.
+    pub(crate) lock: Arc<str>,
+    /// `$1` key, `$2` retention in ms: the event is done, inside a transaction.
+    pub(crate) mark_done: Arc<str>,
 }
 
 /// `$3` milliseconds from now, on the database server's clock.
@@ -103,6 +107,13 @@ ON CONFLICT (key) DO UPDATE
             .into(),
             release: format!(
                 "DELETE FROM {table} WHERE key = $1 AND token = $2 AND state <> 'done'"
+            )
+            .into(),
+            lock: format!("SELECT state FROM {table} WHERE key = $1 FOR UPDATE").into(),
+            mark_done: format!(
+                "INSERT INTO {table} (key, state, token, expires_at)
+VALUES ($1, 'done', 0, clock_timestamp() + ($2::float8 * interval '1 millisecond'))
+ON CONFLICT (key) DO UPDATE SET state = 'done', expires_at = EXCLUDED.expires_at"
             )
             .into(),
             cleanup: format!(

@@ -78,9 +78,9 @@ const CLEANUP_BATCH: i64 = 10_000;
 /// [`migration_sql`]: crate::migration_sql
 #[derive(Clone)]
 pub struct PgStore {
-    pool: PgPool,
-    sql: Arc<Statements>,
-    retention: Duration,
+    pub(crate) pool: PgPool,
+    pub(crate) sql: Arc<Statements>,
+    pub(crate) retention: Duration,
     lease: Duration,
     timeout: Duration,
     cleanup_interval: Duration,
@@ -238,7 +238,7 @@ impl PgStore {
     }
 
     /// Runs one call within the timeout; a failure or timeout is a [`StoreError`].
-    async fn bounded<T>(
+    pub(crate) async fn bounded<T>(
         &self,
         what: &'static str,
         call: impl Future<Output = Result<T, sqlx::Error>>,
@@ -423,7 +423,7 @@ fn at_least_a_millisecond(what: &'static str, given: Duration) -> Result<Duratio
 }
 
 /// A duration in whole milliseconds, saturating.
-fn millis(d: Duration) -> i64 {
+pub(crate) fn millis(d: Duration) -> i64 {
     i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
 }
 

@@ -19,8 +19,10 @@ use crate::{Delivery, connect};
 pub struct Blast {
     /// The final status of each delivery, by index.
     pub statuses: Vec<u16>,
-    /// `503` answers that were retried (`retry_503`).
+    /// `503` answers that were retried (`retry`).
     pub retried_503: usize,
+    /// `409` `in_progress` answers that were retried (`retry`).
+    pub retried_409: usize,
 }
 
 impl Blast {
@@ -32,14 +34,15 @@ impl Blast {
 
 /// Sends deliveries `0..n` (made by `make`, on the fly, so they are never all in
 /// memory at once) to `path` over `connections` keep-alive HTTP/1 connections; each
-/// connection takes the next unsent index. With `retry_503`, a `503` is sent again
+/// connection takes the next unsent index. With `retry`, a `503` (busy) or a `409`
+/// (`in_progress`: another delivery of the event is not yet taken on) is sent again
 /// after a short pause, as a sender honouring `Retry-After` would (sooner).
 pub async fn blast<F>(
     addr: SocketAddr,
     path: &'static str,
     n: usize,
     connections: usize,
-    retry_503: bool,
+    retry: bool,
     make: F,
 ) -> Blast
 where
@@ -52,7 +55,7 @@ where
         let (make, next) = (make.clone(), next.clone());
         workers.spawn(async move {
             let mut sender = connect(addr).await;
-            let (mut statuses, mut retried) = (Vec::new(), 0);
+            let (mut statuses, mut retried) = (Vec::new(), (0, 0));
             loop {
                 let i = next.fetch_add(1, Ordering::Relaxed);
                 if i >= n {
@@ -78,8 +81,12 @@ where
                         }
                         Err(e) => panic!("delivery {i}: {e}"),
                     };
-                    if status == 503 && retry_503 {
-                        retried += 1;
+                    if retry && matches!(status, 503 | 409) {
+                        if status == 503 {
+                            retried.0 += 1;
+                        } else {
+                            retried.1 += 1;
+                        }
                         tokio::time::sleep(Duration::from_millis(2)).await;
                         continue;
                     }
@@ -93,13 +100,15 @@ where
     let mut blast = Blast {
         statuses: vec![0; n],
         retried_503: 0,
+        retried_409: 0,
     };
     while let Some(worker) = workers.join_next().await {
         let (statuses, retried) = worker.expect("a sender task");
         for (i, status) in statuses {
             blast.statuses[i] = status;
         }
-        blast.retried_503 += retried;
+        blast.retried_503 += retried.0;
+        blast.retried_409 += retried.1;
     }
     blast
 }
