@@ -67,7 +67,9 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod connection;
+mod entry;
 mod queue;
+mod reader;
 mod store;
 
 use std::time::Duration;

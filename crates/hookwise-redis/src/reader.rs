@@ -1,0 +1,367 @@
+//! The workers of one handler's stream: read, run, finish, and take over what a
+//! dead worker left.
+
+use std::{sync::Arc, time::Duration};
+
+use hookwise_core::{Provider, StoreError};
+use hookwise_runtime::Workers;
+use redis::{
+    AsyncCommands, Value,
+    streams::{StreamAutoClaimOptions, StreamId, StreamPendingCountReply, StreamReadOptions},
+};
+use tokio::{sync::Semaphore, task::JoinHandle};
+
+use crate::{
+    RedisQueue,
+    connection::millis,
+    entry::{StoredEntry, delivery_fields},
+    queue::GROUP,
+};
+
+/// Ends a run entry in one step: acknowledges the entry `ARGV[2]` of the stream
+/// `KEYS[1]` for the group `ARGV[1]` and deletes it, and, for a dead letter (fields
+/// in `ARGV[3..]`), appends it to the dead-letter stream `KEYS[2]`. Nothing when the
+/// entry was acknowledged already (a worker thought dead finished it too): no second
+/// dead letter. Atomic, so a Redis restart leaves either the entry pending (it runs
+/// again) or all of it done, never an acknowledged entry in the stream or a dead
+/// letter of a pending one.
+pub(crate) const FINISH: &str = r"
+if redis.call('XACK', KEYS[1], ARGV[1], ARGV[2]) == 0 then
+  return 0
+end
+if #ARGV > 2 then
+  redis.call('XADD', KEYS[2], '*', unpack(ARGV, 3))
+end
+redis.call('XDEL', KEYS[1], ARGV[2])
+return 1
+";
+
+/// The start of a scan of the pending entries.
+const SCAN_START: &str = "0-0";
+
+/// Reads one handler's stream and runs its entries, at most `concurrency` at once.
+pub(crate) struct Reader<P: Provider> {
+    pub(crate) queue: RedisQueue,
+    pub(crate) stream: String,
+    pub(crate) dead_stream: String,
+    pub(crate) handler: String,
+    pub(crate) workers: Arc<Workers<P>>,
+}
+
+/// What one read took from the stream.
+#[derive(Default)]
+struct Taken {
+    /// Entries to run: new ones, and abandoned ones with deliveries left.
+    run: Vec<StreamId>,
+    /// Abandoned entries delivered too often, with their unfinished deliveries.
+    exhausted: Vec<(StreamId, u64)>,
+}
+
+impl<P: Provider> Reader<P> {
+    pub(crate) async fn run(self) {
+        let shutdown = self.workers.processor.shutdown_handle().clone();
+        let slots = Arc::new(Semaphore::new(self.workers.processor.concurrency().max(1)));
+        let mut group_ready = false;
+        let mut backoff = self.queue.poll_interval;
+        // Where the next XAUTOCLAIM goes on scanning the pending entries.
+        let mut cursor = SCAN_START.to_owned();
+        while !shutdown.is_closed() {
+            if !group_ready {
+                group_ready = self.create_group().await;
+            }
+            let free = slots.available_permits();
+            let read = if !group_ready || free == 0 {
+                Ok(Taken::default())
+            } else {
+                self.read(free, &mut cursor).await
+            };
+            match read {
+                Ok(taken) if taken.run.is_empty() && taken.exhausted.is_empty() => {
+                    backoff = self.queue.poll_interval;
+                    tokio::time::sleep(self.queue.poll_interval).await;
+                }
+                Ok(taken) => {
+                    backoff = self.queue.poll_interval;
+                    for (entry, deliveries) in taken.exhausted {
+                        self.bury(entry, deliveries).await;
+                    }
+                    for entry in taken.run {
+                        let Ok(slot) = slots.clone().acquire_owned().await else {
+                            return;
+                        };
+                        let run = self.run_entry(entry);
+                        shutdown.spawn(async move {
+                            run.await;
+                            drop(slot);
+                        });
+                    }
+                }
+                Err(error) => {
+                    tracing::warn!(%error, stream = %self.stream, ?backoff, "durable queue read failed; retrying");
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(Duration::from_secs(5));
+                    // A restarted Redis may have lost the group: create it again.
+                    group_ready = false;
+                    cursor = SCAN_START.to_owned();
+                }
+            }
+        }
+    }
+
+    /// Creates the consumer group (and the stream) unless it exists.
+    async fn create_group(&self) -> bool {
+        let mut connection = self.queue.connection.handle();
+        let created: Result<(), StoreError> = self
+            .queue
+            .connection
+            .bounded(
+                "XGROUP CREATE",
+                connection.xgroup_create_mkstream(&self.stream, GROUP, "0"),
+            )
+            .await;
+        match created {
+            Ok(()) => true,
+            Err(error) if format!("{error:?}").contains("BUSYGROUP") => true,
+            Err(error) => {
+                tracing::warn!(%error, stream = %self.stream, "cannot create the consumer group yet");
+                false
+            }
+        }
+    }
+
+    /// Entries abandoned by a dead worker first, then new ones. `cursor` is where
+    /// the scan of the pending entries goes on; it comes back to the start once the
+    /// scan has gone round.
+    async fn read(&self, count: usize, cursor: &mut String) -> Result<Taken, StoreError> {
+        let queue = &self.queue;
+        let mut connection = queue.connection.handle();
+        let abandoned: redis::streams::StreamAutoClaimReply = queue
+            .connection
+            .bounded(
+                "XAUTOCLAIM",
+                connection.xautoclaim_options(
+                    &self.stream,
+                    GROUP,
+                    &queue.consumer,
+                    millis(queue.claim_idle),
+                    cursor.as_str(),
+                    StreamAutoClaimOptions::default().count(count),
+                ),
+            )
+            .await?;
+        abandoned.next_stream_id.clone_into(cursor);
+        if !abandoned.claimed.is_empty() {
+            return self.sort_out(abandoned.claimed).await;
+        }
+        let options = StreamReadOptions::default()
+            .group(GROUP, &queue.consumer)
+            .count(count);
+        let fresh: Option<redis::streams::StreamReadReply> = queue
+            .connection
+            .bounded(
+                "XREADGROUP",
+                connection.xread_options(&[&self.stream], &[">"], &options),
+            )
+            .await?;
+        Ok(Taken {
+            run: fresh
+                .map(|reply| reply.keys.into_iter().flat_map(|key| key.ids).collect())
+                .unwrap_or_default(),
+            exhausted: Vec::new(),
+        })
+    }
+
+    /// Splits entries just taken over by their delivery counts: those delivered more
+    /// than `max_deliveries` times (this takeover included) are exhausted. An entry
+    /// no longer pending was finished meanwhile by a worker thought dead: dropped.
+    async fn sort_out(&self, claimed: Vec<StreamId>) -> Result<Taken, StoreError> {
+        let queue = &self.queue;
+        let mut connection = queue.connection.handle();
+        let mut pipe = redis::pipe();
+        for entry in &claimed {
+            pipe.cmd("XPENDING")
+                .arg(&self.stream)
+                .arg(GROUP)
+                .arg(&entry.id)
+                .arg(&entry.id)
+                .arg(1);
+        }
+        let counts: Vec<StreamPendingCountReply> = queue
+            .connection
+            .bounded("XPENDING", pipe.query_async(&mut connection))
+            .await?;
+        let mut taken = Taken::default();
+        for (entry, pending) in claimed.into_iter().zip(counts) {
+            let Some(pending) = pending.ids.first() else {
+                continue;
+            };
+            let deliveries = u64::try_from(pending.times_delivered).unwrap_or(u64::MAX);
+            if deliveries > u64::from(queue.max_deliveries) {
+                taken.exhausted.push((entry, deliveries - 1));
+            } else {
+                taken.run.push(entry);
+            }
+        }
+        Ok(taken)
+    }
+
+    /// Dead-letters an entry that was delivered `deliveries` times without ever
+    /// finishing, without running it again.
+    async fn bury(&self, entry: StreamId, deliveries: u64) {
+        tracing::error!(
+            id = %entry.id,
+            stream = %self.stream,
+            deliveries,
+            "a durable queue entry killed its worker every time; dead-lettered unrun"
+        );
+        let error =
+            format!("delivered {deliveries} times without finishing (its worker died each time)");
+        let attempts = u32::try_from(deliveries).unwrap_or(u32::MAX);
+        finish(
+            &self.queue,
+            &self.stream,
+            &self.dead_stream,
+            &self.handler,
+            &entry,
+            Err((error, attempts)),
+        )
+        .await;
+    }
+
+    /// Runs one entry to its end: processed, or dead-lettered; then acknowledges it.
+    fn run_entry(&self, entry: StreamId) -> impl std::future::Future<Output = ()> + Send + 'static {
+        let queue = self.queue.clone();
+        let stream = self.stream.clone();
+        let dead_stream = self.dead_stream.clone();
+        let handler = self.handler.clone();
+        let workers = self.workers.clone();
+        async move {
+            let heartbeat = Heartbeat(tokio::spawn(keep_fresh(
+                queue.clone(),
+                stream.clone(),
+                entry.id.clone(),
+            )));
+            let outcome = run_stored(&workers, &entry).await;
+            // Kept fresh until acknowledged, so it is not taken over meanwhile.
+            finish(&queue, &stream, &dead_stream, &handler, &entry, outcome).await;
+            drop(heartbeat);
+        }
+    }
+}
+
+/// The heartbeat of a running entry ([`keep_fresh`]), aborted when dropped: on every
+/// way out of the run, a panic or a cancelled run included, so an entry is never
+/// kept fresh by a worker that no longer runs it.
+struct Heartbeat(JoinHandle<()>);
+
+impl Drop for Heartbeat {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// Ends an entry in one script (`FINISH`): acknowledges and deletes it, and on
+/// `Err((error, attempts))` moves it to the dead-letter stream. When the script
+/// cannot run (Redis down), the entry stays pending, to be taken over and run again
+/// after the idle time: at least once.
+async fn finish(
+    queue: &RedisQueue,
+    stream: &str,
+    dead_stream: &str,
+    handler: &str,
+    entry: &StreamId,
+    outcome: Result<(), (String, u32)>,
+) {
+    let mut connection = queue.connection.handle();
+    let mut invocation = queue.finish.key(stream);
+    invocation.key(dead_stream).arg(GROUP).arg(&entry.id);
+    if let Err((error, attempts)) = outcome {
+        for (name, value) in delivery_fields(entry) {
+            invocation.arg(name).arg(value);
+        }
+        invocation
+            .arg("error")
+            .arg(error)
+            .arg("attempts")
+            .arg(attempts)
+            .arg("handler")
+            .arg(handler);
+    }
+    let finished: Result<i64, StoreError> = queue
+        .connection
+        .bounded("finish", invocation.invoke_async(&mut connection))
+        .await;
+    match finished {
+        Ok(1) => {}
+        Ok(_) => tracing::debug!(id = %entry.id, "entry finished by another worker already"),
+        // Neither acknowledged nor dead-lettered: the entry is run again after the
+        // idle time.
+        Err(error) => {
+            tracing::warn!(%error, id = %entry.id, "cannot finish an entry; it stays pending and runs again");
+        }
+    }
+}
+
+/// Runs a stored entry through the processor; `Err` carries the dead letter's error
+/// and attempts after the dead-letter callback had it.
+async fn run_stored<P: Provider>(
+    workers: &Workers<P>,
+    entry: &StreamId,
+) -> Result<(), (String, u32)> {
+    let Some(stored) = StoredEntry::decode(entry) else {
+        tracing::error!(id = %entry.id, "unreadable durable queue entry; dead-lettered");
+        return Err(("unreadable queue entry".to_owned(), 0));
+    };
+    let processor = &workers.processor;
+    let delivery = match processor.receiver().restore(
+        &stored.head.headers,
+        stored.body,
+        stored.received_at,
+        stored.verified,
+    ) {
+        Ok(delivery) => delivery,
+        Err(rejection) => {
+            tracing::error!(%rejection, id = %entry.id, "a queued delivery no longer parses; dead-lettered");
+            return Err((rejection.to_string(), 0));
+        }
+    };
+    match processor
+        .process(delivery, |delivery| workers.handler.run(delivery))
+        .await
+    {
+        Ok(()) => Ok(()),
+        Err(letter) => {
+            let failure = (letter.error.to_string(), letter.attempts);
+            // A panic in the callback is caught (and logged) there: the entry goes
+            // to the dead-letter stream whatever the callback does.
+            processor.dead_letter(letter);
+            Err(failure)
+        }
+    }
+}
+
+/// Keeps a running entry's idle time low, so no other worker takes it over.
+async fn keep_fresh(queue: RedisQueue, stream: String, id: String) {
+    let every = queue.claim_idle / 3;
+    loop {
+        tokio::time::sleep(every).await;
+        let mut connection = queue.connection.handle();
+        let touched: Result<Value, StoreError> = queue
+            .connection
+            .bounded(
+                "XCLAIM",
+                redis::cmd("XCLAIM")
+                    .arg(&stream)
+                    .arg(GROUP)
+                    .arg(&queue.consumer)
+                    .arg(0)
+                    .arg(&id)
+                    .arg("JUSTID")
+                    .query_async(&mut connection),
+            )
+            .await;
+        if let Err(error) = touched {
+            tracing::debug!(%error, %id, "cannot refresh a running entry");
+        }
+    }
+}
