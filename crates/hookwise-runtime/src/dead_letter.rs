@@ -260,7 +260,7 @@ pub(crate) fn call_handler<E: 'static>(handler: &dyn DeadLetterHandler<E>, lette
     {
         tracing::error!(
             %key,
-            panic = %crate::processor::panic_message(payload),
+            panic = %crate::attempt::panic_message(payload),
             "the dead-letter callback panicked"
         );
     }

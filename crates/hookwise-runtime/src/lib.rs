@@ -68,6 +68,7 @@
 #![forbid(unsafe_code)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+mod attempt;
 mod body;
 mod builder;
 mod claim;
