@@ -213,3 +213,90 @@ async fn an_inbox_marks_done_only_with_its_commit_and_is_refused_once_done() {
     // Done: a second run of the event gets no inbox.
     assert!(store.begin(&key).await.expect("begin").is_none());
 }
+
+/// The inbox through the other two adapters: the axum extractor's
+/// `process_in_background`, and a handler behind the tower layer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_inbox_works_through_the_extractor_and_the_layer() {
+    use axum::{Extension, extract::State, http::StatusCode, routing::post};
+    use hookwise_axum::Webhook;
+    use hookwise_tower::WebhookLayer;
+
+    let Some(server) = PgServer::start("inbox through the adapters") else {
+        return;
+    };
+    let store = store(&server).await;
+    effects_table(&store).await;
+
+    type BoxError = Box<dyn std::error::Error + Send + Sync>;
+    async fn effect(store: PgStore, delivery: Delivery<hoursmith::Event>) -> Result<(), BoxError> {
+        let Some(mut inbox) = store.begin(delivery.dedupe_key()).await? else {
+            return Ok(());
+        };
+        sqlx::query("INSERT INTO effects (event_id) VALUES ($1)")
+            .bind(delivery.event().id())
+            .execute(inbox.conn())
+            .await?;
+        Ok(inbox.commit().await?)
+    }
+
+    let receiver = || {
+        Receiver::new(
+            Hoursmith::new(HOURSMITH_SECRET).expect("secret"),
+            store.clone(),
+        )
+        .expect("config")
+    };
+    // The extractor.
+    let extracted = Webhooks::new(receiver());
+    let on_extracted = {
+        let store = store.clone();
+        move |webhook: Webhook<Hoursmith>| {
+            let store = store.clone();
+            async move {
+                webhook
+                    .process_in_background(move |delivery| effect(store.clone(), delivery))
+                    .await
+            }
+        }
+    };
+    // The layer.
+    let layered = Webhooks::new(receiver());
+    async fn on_layered(
+        State(store): State<PgStore>,
+        Extension(delivery): Extension<Delivery<hoursmith::Event>>,
+    ) -> StatusCode {
+        match effect(store, delivery).await {
+            Ok(()) => StatusCode::OK,
+            Err(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+    let app = Router::new()
+        .route("/extracted", post(on_extracted))
+        .with_state(extracted.clone())
+        .merge(
+            Router::new()
+                .route(
+                    "/layered",
+                    post(on_layered).route_layer(WebhookLayer::new(&layered).expect("in memory")),
+                )
+                .with_state(store.clone()),
+        );
+    let addr = serve(app).await;
+    let client = client();
+    for (path, id) in [("/extracted", "evt_x"), ("/layered", "evt_l")] {
+        let delivery = hookwise_test_support::hoursmith(id);
+        for _ in 0..3 {
+            let answer = send(&client, addr, path, &delivery).await;
+            assert_eq!(answer.status, 200, "{path}: {}", answer.body);
+        }
+    }
+    extracted.shutdown(Duration::from_secs(5)).await;
+    layered.shutdown(Duration::from_secs(5)).await;
+    let rows = sqlx::query_as::<_, (String,)>("SELECT event_id FROM effects ORDER BY event_id")
+        .fetch_all(store.pool())
+        .await
+        .expect("rows");
+    let ids: Vec<_> = rows.into_iter().map(|(id,)| id).collect();
+    assert_eq!(ids, ["evt_l", "evt_x"]);
+}
