@@ -3,13 +3,13 @@
 use std::{fmt, sync::Arc, time::Duration};
 
 use hookwise_core::{ConfigError, Provider, StoreError};
-use hookwise_runtime::{DurableQueue, Enqueue, QueueFuture, Stored, Workers};
+use hookwise_runtime::{DurableQueue, Enqueue, QueueFuture, Stored, StoredHead, Workers};
 use redis::{AsyncCommands, Script, ToRedisArgs, streams::StreamId};
 
 use crate::{
     DEFAULT_NAMESPACE, RedisStore,
     connection::{Connection, millis},
-    entry::{delivery_fields, encode_headers},
+    entry::delivery_fields,
     reader::{FINISH, Reader},
     store::STORE_AND_COMMIT,
 };
@@ -417,11 +417,12 @@ impl<P: Provider> DurableQueue<P> for RedisQueue {
                 .signed_timestamp()
                 .map(|t| t.to_string())
                 .unwrap_or_default();
+            let head = StoredHead::of(head);
             let fields: [(&str, Vec<u8>); 8] = [
                 ("key", delivery.dedupe_key().as_str().as_bytes().to_vec()),
-                ("method", head.method.as_str().as_bytes().to_vec()),
-                ("uri", head.uri.to_string().into_bytes()),
-                ("headers", encode_headers(&head.headers)),
+                ("method", head.method.into_bytes()),
+                ("uri", head.uri.into_bytes()),
+                ("headers", head.headers),
                 ("body", delivery.raw_body().to_vec()),
                 ("secret", verified.secret_index().to_string().into_bytes()),
                 ("signed_at", signed_at.into_bytes()),

@@ -105,3 +105,69 @@ impl<P: Provider> std::fmt::Debug for Workers<P> {
             .finish()
     }
 }
+
+/// A request head as durable queues store it: the method, the URI, and the headers
+/// as `name: value\r\n` lines (header values never hold CR or LF), so that a
+/// delivery read back is restored with the head it came with.
+///
+/// ```
+/// use hookwise_runtime::StoredHead;
+///
+/// let request = http::Request::post("/webhooks/hoursmith?x=1")
+///     .header("hoursmith-signature", "t=1,v1=ab")
+///     .body(())?;
+/// let (head, ()) = request.into_parts();
+/// let stored = StoredHead::of(&head);
+/// let back = stored.to_parts().expect("what it stored, it reads");
+/// assert_eq!(back.uri, "/webhooks/hoursmith?x=1");
+/// assert_eq!(back.headers["hoursmith-signature"], "t=1,v1=ab");
+/// # Ok::<(), http::Error>(())
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredHead {
+    /// The method, e.g. `POST`.
+    pub method: String,
+    /// The URI, as it was requested.
+    pub uri: String,
+    /// The headers, `name: value\r\n` each.
+    pub headers: Vec<u8>,
+}
+
+impl StoredHead {
+    /// The stored form of `head`.
+    pub fn of(head: &Parts) -> Self {
+        let mut headers = Vec::new();
+        for (name, value) in &head.headers {
+            headers.extend_from_slice(name.as_str().as_bytes());
+            headers.extend_from_slice(b": ");
+            headers.extend_from_slice(value.as_bytes());
+            headers.extend_from_slice(b"\r\n");
+        }
+        Self {
+            method: head.method.as_str().to_owned(),
+            uri: head.uri.to_string(),
+            headers,
+        }
+    }
+
+    /// The head back; `None` when a part no longer reads (a garbled store).
+    pub fn to_parts(&self) -> Option<Parts> {
+        let mut request = http::Request::new(());
+        *request.method_mut() = http::Method::from_bytes(self.method.as_bytes()).ok()?;
+        *request.uri_mut() = self.uri.parse().ok()?;
+        let headers = request.headers_mut();
+        for line in self
+            .headers
+            .split(|b| *b == b'\n')
+            .filter(|l| !l.is_empty())
+        {
+            let line = line.strip_suffix(b"\r")?;
+            let colon = line.iter().position(|b| *b == b':')?;
+            let name = http::HeaderName::from_bytes(&line[..colon]).ok()?;
+            let value =
+                http::HeaderValue::from_bytes(line[colon + 1..].strip_prefix(b" ")?).ok()?;
+            headers.append(name, value);
+        }
+        Some(request.into_parts().0)
+    }
+}

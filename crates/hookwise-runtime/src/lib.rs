@@ -88,7 +88,7 @@ pub use self::{
     dead_letter::{
         DEFAULT_KEPT_DEAD_LETTERS, DeadLetter, DeadLetterHandler, DeadLetters, LogDeadLetter,
     },
-    durable::{DurableQueue, Enqueue, QueueFuture, Stored, Workers},
+    durable::{DurableQueue, Enqueue, QueueFuture, Stored, StoredHead, Workers},
     handler::{BoxError, Handler, HandlerError, HandlerJob, HandlerRun},
     processor::{DEFAULT_CONCURRENCY, DEFAULT_HANDLER_TIMEOUT, DEFAULT_QUEUE_CAPACITY, Processor},
     retry::RetryPolicy,
