@@ -1,4 +1,5 @@
-//! Postgres for hookwise: a dedupe store shared by every instance of a receiver.
+//! Postgres for hookwise: a dedupe store and a durable queue shared by every
+//! instance of a receiver, and exactly-once effects for handlers that write to it.
 //!
 //! Most services that receive webhooks already run Postgres. [`PgStore`] keeps the
 //! claims in one table of it, so the replicas of a receiver dedupe as one, with the
@@ -9,6 +10,9 @@
 //! [`Inbox`] ([`PgStore::begin`]) is a transaction in which a handler makes its
 //! writes and marks its event done, in one commit, so the effects happen exactly
 //! once (an error or a crash rolls back both, and the retry starts clean).
+//!
+//! [`PgQueue`] keeps accepted events in the same database until a worker of any
+//! instance has run them, so a `200` survives the process that gave it.
 //!
 //! It is built on `sqlx` (Postgres, the tokio runtime, rustls): the widely used
 //! async Postgres client in Rust, pure Rust, with a pool. No compile-time checked
@@ -30,6 +34,7 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod inbox;
+mod queue;
 mod schema;
 mod store;
 
@@ -40,6 +45,10 @@ pub use sqlx;
 
 pub use self::{
     inbox::Inbox,
+    queue::{
+        DEFAULT_MAX_DELIVERIES, DEFAULT_POLL_INTERVAL, DEFAULT_VISIBILITY, PgQueue,
+        StoredDeadLetter,
+    },
     store::{DEFAULT_CLEANUP_INTERVAL, PgStore},
 };
 

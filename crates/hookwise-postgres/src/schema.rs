@@ -23,9 +23,11 @@ pub(crate) fn checked(schema: &str) -> Result<&str, ConfigError> {
     Ok(schema)
 }
 
-/// The SQL that creates what [`PgStore`](crate::PgStore) needs in `schema`, if it is
-/// missing: the schema, the `dedupe` table and its index on `expires_at`. Safe to
-/// run again, and from instances starting together (it takes an advisory lock).
+/// The SQL that creates what [`PgStore`](crate::PgStore) and
+/// [`PgQueue`](crate::PgQueue) need in `schema`, if it is missing: the schema, the
+/// `dedupe` table and its index on `expires_at`, the `queue` table and its index, and
+/// the `dead` table. Safe to run again, and from instances starting together (it
+/// takes an advisory lock).
 pub(crate) fn migration(schema: &str) -> String {
     format!(
         r#"SELECT pg_advisory_xact_lock(4242424242);
@@ -37,6 +39,38 @@ CREATE TABLE IF NOT EXISTS "{schema}".dedupe (
     expires_at timestamptz NOT NULL
 );
 CREATE INDEX IF NOT EXISTS dedupe_expires_at ON "{schema}".dedupe (expires_at);
+CREATE TABLE IF NOT EXISTS "{schema}".queue (
+    id          bigserial   PRIMARY KEY,
+    provider    text        NOT NULL,
+    handler     text        NOT NULL,
+    key         text        NOT NULL,
+    method      text        NOT NULL,
+    uri         text        NOT NULL,
+    headers     bytea       NOT NULL,
+    body        bytea       NOT NULL,
+    secret      integer     NOT NULL,
+    signed_at   bigint,
+    received_ms bigint      NOT NULL,
+    deliveries  integer     NOT NULL DEFAULT 0,
+    visible_at  timestamptz NOT NULL DEFAULT clock_timestamp()
+);
+CREATE INDEX IF NOT EXISTS queue_ready ON "{schema}".queue (provider, handler, visible_at);
+CREATE TABLE IF NOT EXISTS "{schema}".dead (
+    id          bigserial   PRIMARY KEY,
+    provider    text        NOT NULL,
+    handler     text        NOT NULL,
+    key         text        NOT NULL,
+    method      text        NOT NULL,
+    uri         text        NOT NULL,
+    headers     bytea       NOT NULL,
+    body        bytea       NOT NULL,
+    secret      integer     NOT NULL,
+    signed_at   bigint,
+    received_ms bigint      NOT NULL,
+    error       text        NOT NULL,
+    attempts    integer     NOT NULL,
+    dead_at     timestamptz NOT NULL DEFAULT clock_timestamp()
+);
 "#
     )
 }

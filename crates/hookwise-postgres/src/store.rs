@@ -103,14 +103,7 @@ impl PgStore {
                 "PgStore::new must be called within a tokio runtime",
             ));
         }
-        if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
-            return Err(StoreError::new(
-                "invalid Postgres URL: it starts with postgres:// or postgresql://",
-            ));
-        }
-        let options: PgConnectOptions = url
-            .parse()
-            .map_err(|e| StoreError::with_source("invalid Postgres URL", e))?;
+        let options = options(url)?;
         let mut store = Self::with_pool(pool(options.clone(), DEFAULT_TIMEOUT));
         store.options = Some(options);
         Ok(store)
@@ -203,6 +196,23 @@ impl PgStore {
             )
             .await?;
         Ok(done.rows_affected())
+    }
+
+    /// `insert_select` (an `INSERT … SELECT $1..$10` of a queue row) run only when,
+    /// in the same statement, the claim of key `$3` and token `$11` is marked done for
+    /// `$12` ms: both or neither.
+    pub(crate) fn store_and_commit(&self, insert_select: &str) -> Arc<str> {
+        let table = format!(r#""{}".dedupe"#, self.sql.schema);
+        format!(
+            "WITH marked AS (
+    UPDATE {table} SET state = 'done',
+        expires_at = clock_timestamp() + ($12::float8 * interval '1 millisecond')
+    WHERE key = $3 AND token = $11 AND state <> 'done' AND expires_at > clock_timestamp()
+    RETURNING 1
+)
+{insert_select} WHERE EXISTS (SELECT 1 FROM marked)"
+        )
+        .into()
     }
 
     /// The pool, e.g. to share with the application.
@@ -327,6 +337,41 @@ impl DedupeStore for PgStore {
     }
 }
 
+/// How to connect to `url`, which must be a `postgres://` or `postgresql://` URL.
+fn options(url: &str) -> Result<PgConnectOptions, StoreError> {
+    if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
+        return Err(StoreError::new(
+            "invalid Postgres URL: it starts with postgres:// or postgresql://",
+        ));
+    }
+    url.parse()
+        .map_err(|e| StoreError::with_source("invalid Postgres URL", e))
+}
+
+/// A lazy pool to `url` whose statements time out on the server after `timeout`.
+/// Must be called within a tokio runtime.
+pub(crate) fn pool_for(url: &str, timeout: Duration) -> Result<PgPool, StoreError> {
+    if tokio::runtime::Handle::try_current().is_err() {
+        return Err(StoreError::new(
+            "a Postgres pool must be made within a tokio runtime",
+        ));
+    }
+    Ok(pool(options(url)?, timeout))
+}
+
+/// Where `pool` connects: user, host, port and database. Two pools at the same place
+/// share a database, so one statement may touch both's tables.
+pub(crate) fn place(pool: &PgPool) -> String {
+    let options = pool.connect_options();
+    format!(
+        "{}@{}:{}/{}",
+        options.get_username(),
+        options.get_host(),
+        options.get_port(),
+        options.get_database().unwrap_or_default()
+    )
+}
+
 /// A lazy pool of 16 connections to `options`, whose statements time out on the
 /// server after `timeout`.
 fn pool(options: PgConnectOptions, timeout: Duration) -> PgPool {
@@ -393,7 +438,7 @@ impl Cleaner {
     }
 }
 
-async fn bounded<T>(
+pub(crate) async fn bounded<T>(
     timeout: Duration,
     what: &'static str,
     call: impl Future<Output = Result<T, sqlx::Error>>,
@@ -428,7 +473,7 @@ pub(crate) fn millis(d: Duration) -> i64 {
 }
 
 /// A claim's token as Postgres stores it (`bigint`): the same 64 bits.
-fn token(token: u64) -> i64 {
+pub(crate) fn token(token: u64) -> i64 {
     i64::from_ne_bytes(token.to_ne_bytes())
 }
 

@@ -1,0 +1,546 @@
+//! [`PgQueue`]: a durable queue for ack-fast mode, on Postgres.
+
+use std::{fmt, sync::Arc, time::Duration};
+
+use bytes::Bytes;
+use hookwise_core::{ConfigError, Provider, StoreError, Verified};
+use hookwise_runtime::{DurableQueue, Enqueue, QueueFuture, Stored, StoredHead, Workers};
+use sqlx::{AssertSqlSafe, PgPool, Row, postgres::PgRow};
+use tokio::{sync::Semaphore, task::JoinHandle};
+
+use crate::{
+    DEFAULT_TIMEOUT, PgStore,
+    store::{bounded, millis, place, pool_for},
+};
+
+/// How long a taken entry stays invisible to other workers, by default: a worker
+/// that died gives its entries back after this.
+pub const DEFAULT_VISIBILITY: Duration = Duration::from_secs(60);
+
+/// The default pause between reads of an empty queue.
+pub const DEFAULT_POLL_INTERVAL: Duration = Duration::from_millis(100);
+
+/// How many times an entry may be taken before it is dead-lettered unrun, by default.
+pub const DEFAULT_MAX_DELIVERIES: u32 = 5;
+
+/// The shortest visibility timeout: a third of it is a running entry's heartbeat.
+const MINIMUM_VISIBILITY: Duration = Duration::from_millis(30);
+
+/// The columns a stored delivery has, in the `queue` and `dead` tables alike.
+const COLUMNS: &str =
+    "provider, handler, key, method, uri, headers, body, secret, signed_at, received_ms";
+
+/// A [`DurableQueue`] on Postgres, for a runtime's ack-fast mode, so that a service
+/// with only Postgres gets "a `200` survives a crash":
+/// `Webhooks::builder(receiver).durable_queue(PgQueue::new(url)?).handler("invoices", f)`.
+///
+/// - Before the `200`, the accepted delivery (request head, raw body, verification
+///   facts, receipt time) is a row of `<schema>.queue`, under the name of the handler
+///   that runs it. When the receiver's store is a [`PgStore`] on the same database,
+///   the row and the event's done-mark are one statement: there is no moment when
+///   the delivery is stored and the event not marked done, nor the other way round.
+/// - Workers in every instance take ready rows with `FOR UPDATE SKIP LOCKED` and
+///   make them invisible for the visibility timeout (60 s by default), kept fresh by a
+///   heartbeat while they run; a row whose worker died becomes visible again and is
+///   taken by another. Delivery is at least once.
+/// - A run ends in one statement: the row is deleted, or, when every attempt failed,
+///   moved to `<schema>.dead` with its last error, where
+///   [`dead_letters`](Self::dead_letters) lists it and [`replay`](Self::replay)
+///   moves it back. A row taken more than [`max_deliveries`](Self::max_deliveries)
+///   times (its worker died each time) and a row that no longer reads or parses are
+///   moved there unrun.
+/// - Every call is bounded by a timeout (2 s by default), pool waits included: a
+///   database that is down is a `503` for the sender, and workers try again.
+/// - The tables are created by [`PgStore::migrate`] (or
+///   [`migration_sql`](crate::migration_sql)); give the queue the store's schema.
+#[derive(Clone)]
+pub struct PgQueue {
+    pool: PgPool,
+    sql: Arc<QueueStatements>,
+    visibility: Duration,
+    poll_interval: Duration,
+    max_deliveries: u32,
+    timeout: Duration,
+}
+
+impl PgQueue {
+    /// A queue on the Postgres at `url`. Does not connect yet. Must be called within
+    /// a tokio runtime.
+    pub fn new(url: &str) -> Result<Self, StoreError> {
+        Ok(Self::with_pool(pool_for(url, DEFAULT_TIMEOUT)?))
+    }
+
+    /// A queue on a pool you already have.
+    pub fn with_pool(pool: PgPool) -> Self {
+        Self {
+            pool,
+            sql: Arc::new(QueueStatements::new(crate::DEFAULT_SCHEMA)),
+            visibility: DEFAULT_VISIBILITY,
+            poll_interval: DEFAULT_POLL_INTERVAL,
+            max_deliveries: DEFAULT_MAX_DELIVERIES,
+            timeout: DEFAULT_TIMEOUT,
+        }
+    }
+
+    /// Keeps the tables in schema `schema` (default `hookwise`); the store's.
+    pub fn schema(mut self, schema: &str) -> Result<Self, ConfigError> {
+        self.sql = Arc::new(QueueStatements::new(crate::schema::checked(schema)?));
+        Ok(self)
+    }
+
+    /// Sets how long a taken entry stays invisible to other workers (default 60 s;
+    /// at least 30 ms). Running entries are kept fresh every third of it, so this
+    /// only delays recovery from a worker that died. Keep it well above the
+    /// [`timeout`](Self::timeout).
+    pub fn visibility(mut self, visibility: Duration) -> Result<Self, ConfigError> {
+        if visibility < MINIMUM_VISIBILITY {
+            return Err(ConfigError::TooShort {
+                what: "visibility timeout",
+                given: visibility,
+                minimum: MINIMUM_VISIBILITY,
+            });
+        }
+        self.visibility = visibility;
+        Ok(self)
+    }
+
+    /// Sets the pause between reads of an empty queue (default 100 ms).
+    pub fn poll_interval(mut self, interval: Duration) -> Result<Self, ConfigError> {
+        if interval.is_zero() {
+            return Err(ConfigError::Zero("poll interval"));
+        }
+        self.poll_interval = interval;
+        Ok(self)
+    }
+
+    /// Sets how many times an entry may be taken (default 5): one taken more often
+    /// (its worker died each time) is dead-lettered without running again.
+    pub fn max_deliveries(mut self, deliveries: u32) -> Result<Self, ConfigError> {
+        if deliveries == 0 {
+            return Err(ConfigError::Zero("max deliveries"));
+        }
+        self.max_deliveries = deliveries;
+        Ok(self)
+    }
+
+    /// Sets the bound on each call, pool waits included (default 2 s).
+    pub fn timeout(mut self, timeout: Duration) -> Result<Self, ConfigError> {
+        if timeout.is_zero() {
+            return Err(ConfigError::Zero("Postgres timeout"));
+        }
+        self.timeout = timeout;
+        Ok(self)
+    }
+
+    /// `provider`'s dead letters (e.g. `"hoursmith"`), oldest first, at most `count`.
+    pub async fn dead_letters(
+        &self,
+        provider: &str,
+        count: usize,
+    ) -> Result<Vec<StoredDeadLetter>, StoreError> {
+        let query = sqlx::query(AssertSqlSafe(self.sql.dead_letters.clone()))
+            .bind(provider)
+            .bind(i64::try_from(count).unwrap_or(i64::MAX));
+        let rows = bounded(self.timeout, "dead letters", query.fetch_all(&self.pool)).await?;
+        rows.iter()
+            .map(StoredDeadLetter::from_row)
+            .collect::<Result<_, _>>()
+            .map_err(|e| StoreError::with_source("unexpected dead letter row", e))
+    }
+
+    /// Moves a dead letter back to the queue of its handler, in one statement, to be
+    /// processed again. `false` when there is no such dead letter (replayed already).
+    pub async fn replay(&self, provider: &str, id: i64) -> Result<bool, StoreError> {
+        let query = sqlx::query(AssertSqlSafe(self.sql.replay.clone()))
+            .bind(id)
+            .bind(provider);
+        let done = bounded(self.timeout, "replay", query.execute(&self.pool)).await?;
+        Ok(done.rows_affected() == 1)
+    }
+}
+
+impl<P: Provider> DurableQueue<P> for PgQueue {
+    fn enqueue<'a>(&'a self, entry: Enqueue<'a, P::Event>) -> QueueFuture<'a, Stored> {
+        Box::pin(async move {
+            let Enqueue {
+                handler,
+                head,
+                delivery,
+                claim,
+                store,
+                ..
+            } = entry;
+            let head = StoredHead::of(head);
+            let verified = delivery.verified();
+            let signed_at = verified
+                .signed_timestamp()
+                .and_then(|t| i64::try_from(t).ok());
+            let secret = i32::try_from(verified.secret_index()).unwrap_or(i32::MAX);
+            // The receiver's store in this database: the row and the done-mark in
+            // one statement.
+            let same = store
+                .downcast_ref::<PgStore>()
+                .filter(|store| place(store.pool()) == place(&self.pool));
+            let (sql, committing) = match same {
+                Some(store) => (store.store_and_commit(&self.sql.insert_select), true),
+                None => (self.sql.insert.clone(), false),
+            };
+            let mut query = sqlx::query(AssertSqlSafe(sql))
+                .bind(delivery.provider())
+                .bind(handler)
+                .bind(delivery.dedupe_key().as_str())
+                .bind(head.method)
+                .bind(head.uri)
+                .bind(head.headers)
+                .bind(delivery.raw_body().to_vec())
+                .bind(secret)
+                .bind(signed_at)
+                .bind(millis(delivery.received_at()));
+            if let Some(store) = same {
+                query = query
+                    .bind(crate::store::token(claim.token()))
+                    .bind(millis(store.retention));
+            }
+            let done = bounded(self.timeout, "enqueue", query.execute(&self.pool)).await?;
+            match (committing, done.rows_affected()) {
+                (false, _) => Ok(Stored::Uncommitted),
+                (true, 1) => Ok(Stored::Committed),
+                (true, _) => Err(StoreError::new(
+                    "the event's claim no longer holds its key (its lease ran out): nothing \
+                     stored; the sender's retry claims it again",
+                )),
+            }
+        })
+    }
+
+    fn start(&self, workers: Workers<P>) {
+        let reader = Reader {
+            queue: self.clone(),
+            provider: workers.processor.receiver().provider().name(),
+            handler: workers.handler.name().to_owned(),
+            workers: Arc::new(workers),
+        };
+        let shutdown = reader.workers.processor.shutdown_handle().clone();
+        shutdown.spawn(reader.run());
+    }
+}
+
+/// Takes one handler's ready rows and runs them, at most `concurrency` at once.
+struct Reader<P: Provider> {
+    queue: PgQueue,
+    provider: &'static str,
+    handler: String,
+    workers: Arc<Workers<P>>,
+}
+
+/// A row taken from the queue.
+struct Taken {
+    id: i64,
+    deliveries: i32,
+    head: StoredHead,
+    body: Bytes,
+    verified: Verified,
+    received_at: Duration,
+}
+
+impl Taken {
+    fn from_row(row: &PgRow) -> Result<Self, sqlx::Error> {
+        let mut verified =
+            Verified::new(usize::try_from(row.try_get::<i32, _>("secret")?).unwrap_or(0));
+        if let Some(t) = row.try_get::<Option<i64>, _>("signed_at")? {
+            verified = verified.signed_at(u64::try_from(t).unwrap_or(0));
+        }
+        Ok(Self {
+            id: row.try_get("id")?,
+            deliveries: row.try_get("deliveries")?,
+            head: StoredHead {
+                method: row.try_get("method")?,
+                uri: row.try_get("uri")?,
+                headers: row.try_get("headers")?,
+            },
+            body: Bytes::from(row.try_get::<Vec<u8>, _>("body")?),
+            verified,
+            received_at: Duration::from_millis(
+                u64::try_from(row.try_get::<i64, _>("received_ms")?).unwrap_or(0),
+            ),
+        })
+    }
+}
+
+impl<P: Provider> Reader<P> {
+    async fn run(self) {
+        let shutdown = self.workers.processor.shutdown_handle().clone();
+        let slots = Arc::new(Semaphore::new(self.workers.processor.concurrency().max(1)));
+        let queue = &self.queue;
+        while !shutdown.is_closed() {
+            let free = slots.available_permits();
+            if free == 0 {
+                tokio::time::sleep(queue.poll_interval).await;
+                continue;
+            }
+            let query = sqlx::query(AssertSqlSafe(queue.sql.take.clone()))
+                .bind(self.provider)
+                .bind(&self.handler)
+                .bind(millis(queue.visibility))
+                .bind(i64::try_from(free).unwrap_or(1));
+            let rows = match bounded(queue.timeout, "take", query.fetch_all(&queue.pool)).await {
+                Ok(rows) => rows,
+                Err(error) => {
+                    tracing::warn!(%error, "cannot read the durable queue; retrying");
+                    tokio::time::sleep(queue.poll_interval).await;
+                    continue;
+                }
+            };
+            if rows.is_empty() {
+                tokio::time::sleep(queue.poll_interval).await;
+                continue;
+            }
+            for row in rows {
+                let taken = match Taken::from_row(&row) {
+                    Ok(taken) => taken,
+                    Err(error) => {
+                        let id: i64 = row.try_get("id").unwrap_or_default();
+                        tracing::error!(%error, id, "unreadable durable queue row; dead-lettered");
+                        queue
+                            .finish(id, Err(("unreadable queue row".to_owned(), 0)))
+                            .await;
+                        continue;
+                    }
+                };
+                if u32::try_from(taken.deliveries).unwrap_or(u32::MAX) > queue.max_deliveries {
+                    let error = format!(
+                        "delivered {} times without finishing (its worker died each time)",
+                        taken.deliveries - 1
+                    );
+                    let attempts = u32::try_from(taken.deliveries - 1).unwrap_or(0);
+                    queue.finish(taken.id, Err((error, attempts))).await;
+                    continue;
+                }
+                let Ok(slot) = slots.clone().acquire_owned().await else {
+                    return;
+                };
+                let (queue, workers) = (queue.clone(), self.workers.clone());
+                shutdown.spawn(async move {
+                    queue.run_taken(&workers, taken).await;
+                    drop(slot);
+                });
+            }
+        }
+    }
+}
+
+impl PgQueue {
+    /// Runs a taken row to its end, kept fresh meanwhile: processed, or dead-lettered.
+    async fn run_taken<P: Provider>(&self, workers: &Workers<P>, taken: Taken) {
+        let heartbeat = Heartbeat(tokio::spawn(keep_fresh(
+            self.clone(),
+            taken.id,
+            taken.deliveries,
+        )));
+        let outcome = run_stored(
+            workers,
+            taken.head,
+            taken.body,
+            taken.verified,
+            taken.received_at,
+        )
+        .await;
+        self.finish(taken.id, outcome).await;
+        drop(heartbeat);
+    }
+
+    /// Ends a row in one statement: deleted, or on `Err((error, attempts))` moved to
+    /// the dead letters. A row finished already (by a worker that took it over) is
+    /// left alone: no second dead letter. When the statement cannot run, the row
+    /// becomes visible again after the visibility timeout and runs again.
+    async fn finish(&self, id: i64, outcome: Result<(), (String, u32)>) {
+        let result = match outcome {
+            Ok(()) => {
+                let query = sqlx::query(AssertSqlSafe(self.sql.delete.clone())).bind(id);
+                bounded(self.timeout, "finish", query.execute(&self.pool)).await
+            }
+            Err((error, attempts)) => {
+                let query = sqlx::query(AssertSqlSafe(self.sql.bury.clone()))
+                    .bind(id)
+                    .bind(error)
+                    .bind(i32::try_from(attempts).unwrap_or(i32::MAX));
+                bounded(self.timeout, "dead-letter", query.execute(&self.pool)).await
+            }
+        };
+        if let Err(error) = result {
+            tracing::warn!(%error, id, "cannot finish a durable queue row; it runs again after the visibility timeout");
+        }
+    }
+}
+
+/// Restores a stored delivery and runs it through the processor; `Err` carries the
+/// dead letter's error and attempts after the dead-letter callback had it.
+async fn run_stored<P: Provider>(
+    workers: &Workers<P>,
+    head: StoredHead,
+    body: Bytes,
+    verified: Verified,
+    received_at: Duration,
+) -> Result<(), (String, u32)> {
+    let Some(head) = head.to_parts() else {
+        tracing::error!("a durable queue row's head no longer reads; dead-lettered");
+        return Err(("unreadable request head".to_owned(), 0));
+    };
+    let processor = &workers.processor;
+    let delivery = match processor
+        .receiver()
+        .restore(&head.headers, body, received_at, verified)
+    {
+        Ok(delivery) => delivery,
+        Err(rejection) => {
+            tracing::error!(%rejection, "a queued delivery no longer parses; dead-lettered");
+            return Err((rejection.to_string(), 0));
+        }
+    };
+    match processor
+        .process(delivery, |delivery| workers.handler.run(delivery))
+        .await
+    {
+        Ok(()) => Ok(()),
+        Err(letter) => {
+            let failure = (letter.error.to_string(), letter.attempts);
+            processor.dead_letter(letter);
+            Err(failure)
+        }
+    }
+}
+
+/// Keeps a running row invisible to other workers, while it is still this run's
+/// (its delivery count unchanged).
+async fn keep_fresh(queue: PgQueue, id: i64, deliveries: i32) {
+    let every = queue.visibility / 3;
+    loop {
+        tokio::time::sleep(every).await;
+        let query = sqlx::query(AssertSqlSafe(queue.sql.refresh.clone()))
+            .bind(id)
+            .bind(deliveries)
+            .bind(millis(queue.visibility));
+        if let Err(error) = bounded(queue.timeout, "refresh", query.execute(&queue.pool)).await {
+            tracing::debug!(%error, id, "cannot refresh a running row");
+        }
+    }
+}
+
+/// The heartbeat of a running row, aborted when dropped: on every way out of the
+/// run, a panic included.
+struct Heartbeat(JoinHandle<()>);
+
+impl Drop for Heartbeat {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// A dead letter as [`PgQueue::dead_letters`] lists it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct StoredDeadLetter {
+    /// Its row id, for [`PgQueue::replay`].
+    pub id: i64,
+    /// The event's dedupe key.
+    pub key: String,
+    /// The last attempt's error.
+    pub error: String,
+    /// The name of the handler that runs it.
+    pub handler: String,
+    /// How many attempts were made.
+    pub attempts: u32,
+}
+
+impl StoredDeadLetter {
+    fn from_row(row: &PgRow) -> Result<Self, sqlx::Error> {
+        Ok(Self {
+            id: row.try_get("id")?,
+            key: row.try_get("key")?,
+            error: row.try_get("error")?,
+            handler: row.try_get("handler")?,
+            attempts: u32::try_from(row.try_get::<i32, _>("attempts")?).unwrap_or(0),
+        })
+    }
+}
+
+/// The queue's statements for one schema, built once.
+#[derive(Debug)]
+pub(crate) struct QueueStatements {
+    /// `$1`..`$10` the columns of [`COLUMNS`].
+    pub(crate) insert: Arc<str>,
+    /// The same as `INSERT … SELECT`, for a `WHERE` to follow.
+    pub(crate) insert_select: String,
+    /// `$1` provider, `$2` handler, `$3` visibility in ms, `$4` the most rows.
+    take: Arc<str>,
+    /// `$1` id, `$2` deliveries, `$3` visibility in ms.
+    refresh: Arc<str>,
+    /// `$1` id.
+    delete: Arc<str>,
+    /// `$1` id, `$2` error, `$3` attempts.
+    bury: Arc<str>,
+    /// `$1` provider, `$2` the most rows.
+    dead_letters: Arc<str>,
+    /// `$1` id, `$2` provider.
+    replay: Arc<str>,
+}
+
+impl QueueStatements {
+    fn new(schema: &str) -> Self {
+        let (queue, dead) = (
+            format!(r#""{schema}".queue"#),
+            format!(r#""{schema}".dead"#),
+        );
+        let visible = "clock_timestamp() + ($3::float8 * interval '1 millisecond')";
+        Self {
+            insert: format!(
+                "INSERT INTO {queue} ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"
+            )
+            .into(),
+            insert_select: format!(
+                "INSERT INTO {queue} ({COLUMNS}) SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10"
+            ),
+            take: format!(
+                "UPDATE {queue} SET deliveries = deliveries + 1, visible_at = {visible}
+WHERE id IN (
+    SELECT id FROM {queue}
+    WHERE provider = $1 AND handler = $2 AND visible_at <= clock_timestamp()
+    ORDER BY id LIMIT $4 FOR UPDATE SKIP LOCKED
+)
+RETURNING id, deliveries, key, method, uri, headers, body, secret, signed_at, received_ms"
+            )
+            .into(),
+            refresh: format!(
+                "UPDATE {queue} SET visible_at = {visible} WHERE id = $1 AND deliveries = $2"
+            )
+            .into(),
+            delete: format!("DELETE FROM {queue} WHERE id = $1").into(),
+            bury: format!(
+                "WITH moved AS (DELETE FROM {queue} WHERE id = $1 RETURNING {COLUMNS})
+INSERT INTO {dead} ({COLUMNS}, error, attempts) SELECT {COLUMNS}, $2, $3 FROM moved"
+            )
+            .into(),
+            dead_letters: format!(
+                "SELECT id, key, error, handler, attempts FROM {dead}
+WHERE provider = $1 ORDER BY id LIMIT $2"
+            )
+            .into(),
+            replay: format!(
+                "WITH moved AS (DELETE FROM {dead} WHERE id = $1 AND provider = $2 RETURNING {COLUMNS})
+INSERT INTO {queue} ({COLUMNS}) SELECT {COLUMNS} FROM moved"
+            )
+            .into(),
+        }
+    }
+}
+
+impl fmt::Debug for PgQueue {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PgQueue")
+            .field("visibility", &self.visibility)
+            .field("poll_interval", &self.poll_interval)
+            .field("max_deliveries", &self.max_deliveries)
+            .field("timeout", &self.timeout)
+            .finish_non_exhaustive()
+    }
+}

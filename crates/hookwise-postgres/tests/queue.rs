@@ -1,0 +1,299 @@
+//! The durable queue on a real Postgres: an acknowledged event is processed from the
+//! queue, a failing one is dead-lettered, listed and replayed, a row left by a dead
+//! worker is taken over, one that keeps killing its worker is dead-lettered unrun,
+//! and with the receiver's `PgStore` the row and the done-mark are one statement.
+
+use std::{
+    net::SocketAddr,
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+    },
+    time::Duration,
+};
+
+use axum::{Router, routing::post_service};
+use hookwise_core::{
+    AnyStore, ClaimOutcome, DedupeStore, Delivery, Duplicate, Hoursmith, MemoryStore, Receiver,
+    hoursmith,
+};
+use hookwise_postgres::{PgQueue, PgStore, StoredDeadLetter, sqlx};
+use hookwise_runtime::{DurableQueue, Enqueue, RetryPolicy, Stored, Webhooks};
+use hookwise_test_support::*;
+use hookwise_tower::WebhookEndpoint;
+
+const HANDLER: &str = "hook";
+
+async fn store(server: &PgServer) -> PgStore {
+    let store = PgStore::new(&server.url()).expect("valid URL");
+    store.migrate().await.expect("migrated");
+    store
+}
+
+fn queue(server: &PgServer) -> PgQueue {
+    PgQueue::new(&server.url())
+        .expect("valid URL")
+        .poll_interval(Duration::from_millis(20))
+        .and_then(|q| q.visibility(Duration::from_millis(600)))
+        .expect("valid settings")
+}
+
+/// A durable instance on `server` whose handler records successes and fails while
+/// `failing` is set; served on `POST /hook`.
+async fn instance(
+    server: &PgServer,
+    recorder: &Recorder,
+    failing: &Arc<AtomicBool>,
+) -> (SocketAddr, Webhooks<Hoursmith>) {
+    let receiver = Receiver::new(
+        Hoursmith::new(HOURSMITH_SECRET).expect("secret"),
+        store(server).await,
+    )
+    .expect("config");
+    let (recorder, failing) = (recorder.clone(), failing.clone());
+    let webhooks = Webhooks::builder(receiver)
+        .retry(
+            RetryPolicy::default()
+                .max_attempts(2)
+                .initial_backoff(Duration::from_millis(5)),
+        )
+        .durable_queue(queue(server))
+        .handler(HANDLER, move |delivery: Delivery<hoursmith::Event>| {
+            let (recorder, failing) = (recorder.clone(), failing.clone());
+            async move {
+                if failing.load(Ordering::SeqCst) {
+                    return Err("the handler fails");
+                }
+                recorder.record(delivery.event().id());
+                Ok(())
+            }
+        })
+        .build()
+        .expect("valid settings");
+    let endpoint = WebhookEndpoint::new(&webhooks, HANDLER).expect("registered");
+    let addr = serve(Router::new().route("/hook", post_service(endpoint))).await;
+    (addr, webhooks)
+}
+
+async fn rows(server: &PgServer, table: &str) -> i64 {
+    let store = PgStore::new(&server.url()).expect("valid URL");
+    let sql: &'static str = match table {
+        "queue" => "SELECT count(*) FROM hookwise.queue",
+        _ => "SELECT count(*) FROM hookwise.dead",
+    };
+    sqlx::query_as::<_, (i64,)>(sql)
+        .fetch_one(store.pool())
+        .await
+        .expect("counted")
+        .0
+}
+
+async fn dead_letters(queue: &PgQueue, n: usize) -> Vec<StoredDeadLetter> {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let letters = queue.dead_letters("hoursmith", 10).await.expect("listed");
+        if letters.len() >= n || tokio::time::Instant::now() > deadline {
+            return letters;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_acknowledged_event_is_processed_from_the_queue_and_its_row_deleted() {
+    let Some(server) = PgServer::start("pg queue processes") else {
+        return;
+    };
+    let (recorder, failing) = (Recorder::default(), Arc::new(AtomicBool::new(false)));
+    let (addr, webhooks) = instance(&server, &recorder, &failing).await;
+    let client = client();
+    for i in 0..20 {
+        let delivery = hoursmith(&format!("evt_{i}"));
+        assert_eq!(send(&client, addr, "/hook", &delivery).await.status, 200);
+        let again = send(&client, addr, "/hook", &delivery).await;
+        assert_eq!(again.body, r#"{"status":"duplicate"}"#);
+    }
+    assert_eq!(recorder.wait_for(20, Duration::from_secs(10)).await, 20);
+    webhooks.shutdown(Duration::from_secs(5)).await;
+    assert_eq!(rows(&server, "queue").await, 0);
+    let mut ids = recorder.ids();
+    ids.sort_unstable();
+    ids.dedup();
+    assert_eq!(ids.len(), 20, "each once");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_event_is_dead_lettered_listed_and_replayed_once() {
+    let Some(server) = PgServer::start("pg queue dead letters") else {
+        return;
+    };
+    let (recorder, failing) = (Recorder::default(), Arc::new(AtomicBool::new(true)));
+    let (addr, webhooks) = instance(&server, &recorder, &failing).await;
+    let delivery = hoursmith("evt_dead");
+    assert_eq!(send(&client(), addr, "/hook", &delivery).await.status, 200);
+    let queue = queue(&server);
+    let letters = dead_letters(&queue, 1).await;
+    assert_eq!(letters.len(), 1, "{letters:?}");
+    assert_eq!(letters[0].key, "hoursmith:evt_dead");
+    assert_eq!(letters[0].error, "handler failed: the handler fails");
+    assert_eq!(
+        (letters[0].handler.as_str(), letters[0].attempts),
+        (HANDLER, 2)
+    );
+    assert_eq!(rows(&server, "queue").await, 0);
+
+    failing.store(false, Ordering::SeqCst);
+    assert!(
+        queue
+            .replay("hoursmith", letters[0].id)
+            .await
+            .expect("replayed")
+    );
+    assert!(
+        !queue
+            .replay("hoursmith", letters[0].id)
+            .await
+            .expect("answered"),
+        "once"
+    );
+    assert_eq!(recorder.wait_for(1, Duration::from_secs(10)).await, 1);
+    assert_eq!(recorder.ids(), ["evt_dead"]);
+    assert!(dead_letters(&queue, 0).await.is_empty());
+    webhooks.shutdown(Duration::from_secs(5)).await;
+}
+
+/// Stores `id` as an accepted delivery would be, without running it.
+async fn stored(queue: &PgQueue, id: &str) {
+    let receiver = Receiver::new(
+        Hoursmith::new(HOURSMITH_SECRET).expect("secret"),
+        MemoryStore::new(),
+    )
+    .expect("config");
+    let delivery = hoursmith(id);
+    let mut request = http::Request::post("/hook").body(()).expect("request");
+    *request.headers_mut() = delivery.headers;
+    let (head, ()) = request.into_parts();
+    let Ok(hookwise_core::Outcome::Accepted { delivery, claim }) =
+        receiver.receive(&head.headers, delivery.body).await
+    else {
+        panic!("accepted");
+    };
+    let other = AnyStore::new(MemoryStore::new());
+    let entry = Enqueue::new(HANDLER, &head, &delivery, &claim, &other);
+    let answer = DurableQueue::<Hoursmith>::enqueue(queue, entry).await;
+    assert_eq!(
+        answer.expect("stored"),
+        Stored::Uncommitted,
+        "another store: not committed here"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_row_left_by_a_dead_worker_is_taken_over_and_one_that_kills_its_workers_is_dead_lettered_unrun()
+ {
+    let Some(server) = PgServer::start("pg queue takeover") else {
+        return;
+    };
+    let setup = store(&server).await;
+    let queue = queue(&server);
+    stored(&queue, "evt_abandoned").await;
+    stored(&queue, "evt_poison").await;
+    // A worker that died took the first once, and the second five times.
+    sqlx::query("UPDATE hookwise.queue SET deliveries = CASE WHEN key LIKE '%poison' THEN 5 ELSE 1 END, visible_at = clock_timestamp() + interval '300 milliseconds'")
+        .execute(setup.pool())
+        .await
+        .expect("updated");
+    let (recorder, failing) = (Recorder::default(), Arc::new(AtomicBool::new(false)));
+    let (_addr, webhooks) = instance(&server, &recorder, &failing).await;
+    assert_eq!(recorder.wait_for(1, Duration::from_secs(10)).await, 1);
+    assert_eq!(recorder.ids(), ["evt_abandoned"]);
+    let letters = dead_letters(&queue, 1).await;
+    assert_eq!(letters.len(), 1, "{letters:?}");
+    assert_eq!(letters[0].key, "hoursmith:evt_poison");
+    assert_eq!(
+        letters[0].error,
+        "delivered 5 times without finishing (its worker died each time)"
+    );
+    assert_eq!(rows(&server, "queue").await, 0);
+    webhooks.shutdown(Duration::from_secs(5)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_the_receivers_pg_store_the_row_and_the_done_mark_are_one_statement() {
+    let Some(server) = PgServer::start("pg queue store and commit") else {
+        return;
+    };
+    let store = store(&server).await;
+    let queue = queue(&server);
+    let receiver = Receiver::new(
+        Hoursmith::new(HOURSMITH_SECRET).expect("secret"),
+        store.clone(),
+    )
+    .expect("config")
+    .erase_store();
+    let delivery = hoursmith("evt_one_statement");
+    let mut request = http::Request::post("/hook").body(()).expect("request");
+    *request.headers_mut() = delivery.headers;
+    let (head, ()) = request.into_parts();
+    let Ok(hookwise_core::Outcome::Accepted { delivery, claim }) =
+        receiver.receive(&head.headers, delivery.body).await
+    else {
+        panic!("accepted");
+    };
+    let entry = Enqueue::new(HANDLER, &head, &delivery, &claim, receiver.store());
+    let answer = DurableQueue::<Hoursmith>::enqueue(&queue, entry).await;
+    assert_eq!(answer.expect("stored"), Stored::Committed);
+    assert_eq!(
+        store.claim(delivery.dedupe_key()).await.expect("claim"),
+        ClaimOutcome::Duplicate(Duplicate::Processed)
+    );
+    assert_eq!(rows(&server, "queue").await, 1);
+
+    // A claim that no longer holds its key stores nothing.
+    let again = hoursmith("evt_lost_claim");
+    let mut request = http::Request::post("/hook").body(()).expect("request");
+    *request.headers_mut() = again.headers;
+    let (head, ()) = request.into_parts();
+    let Ok(hookwise_core::Outcome::Accepted { delivery, claim }) =
+        receiver.receive(&head.headers, again.body).await
+    else {
+        panic!("accepted");
+    };
+    receiver.release(&claim).await.expect("released");
+    let entry = Enqueue::new(HANDLER, &head, &delivery, &claim, receiver.store());
+    let refused = DurableQueue::<Hoursmith>::enqueue(&queue, entry).await;
+    assert!(refused.is_err(), "{refused:?}");
+    assert_eq!(rows(&server, "queue").await, 1, "nothing stored");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_down_is_503_and_nothing_is_acknowledged_that_was_not_stored() {
+    let Some(server) = PgServer::start("pg queue down") else {
+        return;
+    };
+    let (recorder, failing) = (Recorder::default(), Arc::new(AtomicBool::new(false)));
+    let (addr, webhooks) = instance(&server, &recorder, &failing).await;
+    let client = client();
+    assert_eq!(
+        send(&client, addr, "/hook", &hoursmith("evt_up"))
+            .await
+            .status,
+        200
+    );
+    server.stop();
+    let down = send(&client, addr, "/hook", &hoursmith("evt_down")).await;
+    assert_eq!(down.status, 503, "{}", down.body);
+    assert!(down.headers.contains_key("retry-after"));
+    server.start_server();
+    let retry = send_until_decided(
+        &client,
+        addr,
+        "/hook",
+        &hoursmith("evt_down"),
+        Duration::from_secs(10),
+    )
+    .await;
+    assert_eq!(retry.status, 200, "{}", retry.body);
+    assert_eq!(recorder.wait_for(2, Duration::from_secs(10)).await, 2);
+    webhooks.shutdown(Duration::from_secs(5)).await;
+}
