@@ -15,6 +15,9 @@
 //!   `HOOKWISE_TAKEOVER_SECS` sets how long a crashed instance's claims and queue
 //!   entries wait before another instance takes them over (by default the claim
 //!   lease, 5 min, and the queue's claim idle time, 60 s).
+//! - With `HOOKWISE_DATABASE_URL` (e.g. `postgres://app@127.0.0.1/app`) instead, the
+//!   same on Postgres (`PgStore`, `PgQueue`, in the schema `hookwise`, created at
+//!   start-up if missing).
 //! - Prints exactly one JSON line per processed event on stdout:
 //!   `{"provider":"hoursmith","id":"<dedupe key>","type":"invoice.paid","livemode":true}`
 //!   (Mojave has no test mode, so its events are always `"livemode":true`). Logs go
@@ -31,6 +34,7 @@ use axum::{Router, routing::post_service};
 use hookwise::{
     Delivery, Hoursmith, MemoryStore, Mojave, Provider, Receiver, Webhooks, tower::WebhookEndpoint,
 };
+use hookwise_postgres::{PgQueue, PgStore};
 use hookwise_redis::{RedisQueue, RedisStore};
 use support::{Config, print_event};
 
@@ -62,10 +66,17 @@ async fn on_mojave(delivery: Delivery<hookwise::mojave::Event>) -> Result<(), In
     Ok(())
 }
 
-/// One provider's runtime, built once: in memory, or on Redis when `redis` is set.
+/// Where accepted events and claims live.
+enum Backend {
+    Memory,
+    Redis(String),
+    Postgres(PgStore, String),
+}
+
+/// One provider's runtime, built once: in memory, on Redis or on Postgres.
 fn runtime<P, H, F>(
     provider: P,
-    redis: Option<&str>,
+    backend: &Backend,
     handler: H,
 ) -> Result<Webhooks<P>, Box<dyn std::error::Error>>
 where
@@ -73,8 +84,8 @@ where
     H: Fn(Delivery<P::Event>) -> F + Send + Sync + 'static,
     F: Future<Output = Result<(), Infallible>> + Send + 'static,
 {
-    let builder = match redis {
-        Some(url) => {
+    let builder = match backend {
+        Backend::Redis(url) => {
             let (mut store, mut queue) = (RedisStore::new(url)?, RedisQueue::new(url)?);
             if let Some(takeover) = takeover()? {
                 store = store.lease(takeover)?;
@@ -82,7 +93,15 @@ where
             }
             Webhooks::builder(Receiver::new(provider, store)?).durable_queue(queue)
         }
-        None => Webhooks::builder(Receiver::new(provider, MemoryStore::new())?),
+        Backend::Postgres(store, url) => {
+            let (mut store, mut queue) = (store.clone(), PgQueue::new(url)?);
+            if let Some(takeover) = takeover()? {
+                store = store.lease(takeover)?;
+                queue = queue.visibility(takeover)?;
+            }
+            Webhooks::builder(Receiver::new(provider, store)?).durable_queue(queue)
+        }
+        Backend::Memory => Webhooks::builder(Receiver::new(provider, MemoryStore::new())?),
     };
     Ok(builder.handler(HANDLER, handler).build()?)
 }
@@ -104,19 +123,26 @@ async fn main() -> ExitCode {
 }
 
 async fn run(config: Config) -> Result<ExitCode, Box<dyn std::error::Error>> {
-    let redis = std::env::var("HOOKWISE_REDIS_URL")
-        .ok()
-        .filter(|url| !url.is_empty());
+    let env = |name| {
+        std::env::var(name)
+            .ok()
+            .filter(|url: &String| !url.is_empty())
+    };
+    let backend = match (env("HOOKWISE_REDIS_URL"), env("HOOKWISE_DATABASE_URL")) {
+        (Some(url), _) => Backend::Redis(url),
+        (None, Some(url)) => {
+            let store = PgStore::new(&url)?;
+            store.migrate().await?;
+            Backend::Postgres(store, url)
+        }
+        (None, None) => Backend::Memory,
+    };
     let hoursmith = runtime(
         Hoursmith::new(&config.hoursmith_secret)?,
-        redis.as_deref(),
+        &backend,
         on_hoursmith,
     )?;
-    let mojave = runtime(
-        Mojave::new(&config.mojave_secret)?,
-        redis.as_deref(),
-        on_mojave,
-    )?;
+    let mojave = runtime(Mojave::new(&config.mojave_secret)?, &backend, on_mojave)?;
     let app = Router::new()
         .route(
             "/webhooks/hoursmith",
@@ -129,7 +155,12 @@ async fn run(config: Config) -> Result<ExitCode, Box<dyn std::error::Error>> {
     let shutdowns = [hoursmith.shutdown_handle(), mojave.shutdown_handle()];
 
     let listener = tokio::net::TcpListener::bind(config.addr).await?;
-    tracing::info!(addr = %listener.local_addr()?, redis = redis.is_some(), "listening");
+    let backend = match backend {
+        Backend::Memory => "memory",
+        Backend::Redis(_) => "redis",
+        Backend::Postgres(..) => "postgres",
+    };
+    tracing::info!(addr = %listener.local_addr()?, backend, "listening");
     let closing = shutdowns.clone();
     axum::serve(listener, app)
         .with_graceful_shutdown(async move {

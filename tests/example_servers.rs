@@ -56,6 +56,16 @@ async fn receiver_on_redis_follows_the_same_contract_and_prints_the_same_lines()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn receiver_on_postgres_follows_the_same_contract_and_prints_the_same_lines() {
+    let Some(postgres) = PgServer::start("receiver on postgres") else {
+        return;
+    };
+    let url = postgres.url();
+    let env = [ENV[0], ENV[1], ("HOOKWISE_DATABASE_URL", url.as_str())];
+    contract_and_output("receiver", &env).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn actix_follows_the_contract_and_prints_one_line_per_processed_event() {
     contract_and_output("actix", &ENV).await;
 }
