@@ -70,7 +70,7 @@ async fn on_mojave(delivery: Delivery<hookwise::mojave::Event>) -> Result<(), In
 enum Backend {
     Memory,
     Redis(String),
-    Postgres(PgStore, String),
+    Postgres(Box<PgStore>, String),
 }
 
 /// One provider's runtime, built once: in memory, on Redis or on Postgres.
@@ -94,7 +94,7 @@ where
             Webhooks::builder(Receiver::new(provider, store)?).durable_queue(queue)
         }
         Backend::Postgres(store, url) => {
-            let (mut store, mut queue) = (store.clone(), PgQueue::new(url)?);
+            let (mut store, mut queue) = (PgStore::clone(store), PgQueue::new(url)?);
             if let Some(takeover) = takeover()? {
                 store = store.lease(takeover)?;
                 queue = queue.visibility(takeover)?;
@@ -133,7 +133,7 @@ async fn run(config: Config) -> Result<ExitCode, Box<dyn std::error::Error>> {
         (None, Some(url)) => {
             let store = PgStore::new(&url)?;
             store.migrate().await?;
-            Backend::Postgres(store, url)
+            Backend::Postgres(Box::new(store), url)
         }
         (None, None) => Backend::Memory,
     };
