@@ -1,6 +1,6 @@
-//! The `receiver` example on Redis, as a real process: killed with SIGKILL in the
-//! middle of a flood, then started again, it loses nothing it acknowledged, and
-//! every delivery the sender had to retry is processed.
+//! The `receiver` example on Redis and on Postgres, as a real process: killed with
+//! SIGKILL in the middle of a flood, then started again, it loses nothing it
+//! acknowledged, and every delivery the sender had to retry is processed.
 
 mod support;
 
@@ -65,7 +65,7 @@ fn printed_ids(stdout: &[String]) -> BTreeMap<String, usize> {
 
 /// The event ids of the entries still in the stream: stored, and not acknowledged
 /// (unread, or read by a worker that did not finish them).
-fn unacknowledged(redis: &RedisServer) -> BTreeSet<String> {
+fn unacknowledged_entries(redis: &RedisServer) -> BTreeSet<String> {
     let entries = redis.cli(&["XRANGE", STREAM, "-", "+"]);
     let lines: Vec<_> = entries.lines().collect();
     lines
@@ -75,16 +75,44 @@ fn unacknowledged(redis: &RedisServer) -> BTreeSet<String> {
         .collect()
 }
 
+/// The event ids of the rows still in the Postgres queue: stored, and not finished.
+fn unfinished_rows(postgres: &PgServer) -> BTreeSet<String> {
+    postgres
+        .psql("SELECT key FROM hookwise.queue WHERE provider = 'hoursmith'")
+        .lines()
+        .filter_map(|key| key.strip_prefix("hoursmith:").map(str::to_owned))
+        .collect()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_durable_receiver_killed_mid_flood_loses_nothing_it_acknowledged() {
-    let Some(redis) = RedisServer::start("kill -9 mid flood") else {
+async fn a_receiver_on_redis_killed_mid_flood_loses_nothing_it_acknowledged() {
+    let Some(redis) = RedisServer::start("kill -9 mid flood on redis") else {
         return;
     };
     let url = redis.url();
+    killed_mid_flood("HOOKWISE_REDIS_URL", &url, || {
+        unacknowledged_entries(&redis)
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_receiver_on_postgres_killed_mid_flood_loses_nothing_it_acknowledged() {
+    let Some(postgres) = PgServer::start("kill -9 mid flood on postgres") else {
+        return;
+    };
+    let url = postgres.url();
+    killed_mid_flood("HOOKWISE_DATABASE_URL", &url, || unfinished_rows(&postgres)).await;
+}
+
+/// The `receiver` example with `backend` (its URL variable) set to `url`: killed
+/// mid-flood, restarted, and the sender's retries. `unacknowledged` reads the
+/// event ids whose stored delivery is still unfinished.
+async fn killed_mid_flood(backend: &str, url: &str, unacknowledged: impl Fn() -> BTreeSet<String>) {
     let env = [
         ("HOURSMITH_WEBHOOK_SECRET", HOURSMITH_SECRET),
         ("MOJAVE_WEBHOOK_SECRET", MOJAVE_SECRET),
-        ("HOOKWISE_REDIS_URL", url.as_str()),
+        (backend, url),
         // A killed instance's claims and entries are taken over after 2 s.
         ("HOOKWISE_TAKEOVER_SECS", "2"),
     ];
@@ -150,7 +178,7 @@ async fn a_durable_receiver_killed_mid_flood_loses_nothing_it_acknowledged() {
         acknowledged.len(),
         to_retry.len()
     );
-    let left_unacknowledged = unacknowledged(&redis);
+    let left_unacknowledged = unacknowledged();
 
     // The second run; the sender retries every event it got no 200 for, honouring
     // 409 and 503 (a claim of the dead process is taken over after 2 s).
@@ -206,7 +234,7 @@ async fn a_durable_receiver_killed_mid_flood_loses_nothing_it_acknowledged() {
         );
     }
     eprintln!(
-        "kill -9 after {KILL_AFTER} answers: {} events acknowledged, {} retried, {} entries \
+        "{backend}: kill -9 after {KILL_AFTER} answers: {} events acknowledged, {} retried, {} entries \
          unacknowledged at the kill, {} printed twice",
         acknowledged.len(),
         to_retry.len(),

@@ -63,6 +63,12 @@ async fn receiver_on_postgres_follows_the_same_contract_and_prints_the_same_line
     let url = postgres.url();
     let env = [ENV[0], ENV[1], ("HOOKWISE_DATABASE_URL", url.as_str())];
     contract_and_output("receiver", &env).await;
+    // On Postgres indeed: the claims are there, done, and the queue is empty.
+    assert_eq!(
+        postgres.psql("SELECT count(*) FROM hookwise.dedupe WHERE state = 'done'"),
+        "3"
+    );
+    assert_eq!(postgres.psql("SELECT count(*) FROM hookwise.queue"), "0");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -21,21 +21,6 @@ fn key(id: &str) -> DedupeKey {
     DedupeKey::new("hoursmith", id)
 }
 
-/// `psql`'s one-value answer to `sql`, through the server's own superuser.
-fn psql(server: &PgServer, sql: &str) -> String {
-    let output = std::process::Command::new("psql")
-        .args(["-h", "127.0.0.1", "-p", &server.port.to_string()])
-        .args(["-U", "postgres", "-d", "postgres", "-tAc", sql])
-        .output()
-        .expect("run psql");
-    assert!(
-        output.status.success(),
-        "psql {sql}: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8_lossy(&output.stdout).trim().to_owned()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pg_store_follows_the_dedupe_contract() {
     let Some(server) = PgServer::start("the dedupe contract") else {
@@ -75,18 +60,16 @@ async fn the_migration_is_idempotent_safe_to_race_and_lands_in_the_schema_given(
         Ok(ClaimOutcome::Claimed(_))
     ));
     assert_eq!(
-        psql(&server, "SELECT count(*) FROM billing_hooks.dedupe"),
+        server.psql("SELECT count(*) FROM billing_hooks.dedupe"),
         "1"
     );
     assert_eq!(
-        psql(&server, "SELECT to_regclass('hookwise.dedupe') IS NULL"),
+        server.psql("SELECT to_regclass('hookwise.dedupe') IS NULL"),
         "t",
         "nothing in the default schema"
     );
     assert_eq!(
-        psql(
-            &server,
-            "SELECT count(*) FROM pg_indexes WHERE schemaname = 'billing_hooks' AND indexname = 'dedupe_expires_at'"
+        server.psql("SELECT count(*) FROM pg_indexes WHERE schemaname = 'billing_hooks' AND indexname = 'dedupe_expires_at'"
         ),
         "1"
     );
@@ -144,7 +127,7 @@ async fn expired_rows_are_cleaned_up_through_the_index() {
     tokio::time::sleep(Duration::from_millis(100)).await;
     assert_eq!(store.cleanup().await.expect("cleanup"), 20);
     assert_eq!(
-        psql(&server, "SELECT key FROM hookwise.dedupe"),
+        server.psql("SELECT key FROM hookwise.dedupe"),
         "hoursmith:evt_live"
     );
 }
@@ -279,9 +262,7 @@ async fn a_claim_whose_call_times_out_leaves_no_claim_behind() {
         .spawn()
         .expect("run psql");
     let locked = tokio::time::Instant::now() + Duration::from_secs(5);
-    while psql(
-        &server,
-        "SELECT count(*) FROM pg_locks WHERE mode = 'AccessExclusiveLock' AND relation = 'hookwise.dedupe'::regclass",
+    while server.psql("SELECT count(*) FROM pg_locks WHERE mode = 'AccessExclusiveLock' AND relation = 'hookwise.dedupe'::regclass",
     ) != "1"
     {
         assert!(

@@ -79,6 +79,23 @@ impl PgServer {
         format!("postgres://postgres@127.0.0.1:{}/postgres", self.port)
     }
 
+    /// `psql`'s unaligned, tuples-only answer to `sql` (rows on lines, columns split
+    /// by `|`), trimmed: for looking at what the code under test wrote, without a
+    /// client library of the tests' own.
+    pub fn psql(&self, sql: &str) -> String {
+        let output = Command::new("psql")
+            .args(["-h", "127.0.0.1", "-p", &self.port.to_string()])
+            .args(["-U", "postgres", "-d", "postgres", "-tAc", sql])
+            .output()
+            .expect("run psql (it comes with Postgres)");
+        assert!(
+            output.status.success(),
+            "psql {sql}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        String::from_utf8_lossy(&output.stdout).trim().to_owned()
+    }
+
     /// Stops the server at once (`immediate`: like a crash, no checkpoint).
     pub fn stop(&self) {
         self.run_status(
