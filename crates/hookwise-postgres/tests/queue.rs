@@ -24,8 +24,13 @@ use hookwise_tower::WebhookEndpoint;
 
 const HANDLER: &str = "hook";
 
+/// A migrated store whose claims expire after 3 s: a claim made just before
+/// Postgres went down, whose release failed with it, answers 409 for that long.
 async fn store(server: &PgServer) -> PgStore {
-    let store = PgStore::new(&server.url()).expect("valid URL");
+    let store = PgStore::new(&server.url())
+        .expect("valid URL")
+        .lease(Duration::from_secs(3))
+        .expect("a valid lease");
     store.migrate().await.expect("migrated");
     store
 }
@@ -295,5 +300,61 @@ async fn postgres_down_is_503_and_nothing_is_acknowledged_that_was_not_stored() 
     .await;
     assert_eq!(retry.status, 200, "{}", retry.body);
     assert_eq!(recorder.wait_for(2, Duration::from_secs(10)).await, 2);
+    webhooks.shutdown(Duration::from_secs(5)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_restarted_mid_flood_loses_nothing_acknowledged() {
+    const N: usize = 1_000;
+    let Some(server) = PgServer::start("pg restarted mid flood") else {
+        return;
+    };
+    let (recorder, failing) = (Recorder::default(), Arc::new(AtomicBool::new(false)));
+    let (addr, webhooks) = instance(&server, &recorder, &failing).await;
+    // The sender retries 503 (Postgres down) and 409 (a claim made just before it
+    // went down, provisional until its lease runs out) until it gets its 200.
+    let flood = tokio::spawn(blast(addr, "/hook", N, 8, true, |i| {
+        hoursmith(&format!("evt_{i}"))
+    }));
+    assert!(
+        eventually(Duration::from_secs(20), || recorder.runs() >= N / 3).await,
+        "the flood is under way"
+    );
+    server.stop();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    server.start_server();
+    let sent = flood.await.expect("the flood");
+    assert_eq!(sent.count(200), N, "every delivery ends with a 200");
+    assert!(sent.retried_503 > 0, "the restart was felt");
+    // Every event acknowledged is run; one whose run ended just before the stop and
+    // whose row was not yet deleted runs again (at least once).
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    let unique = || {
+        let mut ids = recorder.ids();
+        ids.sort_unstable();
+        ids.dedup();
+        ids.len()
+    };
+    while unique() < N {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{} of {N} run",
+            unique()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(
+        eventually(Duration::from_secs(10), || server
+            .psql("SELECT count(*) FROM hookwise.queue")
+            == "0")
+        .await,
+        "the queue drains"
+    );
+    let twice = recorder.runs() - N;
+    assert!(twice <= 32, "{twice} events ran twice around the restart");
+    eprintln!(
+        "postgres restart: {N} deliveries, {} retried after 503, {} after 409, {twice} ran twice",
+        sent.retried_503, sent.retried_409
+    );
     webhooks.shutdown(Duration::from_secs(5)).await;
 }
