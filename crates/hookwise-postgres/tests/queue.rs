@@ -350,8 +350,9 @@ async fn postgres_restarted_mid_flood_loses_nothing_acknowledged() {
         .await,
         "the queue drains"
     );
+    // Only runs in flight around the stop (32 run at once) or finishing then.
     let twice = recorder.runs() - N;
-    assert!(twice <= 32, "{twice} events ran twice around the restart");
+    assert!(twice <= 64, "{twice} events ran twice around the restart");
     eprintln!(
         "postgres restart: {N} deliveries, {} retried after 503, {} after 409, {twice} ran twice",
         sent.retried_503, sent.retried_409
