@@ -337,14 +337,20 @@ impl PgQueue {
             taken.id,
             taken.deliveries,
         )));
-        let outcome = run_stored(
-            workers,
-            taken.head,
-            taken.body,
-            taken.verified,
-            taken.received_at,
-        )
-        .await;
+        let outcome = match taken.head.to_parts() {
+            Some(head) => {
+                workers
+                    .run_stored(&head.headers, taken.body, taken.received_at, taken.verified)
+                    .await
+            }
+            None => {
+                tracing::error!(
+                    id = taken.id,
+                    "a queued row's request head no longer reads; dead-lettered"
+                );
+                Err(("unreadable request head".to_owned(), 0))
+            }
+        };
         self.finish(taken.id, outcome).await;
         drop(heartbeat);
     }
@@ -369,43 +375,6 @@ impl PgQueue {
         };
         if let Err(error) = result {
             tracing::warn!(%error, id, "cannot finish a durable queue row; it runs again after the visibility timeout");
-        }
-    }
-}
-
-/// Restores a stored delivery and runs it through the processor; `Err` carries the
-/// dead letter's error and attempts after the dead-letter callback had it.
-async fn run_stored<P: Provider>(
-    workers: &Workers<P>,
-    head: StoredHead,
-    body: Bytes,
-    verified: Verified,
-    received_at: Duration,
-) -> Result<(), (String, u32)> {
-    let Some(head) = head.to_parts() else {
-        tracing::error!("a durable queue row's head no longer reads; dead-lettered");
-        return Err(("unreadable request head".to_owned(), 0));
-    };
-    let processor = &workers.processor;
-    let delivery = match processor
-        .receiver()
-        .restore(&head.headers, body, received_at, verified)
-    {
-        Ok(delivery) => delivery,
-        Err(rejection) => {
-            tracing::error!(%rejection, "a queued delivery no longer parses; dead-lettered");
-            return Err((rejection.to_string(), 0));
-        }
-    };
-    match processor
-        .process(delivery, |delivery| workers.handler.run(delivery))
-        .await
-    {
-        Ok(()) => Ok(()),
-        Err(letter) => {
-            let failure = (letter.error.to_string(), letter.attempts);
-            processor.dead_letter(letter);
-            Err(failure)
         }
     }
 }

@@ -302,8 +302,8 @@ async fn finish(
     }
 }
 
-/// Runs a stored entry through the processor; `Err` carries the dead letter's error
-/// and attempts after the dead-letter callback had it.
+/// Decodes a stream entry and runs it ([`Workers::run_stored`]); an entry that no
+/// longer decodes is dead-lettered unrun.
 async fn run_stored<P: Provider>(
     workers: &Workers<P>,
     entry: &StreamId,
@@ -312,32 +312,14 @@ async fn run_stored<P: Provider>(
         tracing::error!(id = %entry.id, "unreadable durable queue entry; dead-lettered");
         return Err(("unreadable queue entry".to_owned(), 0));
     };
-    let processor = &workers.processor;
-    let delivery = match processor.receiver().restore(
-        &stored.head.headers,
-        stored.body,
-        stored.received_at,
-        stored.verified,
-    ) {
-        Ok(delivery) => delivery,
-        Err(rejection) => {
-            tracing::error!(%rejection, id = %entry.id, "a queued delivery no longer parses; dead-lettered");
-            return Err((rejection.to_string(), 0));
-        }
-    };
-    match processor
-        .process(delivery, |delivery| workers.handler.run(delivery))
+    workers
+        .run_stored(
+            &stored.head.headers,
+            stored.body,
+            stored.received_at,
+            stored.verified,
+        )
         .await
-    {
-        Ok(()) => Ok(()),
-        Err(letter) => {
-            let failure = (letter.error.to_string(), letter.attempts);
-            // A panic in the callback is caught (and logged) there: the entry goes
-            // to the dead-letter stream whatever the callback does.
-            processor.dead_letter(letter);
-            Err(failure)
-        }
-    }
 }
 
 /// Keeps a running entry's idle time low, so no other worker takes it over.

@@ -97,6 +97,46 @@ pub trait DurableQueue<P: Provider>: Send + Sync + 'static {
     fn start(&self, workers: Workers<P>);
 }
 
+impl<P: Provider> Workers<P> {
+    /// Runs a delivery read back from the queue: restores it as its receiver parsed
+    /// it ([`Receiver::restore`](hookwise_core::Receiver::restore), `headers` being
+    /// the stored request's), then runs the handler with the runtime's retries,
+    /// timeout and dead-letter callback (a panic in the callback is caught there).
+    ///
+    /// `Err` carries the error and the attempts to store with the dead letter: every
+    /// attempt failed, or the delivery no longer parses (0 attempts, never run).
+    pub async fn run_stored(
+        &self,
+        headers: &http::HeaderMap,
+        body: bytes::Bytes,
+        received_at: std::time::Duration,
+        verified: hookwise_core::Verified,
+    ) -> Result<(), (String, u32)> {
+        let processor = &self.processor;
+        let delivery = match processor
+            .receiver()
+            .restore(headers, body, received_at, verified)
+        {
+            Ok(delivery) => delivery,
+            Err(rejection) => {
+                tracing::error!(%rejection, "a queued delivery no longer parses; dead-lettered");
+                return Err((rejection.to_string(), 0));
+            }
+        };
+        match processor
+            .process(delivery, |delivery| self.handler.run(delivery))
+            .await
+        {
+            Ok(()) => Ok(()),
+            Err(letter) => {
+                let failure = (letter.error.to_string(), letter.attempts);
+                processor.dead_letter(letter);
+                Err(failure)
+            }
+        }
+    }
+}
+
 impl<P: Provider> std::fmt::Debug for Workers<P> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Workers")
