@@ -56,6 +56,9 @@ const COLUMNS: &str =
 #[derive(Clone)]
 pub struct PgQueue {
     pool: PgPool,
+    /// Where the pool connects, worked out once: a receiver's `PgStore` at the same
+    /// place shares the database.
+    place: Arc<str>,
     sql: Arc<QueueStatements>,
     visibility: Duration,
     poll_interval: Duration,
@@ -73,6 +76,7 @@ impl PgQueue {
     /// A queue on a pool you already have.
     pub fn with_pool(pool: PgPool) -> Self {
         Self {
+            place: place(&pool),
             pool,
             sql: Arc::new(QueueStatements::new(crate::DEFAULT_SCHEMA)),
             visibility: DEFAULT_VISIBILITY,
@@ -180,7 +184,7 @@ impl<P: Provider> DurableQueue<P> for PgQueue {
             // one statement.
             let same = store
                 .downcast_ref::<PgStore>()
-                .filter(|store| place(store.pool()) == place(&self.pool));
+                .filter(|store| store.place == self.place);
             let (sql, committing) = match same {
                 Some(store) => (store.store_and_commit(&self.sql.insert_select), true),
                 None => (self.sql.insert.clone(), false),

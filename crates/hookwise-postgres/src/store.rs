@@ -79,6 +79,9 @@ const CLEANUP_BATCH: i64 = 10_000;
 #[derive(Clone)]
 pub struct PgStore {
     pub(crate) pool: PgPool,
+    /// Where the pool connects ([`place`]), worked out once: compared on every
+    /// enqueue of a `PgQueue`.
+    pub(crate) place: Arc<str>,
     pub(crate) sql: Arc<Statements>,
     pub(crate) retention: Duration,
     lease: Duration,
@@ -113,6 +116,7 @@ impl PgStore {
     /// size and timeouts. Must be called within a tokio runtime.
     pub fn with_pool(pool: PgPool) -> Self {
         let store = Self {
+            place: place(&pool),
             pool,
             sql: Arc::new(Statements::new(DEFAULT_SCHEMA)),
             retention: DEFAULT_RETENTION,
@@ -361,7 +365,7 @@ pub(crate) fn pool_for(url: &str, timeout: Duration) -> Result<PgPool, StoreErro
 
 /// Where `pool` connects: user, host, port and database. Two pools at the same place
 /// share a database, so one statement may touch both's tables.
-pub(crate) fn place(pool: &PgPool) -> String {
+pub(crate) fn place(pool: &PgPool) -> Arc<str> {
     let options = pool.connect_options();
     format!(
         "{}@{}:{}/{}",
@@ -370,6 +374,7 @@ pub(crate) fn place(pool: &PgPool) -> String {
         options.get_port(),
         options.get_database().unwrap_or_default()
     )
+    .into()
 }
 
 /// A lazy pool of 16 connections to `options`, whose statements time out on the
