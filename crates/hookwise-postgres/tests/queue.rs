@@ -14,8 +14,8 @@ use std::{
 
 use axum::{Router, routing::post_service};
 use hookwise_core::{
-    AnyStore, ClaimOutcome, DedupeStore, Delivery, Duplicate, Hoursmith, MemoryStore, Receiver,
-    hoursmith,
+    AnyStore, Claim, ClaimOutcome, DedupeStore, Delivery, Duplicate, Hoursmith, MemoryStore,
+    Outcome, Receiver, hoursmith,
 };
 use hookwise_postgres::{PgQueue, PgStore, StoredDeadLetter, sqlx};
 use hookwise_runtime::{DurableQueue, Enqueue, RetryPolicy, Stored, Webhooks};
@@ -80,17 +80,12 @@ async fn instance(
     (addr, webhooks)
 }
 
-async fn rows(server: &PgServer, table: &str) -> i64 {
-    let store = PgStore::new(&server.url()).expect("valid URL");
-    let sql: &'static str = match table {
-        "queue" => "SELECT count(*) FROM hookwise.queue",
-        _ => "SELECT count(*) FROM hookwise.dead",
-    };
-    sqlx::query_as::<_, (i64,)>(sql)
-        .fetch_one(store.pool())
-        .await
-        .expect("counted")
-        .0
+/// The rows of `hookwise.<table>`.
+fn rows(server: &PgServer, table: &str) -> i64 {
+    server
+        .psql(&format!("SELECT count(*) FROM hookwise.{table}"))
+        .parse()
+        .expect("a count")
 }
 
 async fn dead_letters(queue: &PgQueue, n: usize) -> Vec<StoredDeadLetter> {
@@ -120,7 +115,7 @@ async fn an_acknowledged_event_is_processed_from_the_queue_and_its_row_deleted()
     }
     assert_eq!(recorder.wait_for(20, Duration::from_secs(10)).await, 20);
     webhooks.shutdown(Duration::from_secs(5)).await;
-    assert_eq!(rows(&server, "queue").await, 0);
+    assert_eq!(rows(&server, "queue"), 0);
     let mut ids = recorder.ids();
     ids.sort_unstable();
     ids.dedup();
@@ -145,7 +140,7 @@ async fn a_failing_event_is_dead_lettered_listed_and_replayed_once() {
         (letters[0].handler.as_str(), letters[0].attempts),
         (HANDLER, 2)
     );
-    assert_eq!(rows(&server, "queue").await, 0);
+    assert_eq!(rows(&server, "queue"), 0);
 
     failing.store(false, Ordering::SeqCst);
     assert!(
@@ -167,6 +162,22 @@ async fn a_failing_event_is_dead_lettered_listed_and_replayed_once() {
     webhooks.shutdown(Duration::from_secs(5)).await;
 }
 
+/// The signed delivery `id`, received and claimed through `receiver`: its request
+/// head, the delivery and its claim.
+async fn accepted<S: DedupeStore>(
+    receiver: &Receiver<Hoursmith, S>,
+    id: &str,
+) -> (http::request::Parts, Delivery<hoursmith::Event>, Claim) {
+    let signed = hoursmith(id);
+    let mut request = http::Request::post("/hook").body(()).expect("request");
+    *request.headers_mut() = signed.headers;
+    let (head, ()) = request.into_parts();
+    match receiver.receive(&head.headers, signed.body).await {
+        Ok(Outcome::Accepted { delivery, claim }) => (head, delivery, claim),
+        other => panic!("{id} was not accepted: {other:?}"),
+    }
+}
+
 /// Stores `id` as an accepted delivery would be, without running it.
 async fn stored(queue: &PgQueue, id: &str) {
     let receiver = Receiver::new(
@@ -174,15 +185,7 @@ async fn stored(queue: &PgQueue, id: &str) {
         MemoryStore::new(),
     )
     .expect("config");
-    let delivery = hoursmith(id);
-    let mut request = http::Request::post("/hook").body(()).expect("request");
-    *request.headers_mut() = delivery.headers;
-    let (head, ()) = request.into_parts();
-    let Ok(hookwise_core::Outcome::Accepted { delivery, claim }) =
-        receiver.receive(&head.headers, delivery.body).await
-    else {
-        panic!("accepted");
-    };
+    let (head, delivery, claim) = accepted(&receiver, id).await;
     let other = AnyStore::new(MemoryStore::new());
     let entry = Enqueue::new(HANDLER, &head, &delivery, &claim, &other);
     let answer = DurableQueue::<Hoursmith>::enqueue(queue, entry).await;
@@ -219,7 +222,7 @@ async fn a_row_left_by_a_dead_worker_is_taken_over_and_one_that_kills_its_worker
         letters[0].error,
         "delivered 5 times without finishing (its worker died each time)"
     );
-    assert_eq!(rows(&server, "queue").await, 0);
+    assert_eq!(rows(&server, "queue"), 0);
     webhooks.shutdown(Duration::from_secs(5)).await;
 }
 
@@ -236,15 +239,7 @@ async fn with_the_receivers_pg_store_the_row_and_the_done_mark_are_one_statement
     )
     .expect("config")
     .erase_store();
-    let delivery = hoursmith("evt_one_statement");
-    let mut request = http::Request::post("/hook").body(()).expect("request");
-    *request.headers_mut() = delivery.headers;
-    let (head, ()) = request.into_parts();
-    let Ok(hookwise_core::Outcome::Accepted { delivery, claim }) =
-        receiver.receive(&head.headers, delivery.body).await
-    else {
-        panic!("accepted");
-    };
+    let (head, delivery, claim) = accepted(&receiver, "evt_one_statement").await;
     let entry = Enqueue::new(HANDLER, &head, &delivery, &claim, receiver.store());
     let answer = DurableQueue::<Hoursmith>::enqueue(&queue, entry).await;
     assert_eq!(answer.expect("stored"), Stored::Committed);
@@ -252,23 +247,15 @@ async fn with_the_receivers_pg_store_the_row_and_the_done_mark_are_one_statement
         store.claim(delivery.dedupe_key()).await.expect("claim"),
         ClaimOutcome::Duplicate(Duplicate::Processed)
     );
-    assert_eq!(rows(&server, "queue").await, 1);
+    assert_eq!(rows(&server, "queue"), 1);
 
     // A claim that no longer holds its key stores nothing.
-    let again = hoursmith("evt_lost_claim");
-    let mut request = http::Request::post("/hook").body(()).expect("request");
-    *request.headers_mut() = again.headers;
-    let (head, ()) = request.into_parts();
-    let Ok(hookwise_core::Outcome::Accepted { delivery, claim }) =
-        receiver.receive(&head.headers, again.body).await
-    else {
-        panic!("accepted");
-    };
+    let (head, delivery, claim) = accepted(&receiver, "evt_lost_claim").await;
     receiver.release(&claim).await.expect("released");
     let entry = Enqueue::new(HANDLER, &head, &delivery, &claim, receiver.store());
     let refused = DurableQueue::<Hoursmith>::enqueue(&queue, entry).await;
     assert!(refused.is_err(), "{refused:?}");
-    assert_eq!(rows(&server, "queue").await, 1, "nothing stored");
+    assert_eq!(rows(&server, "queue"), 1, "nothing stored");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
