@@ -300,3 +300,107 @@ async fn the_inbox_works_through_the_extractor_and_the_layer() {
     let ids: Vec<_> = rows.into_iter().map(|(id,)| id).collect();
     assert_eq!(ids, ["evt_l", "evt_x"]);
 }
+
+/// The inbox behind the durable queue: the queue's `200` has marked the event's
+/// dedupe row done already, and the inbox still runs the effect, once. A run whose
+/// effect committed but whose queue row was not finished (here: the handler fails
+/// after its commit, as a crash there would leave it) runs again and makes no
+/// second effect.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_inbox_makes_one_effect_per_event_behind_the_durable_queue() {
+    use hookwise_postgres::PgQueue;
+
+    let Some(server) = PgServer::start("inbox behind the queue") else {
+        return;
+    };
+    let store = store(&server).await;
+    effects_table(&store).await;
+    let runs = Attempts::default();
+    let receiver = Receiver::new(
+        Hoursmith::new(HOURSMITH_SECRET).expect("secret"),
+        store.clone(),
+    )
+    .expect("config");
+    let queue = PgQueue::new(&server.url())
+        .expect("valid URL")
+        .poll_interval(Duration::from_millis(20))
+        .expect("valid settings");
+    let (inbox_store, counted) = (store.clone(), runs.clone());
+    let webhooks = Webhooks::builder(receiver)
+        .retry(
+            RetryPolicy::default()
+                .max_attempts(3)
+                .initial_backoff(Duration::from_millis(5)),
+        )
+        .durable_queue(queue)
+        .handler("effects", move |delivery: Delivery<hoursmith::Event>| {
+            let (store, runs) = (inbox_store.clone(), counted.clone());
+            async move {
+                let id = delivery.event().id().to_owned();
+                let run = {
+                    let mut runs = runs.lock().expect("runs");
+                    let n = runs.entry(id.clone()).or_default();
+                    *n += 1;
+                    *n
+                };
+                let Some(mut inbox) = store.begin(delivery.dedupe_key()).await? else {
+                    return Ok(());
+                };
+                sqlx::query("INSERT INTO effects (event_id) VALUES ($1)")
+                    .bind(&id)
+                    .execute(inbox.conn())
+                    .await?;
+                inbox.commit().await?;
+                if run == 1 && id.ends_with("_after_commit") {
+                    return Err::<(), Box<dyn std::error::Error + Send + Sync>>(
+                        "fails after its effect committed".into(),
+                    );
+                }
+                Ok(())
+            }
+        })
+        .build()
+        .expect("valid settings");
+    let endpoint = WebhookEndpoint::new(&webhooks, "effects").expect("registered");
+    let addr = serve(Router::new().route("/hook", post_service(endpoint))).await;
+    let client = client();
+    let ids = ["evt_q1", "evt_q2", "evt_q3_after_commit"];
+    for id in ids {
+        let delivery = hookwise_test_support::hoursmith(id);
+        for _ in 0..2 {
+            let answer = send(&client, addr, "/hook", &delivery).await;
+            assert_eq!(answer.status, 200, "{id}: {}", answer.body);
+        }
+    }
+    // The queue runs them after the 200s: wait until its rows are finished.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let left = sqlx::query_as::<_, (i64,)>("SELECT count(*) FROM hookwise.queue")
+            .fetch_one(store.pool())
+            .await
+            .expect("counted");
+        if left.0 == 0 {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{} rows left",
+            left.0
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let report = webhooks.shutdown(Duration::from_secs(10)).await;
+    assert_eq!(report.unfinished, 0);
+
+    let rows = sqlx::query_as::<_, (String,)>("SELECT event_id FROM effects ORDER BY event_id")
+        .fetch_all(store.pool())
+        .await
+        .expect("rows");
+    let effects: Vec<_> = rows.into_iter().map(|(id,)| id).collect();
+    assert_eq!(effects, ids, "one effect per event");
+    assert_eq!(
+        runs.lock().expect("runs").get("evt_q3_after_commit"),
+        Some(&2),
+        "the event whose run failed after its commit ran again"
+    );
+}
