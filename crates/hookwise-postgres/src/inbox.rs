@@ -3,22 +3,29 @@
 use std::{fmt, sync::Arc};
 
 use hookwise_core::{DedupeKey, StoreError};
-use sqlx::{AssertSqlSafe, PgConnection, Postgres, Row, Transaction};
+use sqlx::{AssertSqlSafe, PgConnection, Postgres, Transaction};
 
 use crate::{PgStore, schema::Statements};
 
-/// A transaction in which a handler makes its event's effects, and which marks the
-/// event done in the same commit: the effects and the mark are one, so they happen
-/// exactly once.
+/// A transaction in which a handler makes its event's effects, and which marks them
+/// made in the same commit: the effects and the mark are one, so they happen exactly
+/// once.
 ///
-/// - [`PgStore::begin`] opens it and locks the event's dedupe row for the
-///   transaction; it gives `None` when the event is already done (a redelivery that
-///   slipped past, a durable entry run again after a crash): make no effect then.
+/// - [`PgStore::begin`] opens it and marks the event's effects made, inside the
+///   transaction; it gives `None` when an inbox of the event committed already (a
+///   redelivery that slipped past, a durable queue row run again after a crash or a
+///   failure after the commit): make no effect then. A second inbox of the same
+///   event, opened while the first is open, waits for the first to end.
 /// - Make the effects on [`conn`](Self::conn), then [`commit`](Self::commit): the
-///   row becomes `done` in the same transaction.
+///   mark commits with them, and the event's dedupe key becomes `done`.
 /// - Dropped without committing (an error returned with `?`, a panic, a timeout),
-///   the transaction rolls back: no effect, not done, and the event's retry runs it
+///   the transaction rolls back: no effect, no mark, and the event's retry runs it
 ///   again from a clean state.
+///
+/// It works the same whether the event runs on the request's runtime or from a
+/// [`PgQueue`](crate::PgQueue): the mark is its own row (the `applied` table, kept
+/// for the store's retention), not the dedupe key's state, which a durable queue
+/// sets to `done` as soon as it stores the delivery.
 ///
 /// ```no_run
 /// use hookwise_core::{Delivery, hoursmith};
@@ -56,7 +63,8 @@ impl Inbox {
         &mut self.tx
     }
 
-    /// Marks the event done and commits, effects and mark together.
+    /// Commits the effects, the mark that they were made, and the event's dedupe key
+    /// as `done`, together.
     pub async fn commit(mut self) -> Result<(), StoreError> {
         let mark = sqlx::query(AssertSqlSafe(self.sql.mark_done.clone()))
             .bind(self.key.as_str())
@@ -73,31 +81,29 @@ impl Inbox {
 
 impl PgStore {
     /// Opens an [`Inbox`] for the event of `key`: a transaction on the store's pool
-    /// with the event's dedupe row locked until it ends. `None` when the event is
-    /// done already. Bounded by the store's timeout, waiting for the lock included.
+    /// in which the event's effects are marked made. `None` when an inbox of the
+    /// event committed already. Bounded by the store's timeout, waiting for another
+    /// open inbox of the event included.
     pub async fn begin(&self, key: &DedupeKey) -> Result<Option<Inbox>, StoreError> {
         let sql = self.sql.clone();
+        let retention_ms = crate::store::millis(self.retention);
         let open = async {
             let mut tx = self.pool.begin().await?;
-            let row = sqlx::query(AssertSqlSafe(sql.lock.clone()))
+            let marked = sqlx::query(AssertSqlSafe(sql.apply.clone()))
                 .bind(key.as_str())
+                .bind(retention_ms)
                 .fetch_optional(&mut *tx)
                 .await?;
-            let state: Option<String> = match row {
-                Some(row) => row.try_get(0)?,
-                None => None,
-            };
-            Ok::<_, sqlx::Error>((tx, state))
+            Ok::<_, sqlx::Error>(marked.map(|_| tx))
         };
-        let (tx, state) = self.bounded("begin", open).await?;
-        if state.as_deref() == Some("done") {
-            return Ok(None);
-        }
+        let Some(tx) = self.bounded("begin", open).await? else {
+            return Ok(None); // dropped: the transaction rolls back
+        };
         Ok(Some(Inbox {
             tx,
             key: key.clone(),
             sql,
-            retention_ms: crate::store::millis(self.retention),
+            retention_ms,
         }))
     }
 }

@@ -8,8 +8,9 @@
 //!
 //! And it can do what no store outside the application's database can: an
 //! [`Inbox`] ([`PgStore::begin`]) is a transaction in which a handler makes its
-//! writes and marks its event done, in one commit, so the effects happen exactly
-//! once (an error or a crash rolls back both, and the retry starts clean).
+//! writes and marks them made, in one commit, so the effects happen exactly once
+//! (an error or a crash rolls back both, and the retry starts clean), whether the
+//! event runs at once or from the [`PgQueue`].
 //!
 //! [`PgQueue`] keeps accepted events in the same database until a worker of any
 //! instance has run them, so a `200` survives the process that gave it.
@@ -58,10 +59,12 @@ pub const DEFAULT_SCHEMA: &str = "hookwise";
 /// The default bound on each call, waiting for a pooled connection included.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(2);
 
-/// The SQL [`PgStore::migrate`] runs for `schema`: creates the schema, the `dedupe`
-/// table (`key text primary key`, `state`, `token bigint`, `expires_at
-/// timestamptz`) and its index on `expires_at`, if missing. Refused for a schema
-/// name that is not a plain identifier.
+/// The SQL [`PgStore::migrate`] runs for `schema`: creates, where missing, the
+/// schema, the `dedupe` table (`key text primary key`, `state`, `token bigint`,
+/// `expires_at timestamptz`), the `applied` table of [`Inbox`] marks (`key`,
+/// `expires_at`), each with an index on `expires_at`, and the [`PgQueue`]'s
+/// `queue` and `dead` tables. Refused for a schema name that is not a plain
+/// identifier.
 pub fn migration_sql(schema: &str) -> Result<String, hookwise_core::ConfigError> {
     Ok(schema::migration(schema::checked(schema)?))
 }

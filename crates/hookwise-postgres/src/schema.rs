@@ -25,8 +25,9 @@ pub(crate) fn checked(schema: &str) -> Result<&str, ConfigError> {
 
 /// The SQL that creates what [`PgStore`](crate::PgStore) and
 /// [`PgQueue`](crate::PgQueue) need in `schema`, if it is missing: the schema, the
-/// `dedupe` table and its index on `expires_at`, the `queue` table and its index, and
-/// the `dead` table. Safe to run again, and from instances starting together (it
+/// `dedupe` table and its index on `expires_at`, the `applied` table (the events an
+/// [`Inbox`](crate::Inbox) committed) and its index, the `queue` table and its index,
+/// and the `dead` table. Safe to run again, and from instances starting together (it
 /// takes an advisory lock).
 pub(crate) fn migration(schema: &str) -> String {
     format!(
@@ -39,6 +40,11 @@ CREATE TABLE IF NOT EXISTS "{schema}".dedupe (
     expires_at timestamptz NOT NULL
 );
 CREATE INDEX IF NOT EXISTS dedupe_expires_at ON "{schema}".dedupe (expires_at);
+CREATE TABLE IF NOT EXISTS "{schema}".applied (
+    key        text        PRIMARY KEY,
+    expires_at timestamptz NOT NULL
+);
+CREATE INDEX IF NOT EXISTS applied_expires_at ON "{schema}".applied (expires_at);
 CREATE TABLE IF NOT EXISTS "{schema}".queue (
     id          bigserial   PRIMARY KEY,
     provider    text        NOT NULL,
@@ -91,10 +97,12 @@ pub(crate) struct Statements {
     pub(crate) commit: Arc<str>,
     /// `$1` key, `$2` token.
     pub(crate) release: Arc<str>,
-    /// `$1` the most rows to delete.
+    /// `$1` the most rows to delete from each table: how many it deleted.
     pub(crate) cleanup: Arc<str>,
-    /// `$1` key: locks the key's row for the transaction, and reads its state.
-    pub(crate) lock: Arc<str>,
+    /// `$1` key, `$2` retention in ms: inside an inbox's transaction, marks the
+    /// event's effects made, and returns a row only if they were not made yet.
+    /// Waits for another transaction that marked the key until it ends.
+    pub(crate) apply: Arc<str>,
     /// `$1` key, `$2` retention in ms: the event is done, inside a transaction.
     pub(crate) mark_done: Arc<str>,
 }
@@ -105,6 +113,7 @@ const IN_MS: &str = "clock_timestamp() + ($3::float8 * interval '1 millisecond')
 impl Statements {
     pub(crate) fn new(schema: &str) -> Self {
         let table = format!(r#""{schema}".dedupe"#);
+        let applied = format!(r#""{schema}".applied"#);
         Self {
             schema: schema.to_owned(),
             migrate: migration(schema).into(),
@@ -143,7 +152,14 @@ ON CONFLICT (key) DO UPDATE
                 "DELETE FROM {table} WHERE key = $1 AND token = $2 AND state <> 'done'"
             )
             .into(),
-            lock: format!("SELECT state FROM {table} WHERE key = $1 FOR UPDATE").into(),
+            apply: format!(
+                "INSERT INTO {applied} AS a (key, expires_at)
+VALUES ($1, clock_timestamp() + ($2::float8 * interval '1 millisecond'))
+ON CONFLICT (key) DO UPDATE SET expires_at = EXCLUDED.expires_at
+    WHERE a.expires_at <= clock_timestamp()
+RETURNING 1"
+            )
+            .into(),
             mark_done: format!(
                 "INSERT INTO {table} (key, state, token, expires_at)
 VALUES ($1, 'done', 0, clock_timestamp() + ($2::float8 * interval '1 millisecond'))
@@ -151,9 +167,18 @@ ON CONFLICT (key) DO UPDATE SET state = 'done', expires_at = EXCLUDED.expires_at
             )
             .into(),
             cleanup: format!(
-                "DELETE FROM {table} WHERE key IN (
-    SELECT key FROM {table} WHERE expires_at < clock_timestamp() ORDER BY expires_at LIMIT $1
-)"
+                "WITH dedupe AS (
+    DELETE FROM {table} WHERE key IN (
+        SELECT key FROM {table} WHERE expires_at < clock_timestamp() ORDER BY expires_at LIMIT $1
+    )
+    RETURNING 1
+), applied AS (
+    DELETE FROM {applied} WHERE key IN (
+        SELECT key FROM {applied} WHERE expires_at < clock_timestamp() ORDER BY expires_at LIMIT $1
+    )
+    RETURNING 1
+)
+SELECT (SELECT count(*) FROM dedupe) + (SELECT count(*) FROM applied)"
             )
             .into(),
         }

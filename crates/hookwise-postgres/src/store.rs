@@ -188,18 +188,11 @@ impl PgStore {
             .map(drop)
     }
 
-    /// Deletes up to 10,000 rows whose lease or retention has run out, oldest first;
-    /// how many it deleted. The store runs it every
+    /// Deletes up to 10,000 dedupe rows and 10,000 inbox marks whose lease or
+    /// retention has run out, oldest first; how many it deleted. The store runs it every
     /// [`cleanup_interval`](Self::cleanup_interval) by itself.
     pub async fn cleanup(&self) -> Result<u64, StoreError> {
-        let sql = AssertSqlSafe(self.sql.cleanup.clone());
-        let done = self
-            .bounded(
-                "cleanup",
-                sqlx::query(sql).bind(CLEANUP_BATCH).execute(&self.pool),
-            )
-            .await?;
-        Ok(done.rows_affected())
+        self.cleaner().run().await
     }
 
     /// `insert_select` (an `INSERT … SELECT $1..$10` of a queue row) run only when,
@@ -230,11 +223,7 @@ impl PgStore {
             return;
         };
         let alive: Weak<()> = Arc::downgrade(&self.alive);
-        let store = Cleaner {
-            pool: self.pool.clone(),
-            sql: self.sql.clone(),
-            timeout: self.timeout,
-        };
+        let store = self.cleaner();
         let every = self.cleanup_interval;
         drop(runtime.spawn(async move {
             loop {
@@ -249,6 +238,15 @@ impl PgStore {
                 }
             }
         }));
+    }
+
+    /// What the cleanup needs of the store, without keeping it alive.
+    fn cleaner(&self) -> Cleaner {
+        Cleaner {
+            pool: self.pool.clone(),
+            sql: self.sql.clone(),
+            timeout: self.timeout,
+        }
     }
 
     /// Runs one call within the timeout; a failure or timeout is a [`StoreError`].
@@ -437,9 +435,10 @@ struct Cleaner {
 
 impl Cleaner {
     async fn run(&self) -> Result<u64, StoreError> {
-        let query = sqlx::query(AssertSqlSafe(self.sql.cleanup.clone())).bind(CLEANUP_BATCH);
-        let done = bounded(self.timeout, "cleanup", query.execute(&self.pool)).await?;
-        Ok(done.rows_affected())
+        let query = sqlx::query_scalar::<_, i64>(AssertSqlSafe(self.sql.cleanup.clone()))
+            .bind(CLEANUP_BATCH);
+        let deleted = bounded(self.timeout, "cleanup", query.fetch_one(&self.pool)).await?;
+        Ok(u64::try_from(deleted).unwrap_or(0))
     }
 }
 

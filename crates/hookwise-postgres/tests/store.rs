@@ -120,15 +120,24 @@ async fn expired_rows_are_cleaned_up_through_the_index() {
             store.commit(&claim).await.expect("commit");
         }
     }
+    // An inbox's mark (and the done-mark it sets) expires with the retention too.
+    let inbox = store.begin(&key("evt_inbox")).await.expect("begin");
+    inbox.expect("not applied").commit().await.expect("commit");
     let long = PgStore::new(&server.url()).expect("valid URL");
     let ClaimOutcome::Claimed(_) = long.claim(&key("evt_live")).await.expect("claim") else {
         panic!("claimed");
     };
+    let inbox = long.begin(&key("evt_kept")).await.expect("begin");
+    inbox.expect("not applied").commit().await.expect("commit");
     tokio::time::sleep(Duration::from_millis(100)).await;
-    assert_eq!(store.cleanup().await.expect("cleanup"), 20);
+    assert_eq!(store.cleanup().await.expect("cleanup"), 22);
     assert_eq!(
-        server.psql("SELECT key FROM hookwise.dedupe"),
-        "hoursmith:evt_live"
+        server.psql("SELECT key FROM hookwise.dedupe ORDER BY key"),
+        "hoursmith:evt_kept\nhoursmith:evt_live"
+    );
+    assert_eq!(
+        server.psql("SELECT key FROM hookwise.applied"),
+        "hoursmith:evt_kept"
     );
 }
 
