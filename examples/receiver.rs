@@ -17,7 +17,9 @@
 //!   lease, 5 min, and the queue's claim idle time, 60 s).
 //! - With `HOOKWISE_DATABASE_URL` (e.g. `postgres://app@127.0.0.1/app`) instead, the
 //!   same on Postgres (`PgStore`, `PgQueue`, in the schema `hookwise`, created at
-//!   start-up if missing).
+//!   start-up if missing), and each processed event is also recorded as a row of
+//!   the table `receiver_events` (created at start-up if missing) in an `Inbox`:
+//!   the row exists exactly once, even for an event run again after a crash.
 //! - Prints exactly one JSON line per processed event on stdout:
 //!   `{"provider":"hoursmith","id":"<dedupe key>","type":"invoice.paid","livemode":true}`
 //!   (Mojave has no test mode, so its events are always `"livemode":true`). Logs go
@@ -28,13 +30,14 @@
 
 mod support;
 
-use std::{convert::Infallible, future::Future, process::ExitCode, time::Duration};
+use std::{future::Future, process::ExitCode, time::Duration};
 
 use axum::{Router, routing::post_service};
 use hookwise::{
-    Delivery, Hoursmith, MemoryStore, Mojave, Provider, Receiver, Webhooks, tower::WebhookEndpoint,
+    DedupeKey, Delivery, Hoursmith, MemoryStore, Mojave, Provider, Receiver, Webhooks,
+    tower::WebhookEndpoint,
 };
-use hookwise_postgres::{PgQueue, PgStore};
+use hookwise_postgres::{PgQueue, PgStore, sqlx};
 use hookwise_redis::{RedisQueue, RedisStore};
 use support::{Config, print_event};
 
@@ -45,25 +48,52 @@ const DRAIN_DEADLINE: Duration = Duration::from_secs(30);
 /// its accepted events wait in.
 const HANDLER: &str = "print";
 
-async fn on_hoursmith(delivery: Delivery<hookwise::hoursmith::Event>) -> Result<(), Infallible> {
-    let event = delivery.event();
-    print_event(
-        "hoursmith",
-        delivery.dedupe_key().id(),
-        event.event_type(),
-        event.livemode(),
-    );
-    Ok(())
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// What a processed event leaves behind: its line on stdout and, on Postgres, a row
+/// of `receiver_events` made in an [`Inbox`](hookwise_postgres::Inbox), so that the
+/// row exists exactly once even when the event runs again after a crash.
+#[derive(Clone)]
+struct Record {
+    inbox: Option<PgStore>,
 }
 
-async fn on_mojave(delivery: Delivery<hookwise::mojave::Event>) -> Result<(), Infallible> {
-    print_event(
-        "mojave",
-        delivery.dedupe_key().id(),
-        delivery.event().event_type(),
-        true,
-    );
-    Ok(())
+impl Record {
+    /// The table of the rows: no unique constraint, so that a second row of an event
+    /// would show (an application would add one all the same).
+    const TABLE: &str = "CREATE TABLE IF NOT EXISTS receiver_events (
+    provider    text        NOT NULL,
+    id          text        NOT NULL,
+    type        text        NOT NULL,
+    recorded_at timestamptz NOT NULL DEFAULT now()
+)";
+
+    async fn event(
+        &self,
+        provider: &str,
+        key: &DedupeKey,
+        event_type: &str,
+        livemode: bool,
+    ) -> Result<(), BoxError> {
+        let Some(store) = &self.inbox else {
+            print_event(provider, key.id(), event_type, livemode);
+            return Ok(());
+        };
+        let Some(mut inbox) = store.begin(key).await? else {
+            return Ok(()); // recorded by an earlier run
+        };
+        sqlx::query("INSERT INTO receiver_events (provider, id, type) VALUES ($1, $2, $3)")
+            .bind(provider)
+            .bind(key.id())
+            .bind(event_type)
+            .execute(inbox.conn())
+            .await?;
+        // Printed before the commit: a crash between the two prints it again on the
+        // next run, while the row is made once.
+        print_event(provider, key.id(), event_type, livemode);
+        inbox.commit().await?;
+        Ok(())
+    }
 }
 
 /// Where accepted events and claims live.
@@ -82,7 +112,7 @@ fn runtime<P, H, F>(
 where
     P: Provider,
     H: Fn(Delivery<P::Event>) -> F + Send + Sync + 'static,
-    F: Future<Output = Result<(), Infallible>> + Send + 'static,
+    F: Future<Output = Result<(), BoxError>> + Send + 'static,
 {
     let builder = match backend {
         Backend::Redis(url) => {
@@ -133,9 +163,37 @@ async fn run(config: Config) -> Result<ExitCode, Box<dyn std::error::Error>> {
         (None, Some(url)) => {
             let store = PgStore::new(&url)?;
             store.migrate().await?;
+            sqlx::query(Record::TABLE).execute(store.pool()).await?;
             Backend::Postgres(Box::new(store), url)
         }
         (None, None) => Backend::Memory,
+    };
+    let record = Record {
+        inbox: match &backend {
+            Backend::Postgres(store, _) => Some(PgStore::clone(store)),
+            _ => None,
+        },
+    };
+    let on_hoursmith = {
+        let record = record.clone();
+        move |delivery: Delivery<hookwise::hoursmith::Event>| {
+            let record = record.clone();
+            async move {
+                let event = delivery.event();
+                let (event_type, livemode) = (event.event_type(), event.livemode());
+                let key = delivery.dedupe_key();
+                record.event("hoursmith", key, event_type, livemode).await
+            }
+        }
+    };
+    // Mojave has no test mode: its events are always live.
+    let on_mojave = move |delivery: Delivery<hookwise::mojave::Event>| {
+        let record = record.clone();
+        async move {
+            let event_type = delivery.event().event_type();
+            let key = delivery.dedupe_key();
+            record.event("mojave", key, event_type, true).await
+        }
     };
     let hoursmith = runtime(
         Hoursmith::new(&config.hoursmith_secret)?,
