@@ -47,8 +47,8 @@ pub use sqlx;
 pub use self::{
     inbox::Inbox,
     queue::{
-        DEFAULT_MAX_DELIVERIES, DEFAULT_POLL_INTERVAL, DEFAULT_VISIBILITY, PgQueue,
-        StoredDeadLetter,
+        DEFAULT_MAX_BACKLOG, DEFAULT_MAX_DELIVERIES, DEFAULT_POLL_INTERVAL, DEFAULT_VISIBILITY,
+        PgQueue, StoredDeadLetter,
     },
     store::{DEFAULT_CLEANUP_INTERVAL, PgStore},
 };

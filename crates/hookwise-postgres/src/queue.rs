@@ -23,6 +23,11 @@ pub const DEFAULT_POLL_INTERVAL: Duration = Duration::from_millis(100);
 /// How many times an entry may be taken before it is dead-lettered unrun, by default.
 pub const DEFAULT_MAX_DELIVERIES: u32 = 5;
 
+/// The default bound on a handler's backlog: its rows in the queue, ready and running.
+/// Lower than `RedisQueue`'s (100 000): each delivery counts the backlog up to the
+/// bound, and a count over 10 000 rows takes about 5 ms of the database's time.
+pub const DEFAULT_MAX_BACKLOG: u64 = 10_000;
+
 /// The shortest visibility timeout: a third of it is a running entry's heartbeat.
 const MINIMUM_VISIBILITY: Duration = Duration::from_millis(30);
 
@@ -49,6 +54,14 @@ const COLUMNS: &str =
 ///   moves it back. A row taken more than [`max_deliveries`](Self::max_deliveries)
 ///   times (its worker died each time) and a row that no longer reads or parses are
 ///   moved there unrun.
+/// - Each handler's backlog (its rows, ready and running; finished ones are deleted)
+///   is bounded by [`max_backlog`](Self::max_backlog) (10 000 by default): past it a
+///   delivery is not stored (nor its event marked done), `enqueue` fails with a
+///   "full" error ([`StoreError::is_full`]), and the runtime answers `503`
+///   `queue_full` with `Retry-After` and releases the claim. The count and the
+///   insert are one statement; deliveries racing for the last places can overshoot
+///   the bound by at most their number (one per pooled connection). Nothing stored is
+///   ever deleted to make room.
 /// - Every call is bounded by a timeout (2 s by default), pool waits included: a
 ///   database that is down is a `503` for the sender, and workers try again.
 /// - The tables are created by [`PgStore::migrate`] (or
@@ -63,6 +76,7 @@ pub struct PgQueue {
     visibility: Duration,
     poll_interval: Duration,
     max_deliveries: u32,
+    max_backlog: u64,
     timeout: Duration,
 }
 
@@ -82,6 +96,7 @@ impl PgQueue {
             visibility: DEFAULT_VISIBILITY,
             poll_interval: DEFAULT_POLL_INTERVAL,
             max_deliveries: DEFAULT_MAX_DELIVERIES,
+            max_backlog: DEFAULT_MAX_BACKLOG,
             timeout: DEFAULT_TIMEOUT,
         }
     }
@@ -127,6 +142,25 @@ impl PgQueue {
         Ok(self)
     }
 
+    /// Sets the bound on each handler's backlog (default 10 000 rows): its rows in
+    /// the queue, ready and running. A delivery that would go beyond it is not
+    /// stored: `enqueue` fails, so the runtime answers `503` with `Retry-After` and
+    /// releases the claim, and the sender retries once the workers have caught up.
+    /// [`replay`](Self::replay) is bound by it too.
+    ///
+    /// Each delivery counts the backlog, up to the bound, through the queue's index:
+    /// nothing to speak of while the backlog is short (0.1 ms at 100 rows), but about
+    /// 5 ms of the database's time per delivery at 10 000 rows and 20 ms at 100 000
+    /// (measured with `EXPLAIN ANALYZE` on a 2-core machine), so a larger bound makes
+    /// every delivery into a long backlog dearer just when the workers are behind.
+    pub fn max_backlog(mut self, rows: u64) -> Result<Self, ConfigError> {
+        if rows == 0 {
+            return Err(ConfigError::Zero("max backlog"));
+        }
+        self.max_backlog = rows;
+        Ok(self)
+    }
+
     /// Sets the bound on each call, pool waits included (default 2 s).
     pub fn timeout(mut self, timeout: Duration) -> Result<Self, ConfigError> {
         if timeout.is_zero() {
@@ -153,13 +187,34 @@ impl PgQueue {
     }
 
     /// Moves a dead letter back to the queue of its handler, in one statement, to be
-    /// processed again. `false` when there is no such dead letter (replayed already).
+    /// processed again. `false` when there is no such dead letter (replayed already);
+    /// a "full" error, with the dead letter left in place, when that handler's
+    /// backlog is full ([`max_backlog`](Self::max_backlog)).
     pub async fn replay(&self, provider: &str, id: i64) -> Result<bool, StoreError> {
-        let query = sqlx::query(AssertSqlSafe(self.sql.replay.clone()))
+        let query = sqlx::query_as::<_, (bool, bool, bool)>(AssertSqlSafe(self.sql.replay.clone()))
             .bind(id)
-            .bind(provider);
-        let done = bounded(self.timeout, "replay", query.execute(&self.pool)).await?;
-        Ok(done.rows_affected() == 1)
+            .bind(provider)
+            .bind(self.bound());
+        let (found, room, moved) =
+            bounded(self.timeout, "replay", query.fetch_one(&self.pool)).await?;
+        if found && !room {
+            return Err(self.full(provider, "the dead letter's handler"));
+        }
+        Ok(moved)
+    }
+
+    /// [`max_backlog`](Self::max_backlog) as a statement's parameter.
+    fn bound(&self) -> i64 {
+        i64::try_from(self.max_backlog).unwrap_or(i64::MAX)
+    }
+
+    /// The error of a full backlog.
+    fn full(&self, provider: &str, handler: &str) -> StoreError {
+        StoreError::full(format!(
+            "the durable queue's backlog is full: {handler} of {provider} has {} rows \
+             waiting or running (PgQueue::max_backlog); try again once the workers catch up",
+            self.max_backlog
+        ))
     }
 }
 
@@ -186,10 +241,13 @@ impl<P: Provider> DurableQueue<P> for PgQueue {
                 .downcast_ref::<PgStore>()
                 .filter(|store| store.place == self.place);
             let (sql, committing) = match same {
-                Some(store) => (store.store_and_commit(&self.sql.insert_select), true),
+                Some(store) => (
+                    store.store_and_commit(&self.sql.room, &self.sql.insert_select),
+                    true,
+                ),
                 None => (self.sql.insert.clone(), false),
             };
-            let mut query = sqlx::query(AssertSqlSafe(sql))
+            let mut query = sqlx::query_as::<_, (bool, bool)>(AssertSqlSafe(sql))
                 .bind(delivery.provider())
                 .bind(handler)
                 .bind(delivery.dedupe_key().as_str())
@@ -205,11 +263,19 @@ impl<P: Provider> DurableQueue<P> for PgQueue {
                     .bind(crate::store::token(claim.token()))
                     .bind(millis(store.retention));
             }
-            let done = bounded(self.timeout, "enqueue", query.execute(&self.pool)).await?;
-            match (committing, done.rows_affected()) {
-                (false, _) => Ok(Stored::Uncommitted),
-                (true, 1) => Ok(Stored::Committed),
-                (true, _) => Err(StoreError::new(
+            let (room, stored) = bounded(
+                self.timeout,
+                "enqueue",
+                query.bind(self.bound()).fetch_one(&self.pool),
+            )
+            .await?;
+            match (room, stored, committing) {
+                (_, true, false) => Ok(Stored::Uncommitted),
+                (_, true, true) => Ok(Stored::Committed),
+                (false, false, _) => {
+                    Err(self.full(delivery.provider(), &format!("handler {handler:?}")))
+                }
+                (true, false, _) => Err(StoreError::new(
                     "the event's claim no longer holds its key (its lease ran out): nothing \
                      stored; the sender's retry claims it again",
                 )),
@@ -440,10 +506,14 @@ impl StoredDeadLetter {
 /// The queue's statements for one schema, built once.
 #[derive(Debug)]
 pub(crate) struct QueueStatements {
-    /// `$1`..`$10` the columns of [`COLUMNS`].
+    /// `$1`..`$10` the columns of [`COLUMNS`], `$11` the backlog's bound: whether
+    /// there was room, and whether the row was stored.
     pub(crate) insert: Arc<str>,
     /// The same as `INSERT … SELECT`, for a `WHERE` to follow.
     pub(crate) insert_select: String,
+    /// A `room` CTE (`ok`: provider `$1`'s handler `$2` has fewer rows than the
+    /// bound), with `{bound}` for the bound's parameter.
+    pub(crate) room: String,
     /// `$1` provider, `$2` handler, `$3` visibility in ms, `$4` the most rows.
     take: Arc<str>,
     /// `$1` id, `$2` deliveries, `$3` visibility in ms.
@@ -454,7 +524,8 @@ pub(crate) struct QueueStatements {
     bury: Arc<str>,
     /// `$1` provider, `$2` the most rows.
     dead_letters: Arc<str>,
-    /// `$1` id, `$2` provider.
+    /// `$1` id, `$2` provider, `$3` the backlog's bound: whether the dead letter
+    /// exists, whether its handler's backlog has room, whether it was moved.
     replay: Arc<str>,
 }
 
@@ -465,14 +536,27 @@ impl QueueStatements {
             format!(r#""{schema}".dead"#),
         );
         let visible = "clock_timestamp() + ($3::float8 * interval '1 millisecond')";
+        // Counts no further than the bound, through the index on (provider, handler).
+        let room = format!(
+            "room AS (
+    SELECT count(*) < {{bound}} AS ok FROM (
+        SELECT 1 FROM {queue} WHERE provider = $1 AND handler = $2 LIMIT {{bound}}
+    ) backlog
+)"
+        );
+        let insert_select = format!(
+            "INSERT INTO {queue} ({COLUMNS}) SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10"
+        );
         Self {
             insert: format!(
-                "INSERT INTO {queue} ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"
+                "WITH {room},
+inserted AS ({insert_select} WHERE (SELECT ok FROM room) RETURNING 1)
+SELECT (SELECT ok FROM room), EXISTS (SELECT 1 FROM inserted)",
+                room = room.replace("{bound}", "$11")
             )
             .into(),
-            insert_select: format!(
-                "INSERT INTO {queue} ({COLUMNS}) SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10"
-            ),
+            insert_select,
+            room,
             take: format!(
                 "UPDATE {queue} SET deliveries = deliveries + 1, visible_at = {visible}
 WHERE id IN (
@@ -499,8 +583,19 @@ WHERE provider = $1 ORDER BY id LIMIT $2"
             )
             .into(),
             replay: format!(
-                "WITH moved AS (DELETE FROM {dead} WHERE id = $1 AND provider = $2 RETURNING {COLUMNS})
-INSERT INTO {queue} ({COLUMNS}) SELECT {COLUMNS} FROM moved"
+                "WITH letter AS (SELECT handler FROM {dead} WHERE id = $1 AND provider = $2),
+room AS (
+    SELECT count(*) < $3 AS ok FROM (
+        SELECT 1 FROM {queue} q, letter
+        WHERE q.provider = $2 AND q.handler = letter.handler LIMIT $3
+    ) backlog
+),
+moved AS (
+    DELETE FROM {dead} WHERE id = $1 AND provider = $2 AND (SELECT ok FROM room)
+    RETURNING {COLUMNS}
+),
+inserted AS (INSERT INTO {queue} ({COLUMNS}) SELECT {COLUMNS} FROM moved RETURNING 1)
+SELECT EXISTS (SELECT 1 FROM letter), (SELECT ok FROM room), EXISTS (SELECT 1 FROM inserted)"
             )
             .into(),
         }
@@ -513,6 +608,7 @@ impl fmt::Debug for PgQueue {
             .field("visibility", &self.visibility)
             .field("poll_interval", &self.poll_interval)
             .field("max_deliveries", &self.max_deliveries)
+            .field("max_backlog", &self.max_backlog)
             .field("timeout", &self.timeout)
             .finish_non_exhaustive()
     }

@@ -196,18 +196,23 @@ impl PgStore {
     }
 
     /// `insert_select` (an `INSERT … SELECT $1..$10` of a queue row) run only when,
-    /// in the same statement, the claim of key `$3` and token `$11` is marked done for
-    /// `$12` ms: both or neither.
-    pub(crate) fn store_and_commit(&self, insert_select: &str) -> Arc<str> {
+    /// in the same statement, the `room` CTE (its bound `$13`) is `ok` and the claim
+    /// of key `$3` and token `$11` is marked done for `$12` ms: both or neither.
+    /// Answers whether there was room, and whether the row was stored.
+    pub(crate) fn store_and_commit(&self, room: &str, insert_select: &str) -> Arc<str> {
         let table = format!(r#""{}".dedupe"#, self.sql.schema);
         format!(
-            "WITH marked AS (
+            "WITH {room},
+marked AS (
     UPDATE {table} SET state = 'done',
         expires_at = clock_timestamp() + ($12::float8 * interval '1 millisecond')
     WHERE key = $3 AND token = $11 AND state <> 'done' AND expires_at > clock_timestamp()
+        AND (SELECT ok FROM room)
     RETURNING 1
-)
-{insert_select} WHERE EXISTS (SELECT 1 FROM marked)"
+),
+inserted AS ({insert_select} WHERE EXISTS (SELECT 1 FROM marked) RETURNING 1)
+SELECT (SELECT ok FROM room), EXISTS (SELECT 1 FROM inserted)",
+            room = room.replace("{bound}", "$13")
         )
         .into()
     }

@@ -346,3 +346,110 @@ async fn postgres_restarted_mid_flood_loses_nothing_acknowledged() {
     );
     webhooks.shutdown(Duration::from_secs(5)).await;
 }
+
+/// Each handler's backlog is bounded: past `max_backlog` a delivery is refused `503`
+/// `queue_full` with its claim released and nothing stored or marked done; once the
+/// workers catch up it is taken. The same bound holds without the receiver's
+/// `PgStore` (no done-mark in the statement) and for a replay.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_backlog_is_bounded_and_a_delivery_past_it_is_refused_with_nothing_stored() {
+    let Some(server) = PgServer::start("pg queue backlog") else {
+        return;
+    };
+    let store = store(&server).await;
+    let gate = Arc::new(tokio::sync::Semaphore::new(0));
+    let recorder = Recorder::default();
+    let receiver = Receiver::new(
+        Hoursmith::new(HOURSMITH_SECRET).expect("secret"),
+        store.clone(),
+    )
+    .expect("config");
+    let bounded = queue(&server).max_backlog(3).expect("valid bound");
+    let (waiting, recording) = (gate.clone(), recorder.clone());
+    let webhooks = Webhooks::builder(receiver)
+        .durable_queue(bounded)
+        .handler(HANDLER, move |delivery: Delivery<hoursmith::Event>| {
+            let (gate, recorder) = (waiting.clone(), recording.clone());
+            async move {
+                let _pass = gate.acquire().await.map_err(|_| "the gate closed")?;
+                recorder.record(delivery.event().id());
+                Ok::<(), &str>(())
+            }
+        })
+        .build()
+        .expect("valid settings");
+    let endpoint = WebhookEndpoint::new(&webhooks, HANDLER).expect("registered");
+    let addr = serve(Router::new().route("/hook", post_service(endpoint))).await;
+    let client = client();
+
+    // Three events fill the backlog: their handlers wait at the gate.
+    for i in 0..3 {
+        let answer = send(&client, addr, "/hook", &hoursmith(&format!("evt_{i}"))).await;
+        assert_eq!(answer.body, r#"{"status":"accepted"}"#, "{answer:?}");
+    }
+    for _ in 0..2 {
+        let refused = send(&client, addr, "/hook", &hoursmith("evt_overflow")).await;
+        assert_eq!(
+            (refused.status.as_u16(), refused.body.as_str()),
+            (503, r#"{"error":"queue_full"}"#),
+            "refused, not stored beyond the bound; the resend too (a held claim would be 409)"
+        );
+        assert_eq!(refused.headers[http::header::RETRY_AFTER], "60");
+    }
+    assert_eq!(rows(&server, "queue"), 3, "the backlog never exceeds 3");
+    assert_eq!(
+        server.psql("SELECT count(*) FROM hookwise.dedupe WHERE key = 'hoursmith:evt_overflow'"),
+        "0",
+        "not marked done, its claim released"
+    );
+
+    // Without the receiver's PgStore the same bound holds.
+    let plain = queue(&server).max_backlog(3).expect("valid bound");
+    let other = Receiver::new(
+        Hoursmith::new(HOURSMITH_SECRET).expect("secret"),
+        MemoryStore::new(),
+    )
+    .expect("config");
+    let (head, delivery, claim) = accepted(&other, "evt_plain").await;
+    let memory = AnyStore::new(MemoryStore::new());
+    let entry = Enqueue::new(HANDLER, &head, &delivery, &claim, &memory);
+    let refused = DurableQueue::<Hoursmith>::enqueue(&plain, entry).await;
+    let error = refused.expect_err("the backlog is full");
+    assert!(error.is_full(), "{error}");
+    assert_eq!(rows(&server, "queue"), 3);
+
+    // The workers go on: the backlog drains, and the resend is taken.
+    gate.add_permits(1_000);
+    assert_eq!(recorder.wait_for(3, Duration::from_secs(10)).await, 3);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while rows(&server, "queue") > 0 {
+        assert!(tokio::time::Instant::now() < deadline, "the queue drains");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let resent = send(&client, addr, "/hook", &hoursmith("evt_overflow")).await;
+    assert_eq!(resent.body, r#"{"status":"accepted"}"#, "{resent:?}");
+    assert_eq!(recorder.wait_for(4, Duration::from_secs(10)).await, 4);
+    let mut processed = recorder.ids();
+    processed.sort();
+    assert_eq!(processed, ["evt_0", "evt_1", "evt_2", "evt_overflow"]);
+    webhooks.shutdown(Duration::from_secs(5)).await;
+
+    // A replay into a full backlog is refused, and the dead letter stays.
+    for i in 0..2 {
+        stored(&plain, &format!("evt_fill_{i}")).await;
+    }
+    let one = queue(&server).max_backlog(1).expect("valid bound");
+    server.psql(&format!(
+        "INSERT INTO hookwise.dead (provider, handler, key, method, uri, headers, body, secret, \
+         received_ms, error, attempts) VALUES ('hoursmith', '{HANDLER}', 'hoursmith:evt_dead', \
+         'POST', '/hook', '', '', 0, 0, 'failed', 1)"
+    ));
+    let letters = one.dead_letters("hoursmith", 10).await.expect("listed");
+    assert_eq!(letters.len(), 1);
+    let error = one
+        .replay("hoursmith", letters[0].id)
+        .await
+        .expect_err("the backlog is full");
+    assert!(error.is_full(), "{error}");
+    assert_eq!(rows(&server, "dead"), 1, "the dead letter stays");
+}
