@@ -15,6 +15,45 @@
 //! [`PgQueue`] keeps accepted events in the same database until a worker of any
 //! instance has run them, so a `200` survives the process that gave it.
 //!
+//! All three together, for a service with only Postgres: every instance dedupes
+//! with the others, a `200` survives a crash, and a handler's writes happen exactly
+//! once (a queued row run again after a crash finds its inbox committed):
+//!
+//! ```no_run
+//! use axum::{Router, routing::post_service};
+//! use hookwise_core::{Delivery, Hoursmith, Receiver, hoursmith};
+//! use hookwise_postgres::{PgQueue, PgStore, sqlx};
+//! use hookwise_runtime::Webhooks;
+//! use hookwise_tower::WebhookEndpoint;
+//!
+//! type BoxError = Box<dyn std::error::Error + Send + Sync>;
+//!
+//! async fn on_invoice(store: PgStore, delivery: Delivery<hoursmith::Event>) -> Result<(), BoxError> {
+//!     let Some(mut inbox) = store.begin(delivery.dedupe_key()).await? else {
+//!         return Ok(()); // made already
+//!     };
+//!     sqlx::query("INSERT INTO payments (event_id) VALUES ($1)")
+//!         .bind(delivery.event().id())
+//!         .execute(inbox.conn())
+//!         .await?;
+//!     inbox.commit().await?; // the payment and the inbox's mark, together
+//!     Ok(())
+//! }
+//!
+//! # async fn run() -> Result<(), BoxError> {
+//! let url = "postgres://app@db.internal/app";
+//! let store = PgStore::new(url)?.schema("webhooks")?;
+//! store.migrate().await?; // or run migration_sql("webhooks") with your migrations
+//! let receiver = Receiver::new(Hoursmith::new("whsec_...")?, store.clone())?;
+//! let webhooks = Webhooks::builder(receiver)
+//!     .durable_queue(PgQueue::new(url)?.schema("webhooks")?) // the store's schema
+//!     .handler("invoices", move |delivery| on_invoice(store.clone(), delivery))
+//!     .build()?;
+//! let endpoint = WebhookEndpoint::new(&webhooks, "invoices")?;
+//! let app: Router = Router::new().route("/webhooks/hoursmith", post_service(endpoint));
+//! # Ok(()) }
+//! ```
+//!
 //! It is built on `sqlx` (Postgres, the tokio runtime, rustls): the widely used
 //! async Postgres client in Rust, pure Rust, with a pool. No compile-time checked
 //! queries (`query!`), so building needs no database. Every call is bounded by a
