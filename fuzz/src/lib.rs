@@ -173,9 +173,9 @@ pub fn receive(data: &[u8]) {
 /// `StandardWebhooks::verify` (secrets current and previous) never panics, answers 401
 /// when it refuses, and agrees with an independent reading of the scheme: signature
 /// header absent or blank → missing; anything not visible ASCII, an id or timestamp
-/// absent or blank, a timestamp that is not plain digits fitting a `u64`, an entry
-/// without `,`, a `v1` that is not the canonical padded base64 of 32 bytes, more than
-/// 16 `v1` or none → malformed; then `|now − timestamp| > 300 s` → too old / too new;
+/// absent or blank, a timestamp that is not plain digits fitting a `u64`, no usable
+/// `v1` (entries without `,`, of another version, or not the canonical padded base64
+/// of 32 bytes are skipped) or more than 16 → malformed; then `|now − timestamp| > 300 s` → too old / too new;
 /// then valid (first matching secret) exactly when some `v1` is the base64 HMAC of
 /// `id.timestamp.body` under a secret's decoded key, else a mismatch. Also: the
 /// headers `sign::standard_webhooks` makes for the input's id, timestamp (or now) and
@@ -310,17 +310,15 @@ fn sw_expected(
     if t > u128::from(u64::MAX) {
         return Err(Malformed);
     }
-    let mut v1 = Vec::new();
-    for entry in signature.split([' ', '\t']).filter(|e| !e.is_empty()) {
-        let (version, value) = entry.split_once(',').ok_or(Malformed)?;
-        if version == "v1" {
-            if v1.len() == 16 || !is_base64_digest(value) {
-                return Err(Malformed);
-            }
-            v1.push(value);
-        }
-    }
-    if v1.is_empty() {
+    // Entries it cannot use (no `,`, another version, a `v1` that is not the base64
+    // of 32 bytes) are skipped; none usable, or more than 16, is malformed.
+    let v1: Vec<&str> = signature
+        .split([' ', '\t'])
+        .filter_map(|entry| entry.split_once(','))
+        .filter(|(version, value)| *version == "v1" && is_base64_digest(value))
+        .map(|(_, value)| value)
+        .collect();
+    if v1.is_empty() || v1.len() > 16 {
         return Err(Malformed);
     }
     let age = i128::from(NOW) - t as i128;

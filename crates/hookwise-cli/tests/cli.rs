@@ -481,6 +481,68 @@ fn sign_prints_the_published_standard_webhooks_vector() {
 }
 
 #[test]
+fn a_v1a_signing_key_signs_the_published_vector_and_its_public_key_verifies() {
+    // standard-webhooks/standard-webhooks, libraries/go/webhook_asymmetric_test.go.
+    let signing = "whsk_VEVTVFNJR05JTkdLRVlET05PVFVTRVRISVNGT1JBTlk=";
+    let body = file("sw-v1a.json", br#"{"test": 2432232314}"#);
+    let out = hookwise(&[
+        "sign",
+        "-p",
+        "standard-webhooks",
+        "-s",
+        signing,
+        "--id",
+        "msg_p5jXN8AQM9LWM0D4loKWxJek",
+        "-t",
+        "1614265330",
+        path(&body),
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stdout(&out).contains(
+            "webhook-signature: v1a,tQ9V2XOqn7jL/DQenEFpqIugdBVtiMmER5mhSkXBNwM0mkATuDe6KYYUuxqtaiHeYGb7KaaBRdM5WqyeFiL8Ag==\n"
+        ),
+        "{}",
+        stdout(&out)
+    );
+
+    // Signed now, verified with the public key (and refused with the private one).
+    let body = file("sw-v1a-now.json", br#"{"type":"user.created","data":{}}"#);
+    let signed = hookwise(&[
+        "sign",
+        "-p",
+        "standard-webhooks",
+        "-s",
+        signing,
+        "--id",
+        "d-1",
+        path(&body),
+    ]);
+    assert!(signed.status.success(), "{}", stderr(&signed));
+    let public = hookwise_core::standard_webhooks::public_key(signing).expect("a signing key");
+    let headers = header_args(&stdout(&signed));
+    let out = verify("standard-webhooks", &[SECRET_SW, &public], &headers, &body);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}{}",
+        stdout(&out),
+        stderr(&out)
+    );
+    assert!(
+        stdout(&out).starts_with("verified: secret #2 of 2 matched, "),
+        "{}",
+        stdout(&out)
+    );
+    let out = verify("standard-webhooks", &[signing], &headers, &body);
+    assert_eq!(out.status.code(), Some(2), "{}", stdout(&out));
+    assert!(stderr(&out).contains("whpk_"), "{}", stderr(&out));
+}
+
+/// A Standard Webhooks secret (the published vector's).
+const SECRET_SW: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+
+#[test]
 fn sign_prints_githubs_documented_vector_with_its_delivery_headers() {
     let body = file("gh-vector.txt", b"Hello, World!");
     let out = hookwise(&[

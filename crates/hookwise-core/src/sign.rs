@@ -202,6 +202,7 @@ impl<'a> IntoIterator for &'a SignedHeaders {
 ///
 /// `secret` is the `whsec_<base64>` string (the prefix is optional); the HMAC key is
 /// its base64 decoding. A secret that is empty or not base64 is a [`ConfigError`].
+/// A `whsk_<base64>` ed25519 signing key signs `v1a` instead (the asymmetric scheme).
 ///
 /// ```
 /// // The published vector of the Standard Webhooks libraries' tests.
@@ -216,6 +217,18 @@ impl<'a> IntoIterator for &'a SignedHeaders {
 ///     Some("v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE=")
 /// );
 /// assert_eq!(headers.get("webhook-id"), Some("msg_p5jXN8AQM9LWM0D4loKWxJek"));
+///
+/// // And `v1a`: the vector of the reference Go library's asymmetric tests.
+/// let headers = hookwise_core::sign::standard_webhooks(
+///     "whsk_VEVTVFNJR05JTkdLRVlET05PVFVTRVRISVNGT1JBTlk=",
+///     "msg_p5jXN8AQM9LWM0D4loKWxJek",
+///     1614265330,
+///     br#"{"test": 2432232314}"#,
+/// )?;
+/// assert_eq!(
+///     headers.get("webhook-signature"),
+///     Some("v1a,tQ9V2XOqn7jL/DQenEFpqIugdBVtiMmER5mhSkXBNwM0mkATuDe6KYYUuxqtaiHeYGb7KaaBRdM5WqyeFiL8Ag==")
+/// );
 /// # Ok::<(), hookwise_core::ConfigError>(())
 /// ```
 pub fn standard_webhooks(
@@ -227,8 +240,9 @@ pub fn standard_webhooks(
     standard_webhooks_with_secrets(&[secret], id, timestamp, body)
 }
 
-/// Standard Webhooks headers with one space-separated `v1,...` entry per secret, as a
-/// sender rotating its secret does.
+/// Standard Webhooks headers with one space-separated entry per secret, as a sender
+/// rotating its secret does: `v1,...` for a `whsec_` secret, `v1a,...` for a `whsk_`
+/// signing key.
 ///
 /// ```
 /// let headers = hookwise_core::sign::standard_webhooks_with_secrets(
@@ -244,9 +258,14 @@ pub fn standard_webhooks_with_secrets(
 ) -> Result<SignedHeaders, ConfigError> {
     let t = timestamp.to_string();
     let mut signatures = Vec::with_capacity(secrets.len());
+    let signed: [&[u8]; 5] = [id.as_bytes(), b".", t.as_bytes(), b".", body];
     for secret in secrets {
+        if secret.starts_with(standard_webhooks::SIGNING_KEY_PREFIX) {
+            signatures.push(standard_webhooks::sign_v1a(secret, &signed)?);
+            continue;
+        }
         let key = standard_webhooks::decode_secret(secret)?;
-        let digest = SigningKey::new(&key).sign(&[id.as_bytes(), b".", t.as_bytes(), b".", body]);
+        let digest = SigningKey::new(&key).sign(&signed);
         signatures.push(format!("v1,{}", BASE64.encode(digest)));
     }
     let header = |name, value| SignedHeader {

@@ -481,3 +481,138 @@ async fn a_replay_at_the_end_of_the_window_is_a_duplicate_under_the_shortest_ret
     let (headers, body) = (headers(SIGNATURE), Bytes::from_static(BODY));
     window::replay_at_the_end_is_a_duplicate(provider, &headers, body, Window::signed(T, 10)).await;
 }
+
+// The asymmetric scheme (`v1a`, ed25519). The vector of the reference Go library:
+// standard-webhooks/standard-webhooks, libraries/go/webhook_asymmetric_test.go,
+// `TestAsymmetricWebhookSign` (same id, timestamp and body as above).
+const SIGNING_KEY: &str = "whsk_VEVTVFNJR05JTkdLRVlET05PVFVTRVRISVNGT1JBTlk=";
+const V1A: &str =
+    "v1a,tQ9V2XOqn7jL/DQenEFpqIugdBVtiMmER5mhSkXBNwM0mkATuDe6KYYUuxqtaiHeYGb7KaaBRdM5WqyeFiL8Ag==";
+// Same file, `TestAsymmetricWebhook`'s "invalid signature is invalid": 32 bytes under v1a.
+const SHORT_V1A: &str = "v1a,Ceo5qEr07ixe2NLpvHk3FH9bwy/WavXrAFQ/9tdO6mc=";
+
+fn public_key() -> String {
+    hookwise_core::standard_webhooks::public_key(SIGNING_KEY).expect("a valid signing key")
+}
+
+fn check_with(keys: &[&str], signature: &str, body: &[u8]) -> Result<usize, RejectionKind> {
+    StandardWebhooks::with_encoded_secrets(keys)
+        .expect("valid keys")
+        .verify(&headers(signature), body, at(T))
+        .map(|v| v.secret_index())
+        .map_err(|r| r.kind())
+}
+
+#[test]
+fn the_published_v1a_vector_verifies_with_the_public_key() {
+    let public = public_key();
+    assert_eq!(check_with(&[&public], V1A, BODY), Ok(0));
+    assert_eq!(
+        signed(SIGNING_KEY, ID, T, BODY).get(SIGNATURE_HEADER),
+        Some(V1A),
+        "the signer reproduces it"
+    );
+}
+
+#[test]
+fn a_v1a_signature_over_other_content_is_a_mismatch() {
+    let public = public_key();
+    assert_eq!(
+        check_with(&[&public], V1A, br#"{"test": 2432232315}"#),
+        Err(RejectionKind::SignatureMismatch)
+    );
+    // Another key's public key.
+    let other = hookwise_core::standard_webhooks::public_key(
+        "whsk_T1RIRVJTSUdOSU5HS0VZRE9OT1RVU0VUSElTRk9SQU4=",
+    )
+    .expect("a valid signing key");
+    assert_eq!(
+        check_with(&[&other], V1A, BODY),
+        Err(RejectionKind::SignatureMismatch)
+    );
+    // The right signature with one bit flipped.
+    let mut flipped = V1A.to_owned();
+    flipped.replace_range(10..11, "A");
+    assert_eq!(
+        check_with(&[&public], &flipped, BODY),
+        Err(RejectionKind::SignatureMismatch)
+    );
+}
+
+#[test]
+fn a_header_with_only_unusable_v1a_entries_is_malformed() {
+    let public = public_key();
+    for value in [SHORT_V1A, "v1a,", "v1a"] {
+        assert_eq!(
+            check_with(&[&public], value, BODY),
+            Err(RejectionKind::SignatureMalformed),
+            "{value}"
+        );
+    }
+    // v1 entries only, for a receiver of public keys: nothing it can check.
+    assert_eq!(
+        check_with(&[&public], SIGNATURE, BODY),
+        Err(RejectionKind::SignatureMalformed)
+    );
+}
+
+#[test]
+fn mixed_v1_and_v1a_lists_verify_and_report_the_key_that_matched() {
+    let public = public_key();
+    let keys = [SECRET, public.as_str()];
+    // Go's "valid multi sig is valid", with v1a the valid one.
+    let mixed = format!("{OTHER_V1} {OTHER_V2} {V1A} {OTHER_V1}");
+    assert_eq!(check_with(&keys, &mixed, BODY), Ok(1));
+    assert_eq!(
+        check_with(&keys, &format!("{SIGNATURE} {V1A}"), BODY),
+        Ok(0)
+    );
+    assert_eq!(check_with(&keys, SIGNATURE, BODY), Ok(0));
+    // The signer makes one entry per key, v1 and v1a alike.
+    let both = sign::standard_webhooks_with_secrets(&[SECRET, SIGNING_KEY], ID, T, BODY)
+        .expect("valid keys");
+    assert_eq!(
+        both.get(SIGNATURE_HEADER).map(str::to_owned),
+        Some(format!("{SIGNATURE} {V1A}"))
+    );
+}
+
+#[test]
+fn a_malformed_entry_among_several_does_not_hide_a_valid_one() {
+    for garbled in [
+        "v1",
+        "v1,",
+        "v1,not-base64!",
+        "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1A==",
+        "garbage",
+        SHORT_V1A,
+    ] {
+        assert_eq!(
+            verify(&format!("{garbled} {SIGNATURE}"), BODY),
+            Ok(0),
+            "{garbled}"
+        );
+        assert_eq!(
+            verify(&format!("{SIGNATURE} {garbled}"), BODY),
+            Ok(0),
+            "{garbled}"
+        );
+    }
+}
+
+#[test]
+fn a_signing_key_given_to_a_receiver_is_refused() {
+    let refused = StandardWebhooks::new(SIGNING_KEY).expect_err("a private key");
+    assert!(
+        matches!(refused, ConfigError::InvalidSecret(_)),
+        "{refused:?}"
+    );
+    assert!(
+        refused.to_string().contains("whpk_"),
+        "says what to give instead: {refused}"
+    );
+    assert!(
+        !refused.to_string().contains("VEVT"),
+        "never quotes the key"
+    );
+}

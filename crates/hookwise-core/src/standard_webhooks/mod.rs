@@ -10,10 +10,20 @@
 //!   not base64 is a [`ConfigError`].
 //! - `webhook-signature` is a space-separated list of `<version>,<base64>` entries. A
 //!   delivery verifies when any `v1` entry matches under any configured secret
-//!   (rotation), and the matching secret is reported. Other versions (`v1a`, the
-//!   asymmetric scheme) are ignored; an entry without a `,`, a `v1` that is not the
-//!   base64 of 32 bytes, more than [`MAX_SIGNATURES`] `v1`s, or no `v1` at all is
-//!   malformed.
+//!   (rotation), and the matching secret is reported.
+//! - The asymmetric scheme, `v1a`: the sender signs the same content with an ed25519
+//!   key (`whsk_`, its private key) and the receiver verifies with the public key
+//!   (`whpk_<base64>`): give it where a secret goes, alone or mixed with `whsec_`
+//!   secrets ([`StandardWebhooks::with_encoded_secrets`]). `v1a` signatures are
+//!   verified strictly (`ed25519-dalek`'s `verify_strict`: no malleable signatures,
+//!   no weak keys). A `whsk_` key given to a receiver is refused: it is the sender's
+//!   private key.
+//! - Entries the receiver cannot use are skipped, as the reference libraries do: an
+//!   entry without a `,`, another version, a `v1` that is not the base64 of 32 bytes
+//!   (or any `v1` when there is no secret), a `v1a` that is not the base64 of 64
+//!   bytes (or any `v1a` when there is no public key). So a garbled entry never hides
+//!   a valid one. A header with no usable entry, or with more than
+//!   [`MAX_SIGNATURES`] usable ones, is malformed.
 //! - `|now - timestamp|` must be at most the tolerance (5 minutes by default) in both
 //!   directions, compared in whole seconds; the timestamp is checked before any MAC is
 //!   computed. One signature therefore verifies for a window of
@@ -52,6 +62,7 @@
 //! ```
 
 mod event;
+mod keys;
 
 use std::time::Duration;
 
@@ -59,7 +70,12 @@ use base64::{Engine as _, engine::general_purpose::STANDARD as BASE64};
 use bytes::Bytes;
 use http::HeaderMap;
 
-pub use self::event::Event;
+pub(crate) use self::keys::sign_v1a;
+use self::keys::{Keys, decode_v1a};
+pub use self::{
+    event::Event,
+    keys::{PUBLIC_KEY_PREFIX, SIGNING_KEY_PREFIX, public_key},
+};
 pub use crate::timestamped::MAX_SIGNATURES;
 use crate::{
     ConfigError, Provider, Rejection, RejectionKind, Secrets, Verified,
@@ -67,6 +83,7 @@ use crate::{
     secret::Digest,
     timestamped::parse_unix_secs,
 };
+use ed25519_dalek::Signature;
 
 /// The message id header.
 pub const ID_HEADER: &str = "webhook-id";
@@ -125,22 +142,33 @@ pub fn decode_secret(secret: &str) -> Result<Vec<u8>, ConfigError> {
 /// The Standard Webhooks provider: verification, envelope, dedupe key.
 ///
 /// See the [module docs](self) for the rules and an example.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 #[must_use]
 pub struct StandardWebhooks {
-    secrets: Secrets,
+    keys: Keys,
     tolerance: Duration,
 }
 
+impl std::fmt::Debug for StandardWebhooks {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StandardWebhooks")
+            .field("keys", &"[redacted]")
+            .field("tolerance", &self.tolerance)
+            .finish()
+    }
+}
+
 impl StandardWebhooks {
-    /// A provider accepting one secret, as shown by the sender (`whsec_<base64>`).
-    /// An empty or non-base64 secret is a [`ConfigError`].
+    /// A provider accepting one secret, as shown by the sender (`whsec_<base64>`), or
+    /// one ed25519 public key (`whpk_<base64>`) for `v1a` signatures. An empty or
+    /// non-base64 secret is a [`ConfigError`].
     pub fn new(secret: impl AsRef<str>) -> Result<Self, ConfigError> {
         Self::with_encoded_secrets([secret])
     }
 
-    /// A provider accepting several `whsec_<base64>` secrets, current first, for
-    /// rotation.
+    /// A provider accepting several `whsec_<base64>` secrets and `whpk_<base64>`
+    /// public keys, in any mix, current first, for rotation: a match reports the
+    /// place of its key in this list.
     ///
     /// ```
     /// use hookwise_core::standard_webhooks::StandardWebhooks;
@@ -148,7 +176,10 @@ impl StandardWebhooks {
     /// let provider = StandardWebhooks::with_encoded_secrets([
     ///     "whsec_bmV3LXNlY3JldA==",
     ///     "whsec_b2xkLXNlY3JldA==",
+    ///     "whpk_ZlN4eg7dSSqi0moX9hQUk3orrOouK3QVQSlJa248c/g=",
     /// ])?;
+    /// // The sender's private key has no place in a receiver.
+    /// assert!(StandardWebhooks::new("whsk_VEVTVFNJR05JTkdLRVlET05PVFVTRVRISVNGT1JBTlk=").is_err());
     /// # Ok::<(), hookwise_core::ConfigError>(())
     /// ```
     pub fn with_encoded_secrets<I, S>(secrets: I) -> Result<Self, ConfigError>
@@ -156,18 +187,17 @@ impl StandardWebhooks {
         I: IntoIterator<Item = S>,
         S: AsRef<str>,
     {
-        let keys = secrets
-            .into_iter()
-            .map(|secret| decode_secret(secret.as_ref()))
-            .collect::<Result<Vec<_>, _>>()?;
-        Ok(Self::with_secrets(Secrets::new(keys)?))
+        Ok(Self {
+            keys: Keys::decode(secrets)?,
+            tolerance: DEFAULT_TOLERANCE,
+        })
     }
 
     /// A provider accepting several secrets given as **decoded** HMAC keys (see
     /// [`decode_secret`]), for rotation.
     pub fn with_secrets(keys: Secrets) -> Self {
         Self {
-            secrets: keys,
+            keys: Keys::hmac(keys),
             tolerance: DEFAULT_TOLERANCE,
         }
     }
@@ -223,26 +253,42 @@ impl<'h> Message<'h> {
     }
 }
 
-/// Parses the space-separated `version,base64` list into its `v1` digests.
-fn parse_signatures(value: &str) -> Result<Vec<Digest>, Rejection> {
-    let mut signatures = Vec::new();
+/// The entries of a signature header that the receiver's keys can check.
+#[derive(Debug, Default)]
+struct Signatures {
+    v1: Vec<Digest>,
+    v1a: Vec<Signature>,
+}
+
+/// Parses the space-separated `version,base64` list into the entries `keys` can
+/// check, skipping the others (see the [module docs](self)).
+fn parse_signatures(value: &str, keys: &Keys) -> Result<Signatures, Rejection> {
+    let mut signatures = Signatures::default();
     for entry in value.split_ascii_whitespace() {
         let Some((version, signature)) = entry.split_once(',') else {
-            return Err(malformed("a signature entry is not version,signature"));
-        };
-        if version != "v1" {
-            // v1a (asymmetric) or a future version: not ours to judge.
             continue;
+        };
+        match version {
+            "v1" if keys.has_hmac() => match decode_digest(signature) {
+                Some(digest) => signatures.v1.push(digest),
+                None => continue,
+            },
+            "v1a" if keys.has_public() => match decode_v1a(signature) {
+                Some(signature) => signatures.v1a.push(signature),
+                None => continue,
+            },
+            _ => continue,
         }
-        if signatures.len() == MAX_SIGNATURES {
-            return Err(malformed("too many v1 signatures"));
+        if signatures.v1.len() + signatures.v1a.len() > MAX_SIGNATURES {
+            return Err(malformed("too many signatures"));
         }
-        let digest = decode_digest(signature)
-            .ok_or_else(|| malformed("a v1 signature is not the base64 of 32 bytes"))?;
-        signatures.push(digest);
     }
-    if signatures.is_empty() {
-        return Err(malformed("no v1 signature"));
+    if signatures.v1.is_empty() && signatures.v1a.is_empty() {
+        return Err(malformed(match (keys.has_hmac(), keys.has_public()) {
+            (true, true) => "no usable v1 or v1a signature",
+            (false, true) => "no usable v1a signature",
+            _ => "no usable v1 signature",
+        }));
     }
     Ok(signatures)
 }
@@ -269,7 +315,7 @@ impl Provider for StandardWebhooks {
         now: Duration,
     ) -> Result<Verified, Rejection> {
         let message = Message::read(headers)?;
-        let signatures = parse_signatures(message.signature)?;
+        let signatures = parse_signatures(message.signature, &self.keys)?;
         check_timestamp(
             i128::from(message.timestamp),
             now,
@@ -284,8 +330,8 @@ impl Provider for StandardWebhooks {
             body,
         ];
         let index = self
-            .secrets
-            .verify(&signed, &signatures)
+            .keys
+            .verify(&signed, &signatures.v1, &signatures.v1a)
             .ok_or(RejectionKind::SignatureMismatch)?;
         Ok(Verified::new(index).signed_at(message.timestamp))
     }
@@ -317,20 +363,57 @@ impl Provider for StandardWebhooks {
 mod tests {
     use super::*;
 
-    fn kind(value: &str) -> Option<RejectionKind> {
-        parse_signatures(value).err().map(|r| r.kind())
-    }
-
     const SIG: &str = "g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE=";
+    const V1A: &str =
+        "tQ9V2XOqn7jL/DQenEFpqIugdBVtiMmER5mhSkXBNwM0mkATuDe6KYYUuxqtaiHeYGb7KaaBRdM5WqyeFiL8Ag==";
+    const PUBLIC: &str = "whpk_ZlN4eg7dSSqi0moX9hQUk3orrOouK3QVQSlJa248c/g=";
 
-    #[test]
-    fn keeps_every_v1_and_ignores_other_versions() {
-        let value = format!("v1a,abc  v2,{SIG} v1,{SIG}\tv1,{SIG}");
-        assert_eq!(parse_signatures(&value).map(|s| s.len()), Ok(2));
+    fn keys(encoded: &[&str]) -> Keys {
+        Keys::decode(encoded).expect("valid keys")
+    }
+
+    fn hmac() -> Keys {
+        keys(&["whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"])
+    }
+
+    fn kind(value: &str, keys: &Keys) -> Option<RejectionKind> {
+        parse_signatures(value, keys).err().map(|r| r.kind())
+    }
+
+    fn counts(value: &str, keys: &Keys) -> Option<(usize, usize)> {
+        parse_signatures(value, keys)
+            .ok()
+            .map(|s| (s.v1.len(), s.v1a.len()))
     }
 
     #[test]
-    fn bad_entries_are_malformed() {
+    fn keeps_the_entries_its_keys_can_check_and_skips_the_rest() {
+        let value = format!("v1a,abc  v2,{SIG} v1,{SIG}\tv1,{SIG} v1a,{V1A}");
+        assert_eq!(counts(&value, &hmac()), Some((2, 0)));
+        assert_eq!(counts(&value, &keys(&[PUBLIC])), Some((0, 1)));
+        let both = keys(&["whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw", PUBLIC]);
+        assert_eq!(counts(&value, &both), Some((2, 1)));
+    }
+
+    #[test]
+    fn a_garbled_entry_does_not_hide_a_usable_one() {
+        for garbled in [
+            "v1".to_owned(),
+            format!("v1={SIG}"),
+            "v1,".to_owned(),
+            format!("v1,{}", &SIG[..43]),
+            format!("v1,{SIG}="),
+            format!("v1,{}", SIG.replace('=', "A")),
+            format!("v1,{}", SIG.replace('+', "-")),
+            format!("v1a,{}", &V1A[..87]),
+        ] {
+            let value = format!("{garbled} v1,{SIG}");
+            assert_eq!(counts(&value, &hmac()), Some((1, 0)), "{value:?}");
+        }
+    }
+
+    #[test]
+    fn a_header_with_no_usable_entry_is_malformed() {
         for value in [
             "v1".to_owned(),
             format!("v1={SIG}"),
@@ -340,24 +423,51 @@ mod tests {
             format!("v1,{}", SIG.replace('=', "A")),
             format!("v1,{}", SIG.replace('+', "-")),
             format!("v2,{SIG}"),
+            format!("v1a,{V1A}"),
             String::new(),
         ] {
             assert_eq!(
-                kind(&value),
+                kind(&value, &hmac()),
                 Some(RejectionKind::SignatureMalformed),
                 "{value:?}"
             );
         }
+        // Only v1 entries for a receiver of public keys: nothing it can check.
+        assert_eq!(
+            kind(&format!("v1,{SIG}"), &keys(&[PUBLIC])),
+            Some(RejectionKind::SignatureMalformed)
+        );
     }
 
     #[test]
     fn signature_count_is_bounded() {
         let many = |n| vec![format!("v1,{SIG}"); n].join(" ");
-        assert!(parse_signatures(&many(MAX_SIGNATURES)).is_ok());
+        assert!(parse_signatures(&many(MAX_SIGNATURES), &hmac()).is_ok());
         assert_eq!(
-            kind(&many(MAX_SIGNATURES + 1)),
+            kind(&many(MAX_SIGNATURES + 1), &hmac()),
             Some(RejectionKind::SignatureMalformed)
         );
+    }
+
+    #[test]
+    fn public_and_signing_keys_decode_and_a_signing_key_is_refused_to_a_receiver() {
+        let signing = "whsk_VEVTVFNJR05JTkdLRVlET05PVFVTRVRISVNGT1JBTlk=";
+        assert_eq!(public_key(signing).as_deref(), Ok(PUBLIC));
+        assert_eq!(public_key(&signing[5..]).as_deref(), Ok(PUBLIC));
+        assert!(matches!(
+            Keys::decode([signing]),
+            Err(ConfigError::InvalidSecret(_))
+        ));
+        for bad in ["whpk_", "whpk_aGk=", "whpk_!!", &PUBLIC[..PUBLIC.len() - 4]] {
+            assert!(
+                matches!(Keys::decode([bad]), Err(ConfigError::InvalidSecret(_))),
+                "{bad}"
+            );
+        }
+        assert!(matches!(
+            Keys::decode(Vec::<&str>::new()),
+            Err(ConfigError::NoSecrets)
+        ));
     }
 
     #[test]
