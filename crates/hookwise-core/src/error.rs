@@ -64,6 +64,10 @@ pub enum RejectionKind {
     /// The request is not a `POST`, the method every provider delivers with. Refused
     /// before anything is read or verified, with `Allow: POST`.
     MethodNotAllowed,
+    /// The secrets of the delivery's tenant could not be looked up (the
+    /// [`SecretSource`](crate::tenant::SecretSource) failed or timed out); the sender
+    /// should retry.
+    SecretsUnavailable,
 }
 
 impl RejectionKind {
@@ -78,9 +82,10 @@ impl RejectionKind {
             | Self::TimestampTooNew => StatusCode::UNAUTHORIZED,
             Self::InvalidPayload | Self::BodyUnreadable => StatusCode::BAD_REQUEST,
             Self::BodyTimeout => StatusCode::REQUEST_TIMEOUT,
-            Self::StoreUnavailable | Self::QueueFull | Self::ShuttingDown => {
-                StatusCode::SERVICE_UNAVAILABLE
-            }
+            Self::StoreUnavailable
+            | Self::QueueFull
+            | Self::ShuttingDown
+            | Self::SecretsUnavailable => StatusCode::SERVICE_UNAVAILABLE,
             Self::HandlerFailed => StatusCode::INTERNAL_SERVER_ERROR,
             Self::InProgress => StatusCode::CONFLICT,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
@@ -105,6 +110,7 @@ impl RejectionKind {
             Self::HandlerFailed => "handler_failed",
             Self::InProgress => "in_progress",
             Self::MethodNotAllowed => "method_not_allowed",
+            Self::SecretsUnavailable => "secrets_unavailable",
         }
     }
 
@@ -114,7 +120,7 @@ impl RejectionKind {
     }
 
     /// Every kind, in declaration order (for tables, metrics and tests).
-    pub const ALL: [Self; 15] = [
+    pub const ALL: [Self; 16] = [
         Self::PayloadTooLarge,
         Self::SignatureMissing,
         Self::SignatureMalformed,
@@ -130,6 +136,7 @@ impl RejectionKind {
         Self::HandlerFailed,
         Self::InProgress,
         Self::MethodNotAllowed,
+        Self::SecretsUnavailable,
     ];
 }
 
@@ -313,6 +320,10 @@ pub enum ConfigError {
         /// Why it is refused.
         reason: &'static str,
     },
+    /// A provider that cannot take per-tenant secrets
+    /// ([`Provider::for_tenant`](crate::Provider::for_tenant) is not implemented).
+    #[error("the {0} provider cannot verify with per-tenant secrets")]
+    TenantsUnsupported(&'static str),
 }
 
 #[cfg(test)]

@@ -27,6 +27,7 @@
 //! | [`snapshot`] | [`Snapshot`]: a resource inside an event's data, as raw JSON |
 //! | [`sign`] | signing deliveries like the providers do, for tests and tools |
 //! | [`clock`] | [`Clock`]: where "now" comes from, and [`ManualClock`] for tests |
+//! | [`tenant`] | [`Tenants`](tenant::Tenants): each delivery verified with its tenant's secrets, looked up and cached |
 //!
 //! # Example
 //!
@@ -79,6 +80,7 @@ pub mod sign;
 pub mod snapshot;
 pub mod standard_webhooks;
 pub mod stripe;
+pub mod tenant;
 pub mod timestamped;
 
 pub use self::{

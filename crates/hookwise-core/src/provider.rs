@@ -107,6 +107,21 @@ pub trait Provider: Send + Sync + 'static {
         true
     }
 
+    /// This provider with `secrets` in place of its own (current first, as the
+    /// sender shows them: `whsec_...` for Standard Webhooks, the raw string for the
+    /// others), every other setting kept: what a receiver with
+    /// [`tenants`](crate::Receiver::tenants) verifies one tenant's deliveries with.
+    ///
+    /// The built-in providers implement it; by default a provider refuses
+    /// ([`ConfigError::TenantsUnsupported`](crate::ConfigError::TenantsUnsupported)).
+    fn for_tenant(&self, secrets: &[String]) -> Result<Self, crate::ConfigError>
+    where
+        Self: Sized,
+    {
+        let _ = secrets;
+        Err(crate::ConfigError::TenantsUnsupported(self.name()))
+    }
+
     /// The whole window of receiver time during which one delivery can verify: from
     /// the earliest `now` at which its exact headers and body are accepted to the end
     /// of the last moment they are still accepted. The [`Receiver`](crate::Receiver)

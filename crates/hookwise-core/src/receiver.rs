@@ -13,6 +13,7 @@ use crate::{
     Clock, ConfigError, DedupeKey, DedupeStore, Provider, Rejection, RejectionKind, Verified,
     clock,
     dedupe::{AnyStore, Claim, ClaimOutcome, Duplicate, StoreError},
+    tenant::{Resolved, TenantCache, TenantId, Tenants, Unverified},
 };
 
 /// The default limit on a delivery's body: 1 MiB.
@@ -53,6 +54,7 @@ pub struct Receiver<P, S> {
     store: S,
     clock: Arc<dyn Clock>,
     body_limit: usize,
+    tenants: Option<Arc<TenantCache<P>>>,
 }
 
 impl<P, S> Receiver<P, S> {
@@ -93,7 +95,24 @@ impl<P: Provider, S: DedupeStore> Receiver<P, S> {
             store,
             clock: clock::system(),
             body_limit: DEFAULT_BODY_LIMIT,
+            tenants: None,
         })
+    }
+
+    /// Verifies each delivery with the secrets of its tenant, found and looked up
+    /// by `tenants`, instead of the provider's own secret, which is replaced and
+    /// never used (the provider still sets everything else). See
+    /// [`tenant`](crate::tenant) for the rules and an example. Refused for a
+    /// provider that cannot take per-tenant secrets
+    /// ([`Provider::for_tenant`]).
+    ///
+    /// A tenant located by path needs the path: adapters call
+    /// [`receive_at`](Self::receive_at).
+    pub fn tenants(mut self, tenants: Tenants) -> Result<Self, ConfigError> {
+        let (cache, decoy) = TenantCache::new(&self.provider, tenants)?;
+        self.provider = decoy;
+        self.tenants = Some(Arc::new(cache));
+        Ok(self)
     }
 
     /// Sets the largest body accepted, in bytes (default 1 MiB).
@@ -113,6 +132,7 @@ impl<P: Provider, S: DedupeStore> Receiver<P, S> {
             store: AnyStore::new(self.store),
             clock: self.clock,
             body_limit: self.body_limit,
+            tenants: self.tenants,
         }
     }
 
@@ -162,8 +182,23 @@ impl<P: Provider, S: DedupeStore> Receiver<P, S> {
     /// On [`Outcome::Accepted`] the caller owns the claim: [`commit`](Self::commit)
     /// it once the event is processed, or [`release`](Self::release) it when
     /// processing failed or was refused, so the sender's retry is processed.
+    ///
+    /// The same as [`receive_at`](Self::receive_at) with no path: enough unless
+    /// [`tenants`](Self::tenants) are located by path.
     pub async fn receive(
         &self,
+        headers: &HeaderMap,
+        body: Bytes,
+    ) -> Result<Outcome<P::Event>, Rejection> {
+        self.receive_at("", headers, body).await
+    }
+
+    /// [`receive`](Self::receive) for a request to `path` (e.g.
+    /// `/webhooks/hoursmith/acme`, without the query), where a
+    /// [`TenantLocator`](crate::tenant::TenantLocator) may find the tenant.
+    pub async fn receive_at(
+        &self,
+        path: &str,
         headers: &HeaderMap,
         body: Bytes,
     ) -> Result<Outcome<P::Event>, Rejection> {
@@ -171,8 +206,30 @@ impl<P: Provider, S: DedupeStore> Receiver<P, S> {
             return Err(self.too_large(body.len() as u64));
         }
         let now = self.clock.now();
-        let verified = self.provider.verify(headers, &body, now)?;
-        let delivery = self.delivery(headers, body, now, verified)?;
+        let (verified, tenant) = match &self.tenants {
+            None => (self.provider.verify(headers, &body, now)?, None),
+            Some(tenants) => {
+                let request = Unverified {
+                    path,
+                    headers,
+                    body: &body,
+                };
+                match tenants.resolve(&self.provider, &request).await? {
+                    Resolved::Known(tenant, provider) => {
+                        (provider.verify(headers, &body, now)?, Some(tenant))
+                    }
+                    Resolved::Unknown => {
+                        // Verified all the same, under the decoy secret: refused with
+                        // what a wrong secret gets, in the time it takes.
+                        return Err(match self.provider.verify(headers, &body, now) {
+                            Err(rejection) => rejection,
+                            Ok(_) => RejectionKind::SignatureMismatch.into(),
+                        });
+                    }
+                }
+            }
+        };
+        let delivery = self.delivery(headers, body, now, verified, tenant)?;
         let process = self.provider.should_process(&delivery.event);
         if !process {
             return Ok(Outcome::Skipped(delivery));
@@ -199,30 +256,52 @@ impl<P: Provider, S: DedupeStore> Receiver<P, S> {
     /// passed by then).
     ///
     /// Only for bytes that came out of this receiver's own [`receive`](Self::receive)
-    /// through storage you trust, since it skips verification.
+    /// through storage you trust, since it skips verification. `path` is the
+    /// request's, as given to [`receive_at`](Self::receive_at): with
+    /// [`tenants`](Self::tenants), the tenant is located again from it, the headers
+    /// and the body (a delivery whose tenant is no longer found is refused).
     pub fn restore(
         &self,
+        path: &str,
         headers: &HeaderMap,
         body: Bytes,
         received_at: Duration,
         verified: Verified,
     ) -> Result<Delivery<P::Event>, Rejection> {
-        self.delivery(headers, body, received_at, verified)
+        let tenant = match &self.tenants {
+            None => None,
+            Some(tenants) => {
+                let request = Unverified {
+                    path,
+                    headers,
+                    body: &body,
+                };
+                let tenant = tenants.locate(&request).ok_or_else(|| {
+                    Rejection::new(RejectionKind::InvalidPayload)
+                        .with_detail("the tenant of a stored delivery is no longer found")
+                })?;
+                Some(tenant)
+            }
+        };
+        self.delivery(headers, body, received_at, verified, tenant)
     }
 
-    /// Parses a verified body into a delivery, as of `now`.
+    /// Parses a verified body into a delivery, as of `now`; a tenant's event id is
+    /// deduped under the tenant (`<tenant>:<id>`).
     fn delivery(
         &self,
         headers: &HeaderMap,
         body: Bytes,
         now: Duration,
         verified: Verified,
+        tenant: Option<TenantId>,
     ) -> Result<Delivery<P::Event>, Rejection> {
         let event = self.provider.parse(headers, &body, now)?;
-        let key = DedupeKey::new(
-            self.provider.name(),
-            &self.provider.dedupe_key(&event, &body),
-        );
+        let id = self.provider.dedupe_key(&event, &body);
+        let key = match &tenant {
+            None => DedupeKey::new(self.provider.name(), &id),
+            Some(tenant) => DedupeKey::new(self.provider.name(), &format!("{tenant}:{id}")),
+        };
         Ok(Delivery {
             provider: self.provider.name(),
             event: Arc::new(event),
@@ -230,6 +309,7 @@ impl<P: Provider, S: DedupeStore> Receiver<P, S> {
             key,
             verified,
             received_at: now,
+            tenant,
         })
     }
 
@@ -377,6 +457,7 @@ pub struct Delivery<E> {
     key: DedupeKey,
     verified: Verified,
     received_at: Duration,
+    tenant: Option<TenantId>,
 }
 
 // By hand: the derive would require `E: Clone`, which sharing the event no longer
@@ -390,6 +471,7 @@ impl<E> Clone for Delivery<E> {
             key: self.key.clone(),
             verified: self.verified,
             received_at: self.received_at,
+            tenant: self.tenant.clone(),
         }
     }
 }
@@ -417,6 +499,12 @@ impl<E> Delivery<E> {
     /// The event's dedupe key.
     pub fn dedupe_key(&self) -> &DedupeKey {
         &self.key
+    }
+
+    /// The tenant whose secret verified this delivery, for a receiver with
+    /// [`tenants`](Receiver::tenants); `None` otherwise.
+    pub fn tenant(&self) -> Option<&TenantId> {
+        self.tenant.as_ref()
     }
 
     /// Which secret matched, and the signed timestamp.

@@ -136,3 +136,91 @@ fn every_forged_position_is_rejected() {
         );
     }
 }
+
+/// A tenant's delivery with a wrong signature, and one for a tenant the source does
+/// not know (remembered as unknown): both refused `signature_mismatch`, and in the
+/// same time, so that timing does not tell which tenant ids exist.
+#[test]
+#[ignore = "statistical timing; run alone, in release: \
+            cargo test --release -p hookwise-core --test constant_time -- --ignored"]
+fn an_unknown_tenant_costs_what_a_wrong_signature_costs() {
+    use bytes::Bytes;
+    use hookwise_core::{
+        Hoursmith, ManualClock, MemoryStore, Receiver, RejectionKind,
+        tenant::{LookupError, TenantId, TenantLocator, Tenants},
+    };
+
+    const NOW: u64 = 1_717_603_500;
+    async fn source(tenant: TenantId) -> Result<Option<Vec<String>>, LookupError> {
+        Ok((tenant.as_str() == "acme").then(|| vec!["whsec_acme".to_owned()]))
+    }
+    let receiver = Receiver::new(
+        Hoursmith::new("template").expect("a secret"),
+        MemoryStore::new(),
+    )
+    .expect("config")
+    .clock(ManualClock::at_unix_secs(NOW))
+    .tenants(Tenants::new(TenantLocator::path_segment(0), source))
+    .expect("takes tenants");
+    let body = Bytes::from(format!(
+        r#"{{"id":"e1","type":"invoice.paid","created":1717603200,"orgId":"o","livemode":true,"data":{{"pad":"{}"}}}}"#,
+        "x".repeat(900)
+    ));
+    let mut headers = http::HeaderMap::new();
+    sign::hoursmith(b"whsec_forged", NOW, &body).insert_into(&mut headers);
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()
+        .expect("a runtime");
+    let mut malformed = http::HeaderMap::new();
+    malformed.insert("hoursmith-signature", "t=1,v1=zz".parse().expect("a value"));
+    // The control: a known tenant's delivery refused before any MAC (a malformed
+    // header), which this measurement must tell apart.
+    let cases = [
+        ("/acme", &headers, RejectionKind::SignatureMismatch),
+        ("/initech", &headers, RejectionKind::SignatureMismatch),
+        ("/acme", &malformed, RejectionKind::SignatureMalformed),
+    ];
+    let call = |(path, headers, kind): (&str, &http::HeaderMap, RejectionKind)| {
+        let answer = runtime.block_on(receiver.receive_at(path, headers, body.clone()));
+        assert_eq!(answer.expect_err("refused").kind(), kind);
+    };
+    for case in cases {
+        call(case); // looked up once, then cached (known, and unknown)
+    }
+    const CALLS: usize = 64;
+    let mut samples = vec![Vec::with_capacity(ROUNDS); cases.len()];
+    for round in 0..ROUNDS {
+        for k in 0..cases.len() {
+            let k = (k + round) % cases.len();
+            let started = Instant::now();
+            for _ in 0..CALLS {
+                call(black_box(cases[k]));
+            }
+            samples[k].push(started.elapsed());
+        }
+    }
+    let medians: Vec<Duration> = samples
+        .into_iter()
+        .map(|mut s| {
+            s.sort_unstable();
+            s[s.len() / 2] / CALLS as u32
+        })
+        .collect();
+    eprintln!(
+        "median per delivery over {ROUNDS} rounds of {CALLS}: known tenant, wrong signature \
+         {:?}; unknown tenant {:?} (spread {:.3}); control, refused before the MAC {:?}",
+        medians[0],
+        medians[1],
+        spread(&medians[..2]),
+        medians[2]
+    );
+    assert!(
+        medians[0] > medians[2].mul_f64(1.15),
+        "the control should show the missing MAC: {medians:?}"
+    );
+    assert!(
+        spread(&medians[..2]) < 1.15,
+        "an unknown tenant is told apart by time: {medians:?}"
+    );
+}

@@ -415,7 +415,13 @@ async fn restore_rebuilds_an_accepted_delivery_long_after_its_tolerance() {
     clock.advance(Duration::from_secs(2 * 86_400));
     assert!(receiver.receive(&headers, body.clone()).await.is_err());
     let restored = receiver
-        .restore(&headers, body, delivery.received_at(), *delivery.verified())
+        .restore(
+            "",
+            &headers,
+            body,
+            delivery.received_at(),
+            *delivery.verified(),
+        )
         .expect("restored as of its receipt");
     assert_eq!(restored.event(), delivery.event());
     assert_eq!(restored.dedupe_key(), delivery.dedupe_key());

@@ -410,7 +410,7 @@ impl PgQueue {
         let outcome = match taken.head.to_parts() {
             Some(head) => {
                 workers
-                    .run_stored(&head.headers, taken.body, taken.received_at, taken.verified)
+                    .run_stored(&head, taken.body, taken.received_at, taken.verified)
                     .await
             }
             None => {

@@ -314,7 +314,7 @@ async fn run_stored<P: Provider>(
     };
     workers
         .run_stored(
-            &stored.head.headers,
+            &stored.head,
             stored.body,
             stored.received_at,
             stored.verified,

@@ -99,24 +99,27 @@ pub trait DurableQueue<P: Provider>: Send + Sync + 'static {
 
 impl<P: Provider> Workers<P> {
     /// Runs a delivery read back from the queue: restores it as its receiver parsed
-    /// it ([`Receiver::restore`](hookwise_core::Receiver::restore), `headers` being
-    /// the stored request's), then runs the handler with the runtime's retries,
+    /// it ([`Receiver::restore`](hookwise_core::Receiver::restore), `head` being the
+    /// stored request's), then runs the handler with the runtime's retries,
     /// timeout and dead-letter callback (a panic in the callback is caught there).
     ///
     /// `Err` carries the error and the attempts to store with the dead letter: every
     /// attempt failed, or the delivery no longer parses (0 attempts, never run).
     pub async fn run_stored(
         &self,
-        headers: &http::HeaderMap,
+        head: &Parts,
         body: bytes::Bytes,
         received_at: std::time::Duration,
         verified: hookwise_core::Verified,
     ) -> Result<(), (String, u32)> {
         let processor = &self.processor;
-        let delivery = match processor
-            .receiver()
-            .restore(headers, body, received_at, verified)
-        {
+        let delivery = match processor.receiver().restore(
+            head.uri.path(),
+            &head.headers,
+            body,
+            received_at,
+            verified,
+        ) {
             Ok(delivery) => delivery,
             Err(rejection) => {
                 tracing::error!(%rejection, "a queued delivery no longer parses; dead-lettered");

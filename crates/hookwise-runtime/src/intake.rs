@@ -74,7 +74,10 @@ impl<P: Provider> Intake<P> {
         let headers = &head.headers;
         self.receiver.check_content_length(headers)?;
         let bytes = body::read(body, self.receiver.limit(), self.body_timeout).await?;
-        let outcome = self.receiver.receive(headers, bytes).await?;
+        let outcome = self
+            .receiver
+            .receive_at(head.uri.path(), headers, bytes)
+            .await?;
 
         let span = tracing::Span::current();
         span.record("outcome", outcome.label());

@@ -135,6 +135,13 @@ fn parse_signature(value: &str) -> Result<Digest, Rejection> {
 impl Provider for GitHub {
     type Event = Event;
 
+    fn for_tenant(&self, secrets: &[String]) -> Result<Self, ConfigError> {
+        Ok(Self {
+            secrets: Secrets::new(secrets)?,
+            ..self.clone()
+        })
+    }
+
     fn name(&self) -> &'static str {
         "github"
     }

@@ -111,6 +111,13 @@ impl Hoursmith {
 impl Provider for Hoursmith {
     type Event = Event;
 
+    fn for_tenant(&self, secrets: &[String]) -> Result<Self, ConfigError> {
+        Ok(Self {
+            secrets: Secrets::new(secrets)?,
+            ..self.clone()
+        })
+    }
+
     fn name(&self) -> &'static str {
         "hoursmith"
     }

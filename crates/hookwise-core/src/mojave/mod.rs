@@ -156,6 +156,13 @@ fn parse_signature(value: &str) -> Result<crate::secret::Digest, Rejection> {
 impl Provider for Mojave {
     type Event = Event;
 
+    fn for_tenant(&self, secrets: &[String]) -> Result<Self, ConfigError> {
+        Ok(Self {
+            secrets: Secrets::new(secrets)?,
+            ..self.clone()
+        })
+    }
+
     fn name(&self) -> &'static str {
         "mojave"
     }

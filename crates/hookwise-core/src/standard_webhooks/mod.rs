@@ -304,6 +304,13 @@ fn decode_digest(text: &str) -> Option<Digest> {
 impl Provider for StandardWebhooks {
     type Event = Event;
 
+    fn for_tenant(&self, secrets: &[String]) -> Result<Self, ConfigError> {
+        Ok(Self {
+            keys: Keys::decode(secrets)?,
+            ..self.clone()
+        })
+    }
+
     fn name(&self) -> &'static str {
         "standard-webhooks"
     }

@@ -100,6 +100,13 @@ impl Stripe {
 impl Provider for Stripe {
     type Event = Event;
 
+    fn for_tenant(&self, secrets: &[String]) -> Result<Self, ConfigError> {
+        Ok(Self {
+            secrets: Secrets::new(secrets)?,
+            ..self.clone()
+        })
+    }
+
     fn name(&self) -> &'static str {
         "stripe"
     }
