@@ -61,11 +61,12 @@ async fn worker(
         let started = Instant::now();
         let answered = send(&client, request).await;
         let latency = started.elapsed();
-        if answered {
-            result.ok += 1;
-            result.latencies_us.push(micros(latency));
-        } else {
-            result.errors += 1;
+        match answered {
+            Ok(()) => {
+                result.ok += 1;
+                result.latencies_us.push(micros(latency));
+            }
+            Err(status) => result.error(status),
         }
     }
     result

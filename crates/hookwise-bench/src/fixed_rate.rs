@@ -236,12 +236,13 @@ async fn rate_worker(
         }
         let answered = send(&client, request).await;
         let latency = due.elapsed();
-        if answered {
-            result.ok += 1;
-            result.latencies_us.push(micros(latency));
-            result.from_send_us.push(micros(sending.elapsed()));
-        } else {
-            result.errors += 1;
+        match answered {
+            Ok(()) => {
+                result.ok += 1;
+                result.latencies_us.push(micros(latency));
+                result.from_send_us.push(micros(sending.elapsed()));
+            }
+            Err(status) => result.error(status),
         }
     }
     result

@@ -7,6 +7,7 @@
 //! signed again.
 
 use std::{
+    collections::BTreeMap,
     sync::atomic::{AtomicU64, Ordering},
     time::Duration,
 };
@@ -121,14 +122,19 @@ pub(crate) fn client() -> HttpClient {
         .build(connector)
 }
 
-/// Sends `request` and reads the whole answer: whether it was a `200`.
-pub(crate) async fn send(client: &HttpClient, request: Request<Full<Bytes>>) -> bool {
-    match client.request(request).await {
-        Ok(response) => {
-            let status = response.status();
-            response.into_body().collect().await.is_ok() && status == StatusCode::OK
-        }
-        Err(_) => false,
+/// Sends `request` and reads the whole answer: `Ok` for a `200`, else the status
+/// (`None` when there was no whole answer: a connection error, a body cut short).
+pub(crate) async fn send(
+    client: &HttpClient,
+    request: Request<Full<Bytes>>,
+) -> Result<(), Option<StatusCode>> {
+    let response = client.request(request).await.map_err(|_| None)?;
+    let status = response.status();
+    response.into_body().collect().await.map_err(|_| None)?;
+    if status == StatusCode::OK {
+        Ok(())
+    } else {
+        Err(Some(status))
     }
 }
 
@@ -141,7 +147,10 @@ pub(crate) fn micros(duration: Duration) -> u32 {
 #[derive(Debug, Default)]
 pub(crate) struct RoundResult {
     pub(crate) ok: u64,
+    /// Answers other than `200`, and requests without a whole answer.
     pub(crate) errors: u64,
+    /// The errors by status (`None`: no whole answer).
+    pub(crate) error_statuses: BTreeMap<Option<u16>, u64>,
     pub(crate) latencies_us: Vec<u32>,
     /// Fixed rate only: requests scheduled, over how long.
     pub(crate) scheduled: u64,
@@ -161,10 +170,23 @@ pub(crate) struct RoundResult {
 }
 
 impl RoundResult {
+    /// Counts a request not answered `200`: answered `status`, or (`None`) not
+    /// answered whole.
+    pub(crate) fn error(&mut self, status: Option<StatusCode>) {
+        self.errors += 1;
+        *self
+            .error_statuses
+            .entry(status.map(|s| s.as_u16()))
+            .or_default() += 1;
+    }
+
     /// Adds another worker's or round's counts and samples to these.
     pub(crate) fn absorb(&mut self, other: RoundResult) {
         self.ok += other.ok;
         self.errors += other.errors;
+        for (status, n) in other.error_statuses {
+            *self.error_statuses.entry(status).or_default() += n;
+        }
         self.latencies_us.extend(other.latencies_us);
         self.scheduled += other.scheduled;
         self.scheduled_for += other.scheduled_for;
@@ -180,5 +202,23 @@ impl RoundResult {
         self.latencies_us.sort_unstable();
         self.lags_us.sort_unstable();
         self.from_send_us.sort_unstable();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn errors_add_up_by_status() {
+        let mut round = RoundResult::default();
+        round.error(Some(StatusCode::SERVICE_UNAVAILABLE));
+        round.error(None);
+        let mut total = RoundResult::default();
+        total.error(Some(StatusCode::SERVICE_UNAVAILABLE));
+        total.absorb(round);
+        assert_eq!(total.errors, 3);
+        let statuses: Vec<_> = total.error_statuses.into_iter().collect();
+        assert_eq!(statuses, [(None, 1), (Some(503), 2)]);
     }
 }

@@ -14,6 +14,10 @@
 //! queue of due requests waiting for a connection. If any request was not sent, or
 //! more than 1 % were late, the client did not deliver the offered load and the
 //! table is followed by a note saying so.
+//!
+//! Both tables count answers other than `200` (and requests that got no whole
+//! answer) as `non-200`; when there are any, a note below the table gives them by
+//! status.
 
 use std::{fs, time::Duration};
 
@@ -214,6 +218,27 @@ pub(crate) fn print_table(scenario: Scenario, servers: [Server; 2], sides: &[Sid
         "| **B/A** | | **{:.3}** | {:.2} | **{:.2}** | {:.2} | {} | | |",
         r.rate, r.p50, r.p99, r.p999, r.server_cpu,
     );
+    print_errors(sides);
+}
+
+/// Below a table, when some answers were not `200`: which they were, per side.
+fn print_errors(sides: &[Side; 2]) {
+    for (name, side) in ["A", "B"].into_iter().zip(sides) {
+        if side.total.errors == 0 {
+            continue;
+        }
+        let statuses: Vec<String> = side
+            .total
+            .error_statuses
+            .iter()
+            .map(|(status, n)| match status {
+                Some(status) => format!("{n} × {status}"),
+                None => format!("{n} without a whole answer"),
+            })
+            .collect();
+        println!();
+        println!("**{name}'s non-200 answers:** {}.", statuses.join(", "));
+    }
 }
 
 /// The fixed-rate table: [`print_table`]'s columns (latency from the scheduled send
@@ -249,6 +274,7 @@ pub(crate) fn print_rate_table(scenario: Scenario, servers: [Server; 2], sides: 
         "| **B/A** | | | {:.3} | {:.2} | **{:.2}** | {:.2} | {} | | | | {p99_from_send:.2} | | | |",
         r.rate, r.p50, r.p99, r.p999, r.server_cpu,
     );
+    print_errors(sides);
     for (name, side) in [("A", a), ("B", b)] {
         if side.total.scheduled == 0 {
             continue;
