@@ -2,16 +2,21 @@
 //! does not parse is refused before anything starts, with clap's message and exit
 //! code 2.
 
-use clap::{Parser, ValueEnum};
+use clap::{CommandFactory, Parser, ValueEnum, error::ErrorKind};
 
-use crate::{load::Scenario, servers::Server};
+use crate::{
+    backends::{Backend, Queue, Store},
+    load::Scenario,
+    servers::Server,
+};
 
 /// The load benchmark: how much a receiver adds to a bare axum route, on loopback.
 ///
 /// Starts server A (--baseline) and server B (--contender) in this process, drives
 /// each with its own client in alternating rounds, and prints a Markdown table per
 /// scenario: requests/s, p50/p99/p99.9 latency, the server threads' CPU time per
-/// request, and the B/A ratios. Exits 1 if any request was not answered 200.
+/// request, and the B/A ratios. Exits 1 if any request was not answered 200, 2 if
+/// the benchmark could not run (a bad flag, a database server not installed).
 /// BENCHMARKS.md has the numbers and how to read them.
 #[derive(Debug, Clone, Parser)]
 #[command(name = "hookwise-bench", args_override_self = true)]
@@ -74,9 +79,47 @@ pub(crate) struct Config {
     /// Server B.
     #[arg(long, value_enum, default_value_t = Contender::Layer)]
     pub(crate) contender: Contender,
+
+    /// B's dedupe store (--contender layer): with redis or postgres, the benchmark
+    /// starts a redis-server or a Postgres cluster of its own for the run, with
+    /// fresh data per scenario.
+    #[arg(long, value_enum, default_value_t = Store::Memory)]
+    store: Store,
+
+    /// B's durable queue (--contender layer): with redis or postgres, B is the
+    /// handler served by WebhookEndpoint, each 200 given once the queue has stored
+    /// the delivery; the database is started as for --store.
+    #[arg(long, value_enum, default_value_t = Queue::None)]
+    queue: Queue,
 }
 
 impl Config {
+    /// The command line, parsed and checked; on an error, clap's message and exit
+    /// code 2.
+    pub(crate) fn from_args() -> Self {
+        Self::parse().checked().unwrap_or_else(|error| error.exit())
+    }
+
+    /// Refuses what each flag allows alone but not together.
+    fn checked(self) -> Result<Self, clap::Error> {
+        if self.contender == Contender::HandRolled && self.backend() != Backend::MEMORY {
+            return Err(Self::command().error(
+                ErrorKind::ArgumentConflict,
+                "--store and --queue give the layer a backend (--contender layer); the \
+                 hand-rolled receiver has none",
+            ));
+        }
+        Ok(self)
+    }
+
+    /// B's backend, when B is the layer.
+    pub(crate) fn backend(&self) -> Backend {
+        Backend {
+            store: self.store,
+            queue: self.queue,
+        }
+    }
+
     /// How each client loads its server.
     pub(crate) fn rate(&self) -> Rate {
         self.rate.unwrap_or(Rate::Closed)
@@ -92,9 +135,10 @@ impl Config {
         let a = match self.baseline {
             Baseline::Bare => Server::Bare,
             Baseline::HandRolled => Server::HandRolled,
+            Baseline::Layer => Server::Layer(Backend::MEMORY),
         };
         let b = match self.contender {
-            Contender::Layer => Server::Layer,
+            Contender::Layer => Server::Layer(self.backend()),
             Contender::HandRolled => Server::HandRolled,
         };
         [a, b]
@@ -121,13 +165,16 @@ pub(crate) enum Baseline {
     /// claim the id in a DashMap, spawn the handler; B/A is then what the layer adds
     /// beyond it.
     HandRolled,
+    /// The route behind WebhookLayer, in memory: against B on a durable backend
+    /// (--store, --queue), what the backend costs.
+    Layer,
 }
 
 /// `--contender`: what server B is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub(crate) enum Contender {
-    /// The route behind WebhookLayer: in-memory store, ack-fast, a handler that
-    /// does nothing.
+    /// The route behind WebhookLayer: in-memory store (or --store), ack-fast, a
+    /// handler that does nothing; with --queue, WebhookEndpoint on a durable queue.
     Layer,
     /// The hand-rolled receiver instead (with the default baseline: what the
     /// contract's own work costs next to a bare route).
@@ -189,7 +236,6 @@ mod tests {
 
     #[test]
     fn the_command_line_is_consistent() {
-        use clap::CommandFactory;
         Config::command().debug_assert();
     }
 
@@ -204,7 +250,10 @@ mod tests {
         assert_eq!(names, ["unique", "duplicates", "large"]);
         assert_eq!(config.only, None);
         assert_eq!(config.rate(), Rate::Closed);
-        assert_eq!(config.servers(), [Server::Bare, Server::Layer]);
+        assert_eq!(
+            config.servers(),
+            [Server::Bare, Server::Layer(Backend::MEMORY)]
+        );
     }
 
     #[test]
@@ -232,9 +281,38 @@ mod tests {
         assert_eq!(names, ["large", "unique"]);
         assert!(!config.drives(0) && config.drives(1));
         assert_eq!(config.rate(), Rate::Fixed(1200.0), "the last one given");
-        assert_eq!(config.servers(), [Server::HandRolled, Server::Layer]);
+        assert_eq!(
+            config.servers(),
+            [Server::HandRolled, Server::Layer(Backend::MEMORY)]
+        );
         let auto = parse(&["--rate", "auto"]).expect("auto");
         assert_eq!(auto.rate(), Rate::OfA(0.25));
+    }
+
+    #[test]
+    fn backends_apply_to_the_contender() {
+        let config = parse(&[
+            "--baseline",
+            "layer",
+            "--store",
+            "redis",
+            "--queue",
+            "postgres",
+        ])
+        .and_then(Config::checked)
+        .expect("valid flags");
+        let durable = Backend {
+            store: Store::Redis,
+            queue: Queue::Postgres,
+        };
+        assert_eq!(
+            config.servers(),
+            [Server::Layer(Backend::MEMORY), Server::Layer(durable)]
+        );
+        let error = parse(&["--contender", "hand-rolled", "--queue", "redis"])
+            .and_then(Config::checked)
+            .expect_err("the hand-rolled receiver has no backend");
+        assert_eq!(error.exit_code(), 2, "{error}");
     }
 
     #[test]
@@ -245,7 +323,9 @@ mod tests {
             &["--rate", "-5%"],
             &["--rate", "0"],
             &["--only", "C"],
-            &["--baseline", "layer"],
+            &["--baseline", "redis"],
+            &["--store", "sqlite"],
+            &["--queue", "memory"],
             &["--scenarios", "unique,huge"],
             &["--seconds"],
             &["--bogus", "1"],

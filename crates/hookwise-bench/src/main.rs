@@ -1,14 +1,17 @@
-//! The load benchmark: how much `WebhookLayer` adds to a bare axum route, on loopback.
+//! The load benchmark: how much `WebhookLayer` adds to a bare axum route, on
+//! loopback, and what a durable backend adds to the layer.
 //!
 //! ```text
 //! cargo run --release -p hookwise-bench -- --seconds 10
+//! cargo run --release -p hookwise-bench -- --seconds 10 --baseline layer --store redis --queue redis
 //! ```
 //!
 //! Starts two servers in this process, on one server runtime ([`servers`]):
 //!
 //! - **A**: a bare axum route that reads the body and answers `200` (or, with
 //!   `--baseline hand-rolled`, the contract's work written directly on `hmac`,
-//!   `serde_json` and `dashmap`: see [`hookwise_bench::hand_rolled`]);
+//!   `serde_json` and `dashmap`: see [`hookwise_bench::hand_rolled`]; or, with
+//!   `--baseline layer`, B's in-memory layer below);
 //! - **B**: the same route behind `WebhookLayer` with a `MemoryStore`, ack-fast
 //!   mode and a handler that does nothing (or, with `--contender hand-rolled`, the
 //!   hand-rolled receiver, to price the contract's own work against the bare route).
@@ -20,12 +23,30 @@
 //! noise from other work on the machine lands on both. Per scenario it prints
 //! requests/s, p50/p99 latency, the server threads' CPU time per request, and the
 //! B/A ratios, as a Markdown table ([`report`]). It exits 1 if any request was
-//! answered anything but `200`, and 2 (with clap's message) on a bad flag
-//! ([`args`]; `--help` lists them all).
+//! answered anything but `200` (the statuses are named below the table), and 2
+//! when it cannot run: a bad flag (clap's message; [`args`], `--help` lists them
+//! all) or a missing database server.
 //!
 //! Scenarios: `unique` (1 KiB, every event new), `duplicates` (1 KiB, every fifth
 //! request a re-signed retry of an event already answered), `large` (64 KiB, every
 //! event new).
+//!
+//! # Durable backends (`--store`, `--queue`)
+//!
+//! `--store memory|redis|postgres` gives B a dedupe store and `--queue
+//! none|redis|postgres` a durable queue ([`backends`]); the defaults are the
+//! in-memory B above. With a queue, B is served as the project serves a durable
+//! receiver, by `WebhookEndpoint` with a named handler (which does nothing), and
+//! answers `200` once the queue has stored the delivery. The benchmark starts the
+//! database itself, a `redis-server` or a Postgres cluster of its own on a free
+//! loopback port (it exits 2, naming the package to install, when there is none),
+//! with fresh data for each scenario, and removes it at the end. To price the
+//! backend rather than the layer, make A the in-memory layer: `--baseline layer`.
+//! The heading names B's backend and database; below each table, a line says how
+//! many accepted events the queue's readers had run by the end of the rounds. Those
+//! readers keep working in the background, during A's rounds too, and the
+//! database's own CPU time is in no column: see [`backends`] for how to read these
+//! tables.
 //!
 //! # Closed loop (the default) and fixed rate (`--rate`)
 //!
@@ -59,6 +80,7 @@
 #![forbid(unsafe_code)]
 
 mod args;
+mod backends;
 mod closed_loop;
 mod fixed_rate;
 mod load;
@@ -68,17 +90,33 @@ mod servers;
 
 use std::{process::ExitCode, time::Duration};
 
-use clap::Parser;
-
 use crate::{
     args::{Config, Rate},
+    backends::Databases,
     fixed_rate::Pacer,
-    report::{CLIENT_THREAD, SERVER_THREAD},
+    report::{CLIENT_THREAD, SERVER_THREAD, print_queue},
     rounds::run_scenario,
+    servers::Server,
 };
 
+/// The exit code when the benchmark could not run: a bad flag (clap's), a
+/// database server missing or failing to start.
+const CANNOT_RUN: u8 = 2;
+
 fn main() -> ExitCode {
-    let config = Config::parse();
+    let config = Config::from_args();
+    let [a_server, b_server] = config.servers();
+    let databases = match b_server {
+        Server::Layer(backend) => Databases::start(backend),
+        Server::Bare | Server::HandRolled => Ok(Databases::none()),
+    };
+    let databases = match databases {
+        Ok(databases) => databases,
+        Err(message) => {
+            eprintln!("error: {message}");
+            return ExitCode::from(CANNOT_RUN);
+        }
+    };
     let server_rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(config.server_threads)
         .thread_name(SERVER_THREAD)
@@ -93,18 +131,58 @@ fn main() -> ExitCode {
         .expect("client runtime");
 
     print_heading(&config);
+    let started_for_b = databases.describe();
+    if !started_for_b.is_empty() {
+        println!();
+        println!("B: {}", b_server.label());
+        for database in started_for_b {
+            println!("- {database}");
+        }
+    }
     let pacer = (config.rate() != Rate::Closed).then(Pacer::start);
-    let [a_server, b_server] = config.servers();
     let mut failed = false;
-    for scenario in &config.scenarios {
+    for (i, scenario) in config.scenarios.iter().enumerate() {
         // Fresh servers per scenario: B's store starts empty each time.
-        let (a, b) = server_rt.block_on(async { (a_server.serve().await, b_server.serve().await) });
-        let report = run_scenario(&client_rt, &config, pacer.as_ref(), *scenario, a, b);
+        let fresh = format!("bench_{}_{}", i + 1, scenario.name);
+        let started = server_rt.block_on(async {
+            let a = a_server
+                .start(&databases, &fresh)
+                .await
+                .map_err(|e| ("A", e))?;
+            let b = b_server
+                .start(&databases, &fresh)
+                .await
+                .map_err(|e| ("B", e))?;
+            Ok((a, b))
+        });
+        let (a, b) = match started {
+            Ok(servers) => servers,
+            Err((side, error)) => {
+                eprintln!("error: server {side} did not start: {error}");
+                return ExitCode::from(CANNOT_RUN);
+            }
+        };
+        let report = run_scenario(
+            &client_rt,
+            &config,
+            pacer.as_ref(),
+            *scenario,
+            a.addr,
+            b.addr,
+        );
         failed |= report.errors > 0;
+        let durable = b.instance.as_ref().filter(|b| b.webhooks.is_durable());
+        let stats = durable.map(|b| b.webhooks.stats().snapshot());
+        let unfinished = server_rt.block_on(async { a.stop().await + b.stop().await });
+        if let Some(stats) = stats {
+            print_queue(stats, unfinished);
+        }
     }
     drop(pacer);
     drop(client_rt);
     server_rt.shutdown_timeout(Duration::from_secs(1));
+    // After the runtime: nothing talks to the databases any more.
+    drop(databases);
     if failed {
         eprintln!("some requests were not answered 200: see the errors column");
         ExitCode::FAILURE

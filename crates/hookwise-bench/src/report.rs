@@ -22,6 +22,7 @@
 use std::{fs, time::Duration};
 
 use hookwise_bench::KIB;
+use hookwise_runtime::StatsSnapshot;
 
 use crate::{load::RoundResult, load::Scenario, servers::Server};
 
@@ -291,6 +292,22 @@ pub(crate) fn print_rate_table(scenario: Scenario, servers: [Server; 2], sides: 
             );
         }
     }
+}
+
+/// Below a durable B's table: how far its queue's readers got with the events it
+/// accepted (warm-up included) by the end of the rounds, and how many runs the stop
+/// cut short.
+pub(crate) fn print_queue(stats: StatsSnapshot, unfinished: usize) {
+    let left = stats
+        .accepted
+        .saturating_sub(stats.processed + stats.dead_lettered);
+    println!();
+    println!(
+        "B's queue: {} events accepted in this scenario (warm-up included), each stored \
+         before its 200; by the end of the rounds the handler had run {} of them ({} \
+         dead-lettered, {left} still queued); {unfinished} runs cut short when B stopped.",
+        stats.accepted, stats.processed, stats.dead_lettered,
+    );
 }
 
 #[cfg(test)]

@@ -2,21 +2,26 @@
 //!
 //! Both run in this process, on the one server runtime, each on a port of its own
 //! (`127.0.0.1:0`), and take deliveries at [`PATH`]. They are started afresh for
-//! every scenario, so a receiver's store starts empty each time.
+//! every scenario, so a receiver's store starts empty each time, and stopped after
+//! it. A hookwise server's backend (memory, Redis, Postgres) is
+//! [`backends`](crate::backends)' business.
 
-use std::{hint::black_box, net::SocketAddr};
+use std::{error::Error, hint::black_box, net::SocketAddr};
 
-use axum::{Router, routing::post};
+use axum::{
+    Router,
+    routing::{post, post_service},
+};
 use bytes::Bytes;
 use hookwise_bench::{
     HOURSMITH_SECRET,
     hand_rolled::{self, HandRolled},
 };
-use hookwise_core::{Hoursmith, MemoryStore, Receiver};
-use hookwise_runtime::Webhooks;
-use hookwise_tower::WebhookLayer;
+use hookwise_tower::{WebhookEndpoint, WebhookLayer};
 use http::StatusCode;
-use tokio::net::TcpListener;
+use tokio::{net::TcpListener, task::JoinHandle};
+
+use crate::backends::{Backend, Databases, HANDLER, Instance};
 
 /// Where every server takes deliveries.
 pub(crate) const PATH: &str = "/webhooks/hoursmith";
@@ -28,71 +33,110 @@ pub(crate) enum Server {
     Bare,
     /// [`hand_rolled`]: the contract's work, written without hookwise.
     HandRolled,
-    /// The route behind `WebhookLayer`.
-    Layer,
+    /// hookwise on `backend`: the route behind `WebhookLayer`, or with a durable
+    /// queue a `WebhookEndpoint`.
+    Layer(Backend),
 }
 
 impl Server {
     /// Its name in the tables.
-    pub(crate) fn label(self) -> &'static str {
+    pub(crate) fn label(self) -> String {
         match self {
-            Self::Bare => "bare axum",
-            Self::HandRolled => "hand-rolled receiver",
-            Self::Layer => "WebhookLayer",
+            Self::Bare => "bare axum".to_owned(),
+            Self::HandRolled => "hand-rolled receiver".to_owned(),
+            Self::Layer(backend) => backend.label(),
         }
     }
 
-    /// Starts it; where it listens.
-    pub(crate) async fn serve(self) -> SocketAddr {
-        match self {
-            Self::Bare => serve_bare().await,
-            Self::HandRolled => serve_hand_rolled().await,
-            Self::Layer => serve_layered().await,
+    /// Starts it for one scenario, a hookwise server on `databases` with its data
+    /// under `fresh` (see [`Databases::instance`]).
+    pub(crate) async fn start(
+        self,
+        databases: &Databases,
+        fresh: &str,
+    ) -> Result<Started, Box<dyn Error>> {
+        let (app, instance) = match self {
+            Self::Bare => (bare(), None),
+            Self::HandRolled => (hand_rolled(), None),
+            Self::Layer(backend) => {
+                let instance = databases.instance(backend, fresh).await?;
+                (hookwise(backend, &instance)?, Some(instance))
+            }
+        };
+        let (addr, task) = serve(app).await;
+        Ok(Started {
+            addr,
+            task,
+            instance,
+        })
+    }
+}
+
+/// A server started for one scenario.
+#[derive(Debug)]
+pub(crate) struct Started {
+    /// Where it listens.
+    pub(crate) addr: SocketAddr,
+    task: JoinHandle<()>,
+    /// The hookwise runtime it serves, if it is a hookwise server.
+    pub(crate) instance: Option<Instance>,
+}
+
+impl Started {
+    /// Stops listening and stops its hookwise runtime; how many accepted events had
+    /// not finished.
+    pub(crate) async fn stop(self) -> usize {
+        self.task.abort();
+        match self.instance {
+            Some(instance) => instance.stop().await,
+            None => 0,
         }
     }
 }
 
 /// Reads the whole body and answers `200`.
-async fn serve_bare() -> SocketAddr {
-    let app = Router::new().route(
+fn bare() -> Router {
+    Router::new().route(
         PATH,
         post(|body: Bytes| async move {
             black_box(body.len());
             StatusCode::OK
         }),
-    );
-    serve(app).await
+    )
 }
 
 /// The hand-rolled receiver: the contract's work without hookwise.
-async fn serve_hand_rolled() -> SocketAddr {
-    let app = Router::new()
+fn hand_rolled() -> Router {
+    Router::new()
         .route(PATH, post(hand_rolled::receive))
-        .with_state(HandRolled::new(HOURSMITH_SECRET.as_bytes()));
-    serve(app).await
+        .with_state(HandRolled::new(HOURSMITH_SECRET.as_bytes()))
 }
 
-/// The same route behind `WebhookLayer` (in-memory store, ack-fast, a handler that
-/// does nothing).
-async fn serve_layered() -> SocketAddr {
-    let provider = Hoursmith::new(HOURSMITH_SECRET).expect("secret");
-    let receiver = Receiver::new(provider, MemoryStore::new()).expect("receiver");
-    let app = Router::new()
-        .route(PATH, post(|| async {}))
-        .layer(WebhookLayer::new(&Webhooks::new(receiver)).expect("an in-memory runtime"));
-    serve(app).await
+/// hookwise, ack-fast, with a handler that does nothing: in memory or on a store
+/// only, the route behind `WebhookLayer`; with a durable queue, the handler
+/// registered as [`HANDLER`] served by `WebhookEndpoint`, as the project serves a
+/// durable receiver (a layer refuses a durable runtime).
+fn hookwise(backend: Backend, instance: &Instance) -> Result<Router, Box<dyn Error>> {
+    let webhooks = &instance.webhooks;
+    Ok(if backend.is_durable() {
+        Router::new().route(PATH, post_service(WebhookEndpoint::new(webhooks, HANDLER)?))
+    } else {
+        Router::new()
+            .route(PATH, post(|| async {}))
+            .layer(WebhookLayer::new(webhooks)?)
+    })
 }
 
 /// Serves `app` on a free loopback port, in the background.
-async fn serve(app: Router) -> SocketAddr {
+async fn serve(app: Router) -> (SocketAddr, JoinHandle<()>) {
     let listener = TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind loopback");
     let addr = listener.local_addr().expect("local address");
-    tokio::spawn(async move {
+    let task = tokio::spawn(async move {
         if let Err(error) = axum::serve(listener, app).await {
             eprintln!("server on {addr} stopped: {error}");
         }
     });
-    addr
+    (addr, task)
 }
