@@ -1,0 +1,142 @@
+//! The servers A and B: what each side can be, and starting it on loopback.
+//!
+//! Both run in this process, on the one server runtime, each on a port of its own
+//! (`127.0.0.1:0`), and take deliveries at [`PATH`]. They are started afresh for
+//! every scenario, so a receiver's store starts empty each time, and stopped after
+//! it. A hookwise server's backend (memory, Redis, Postgres) is
+//! [`backends`](crate::backends)' business.
+
+use std::{error::Error, hint::black_box, net::SocketAddr};
+
+use axum::{
+    Router,
+    routing::{post, post_service},
+};
+use bytes::Bytes;
+use hookwise_bench::{
+    HOURSMITH_SECRET,
+    hand_rolled::{self, HandRolled},
+};
+use hookwise_tower::{WebhookEndpoint, WebhookLayer};
+use http::StatusCode;
+use tokio::{net::TcpListener, task::JoinHandle};
+
+use crate::backends::{Backend, Databases, HANDLER, Instance};
+
+/// Where every server takes deliveries.
+pub(crate) const PATH: &str = "/webhooks/hoursmith";
+
+/// What a side's server is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Server {
+    /// A bare axum route that reads the body and answers `200`.
+    Bare,
+    /// [`hand_rolled`]: the contract's work, written without hookwise.
+    HandRolled,
+    /// hookwise on `backend`: the route behind `WebhookLayer`, or with a durable
+    /// queue a `WebhookEndpoint`.
+    Layer(Backend),
+}
+
+impl Server {
+    /// Its name in the tables.
+    pub(crate) fn label(self) -> String {
+        match self {
+            Self::Bare => "bare axum".to_owned(),
+            Self::HandRolled => "hand-rolled receiver".to_owned(),
+            Self::Layer(backend) => backend.label(),
+        }
+    }
+
+    /// Starts it for one scenario, a hookwise server on `databases` with its data
+    /// under `fresh` (see [`Databases::instance`]).
+    pub(crate) async fn start(
+        self,
+        databases: &Databases,
+        fresh: &str,
+    ) -> Result<Started, Box<dyn Error>> {
+        let (app, instance) = match self {
+            Self::Bare => (bare(), None),
+            Self::HandRolled => (hand_rolled(), None),
+            Self::Layer(backend) => {
+                let instance = databases.instance(backend, fresh).await?;
+                (hookwise(backend, &instance)?, Some(instance))
+            }
+        };
+        let (addr, task) = serve(app).await;
+        Ok(Started {
+            addr,
+            task,
+            instance,
+        })
+    }
+}
+
+/// A server started for one scenario.
+#[derive(Debug)]
+pub(crate) struct Started {
+    /// Where it listens.
+    pub(crate) addr: SocketAddr,
+    task: JoinHandle<()>,
+    /// The hookwise runtime it serves, if it is a hookwise server.
+    pub(crate) instance: Option<Instance>,
+}
+
+impl Started {
+    /// Stops listening and stops its hookwise runtime; how many accepted events had
+    /// not finished.
+    pub(crate) async fn stop(self) -> usize {
+        self.task.abort();
+        match self.instance {
+            Some(instance) => instance.stop().await,
+            None => 0,
+        }
+    }
+}
+
+/// Reads the whole body and answers `200`.
+fn bare() -> Router {
+    Router::new().route(
+        PATH,
+        post(|body: Bytes| async move {
+            black_box(body.len());
+            StatusCode::OK
+        }),
+    )
+}
+
+/// The hand-rolled receiver: the contract's work without hookwise.
+fn hand_rolled() -> Router {
+    Router::new()
+        .route(PATH, post(hand_rolled::receive))
+        .with_state(HandRolled::new(HOURSMITH_SECRET.as_bytes()))
+}
+
+/// hookwise, ack-fast, with a handler that does nothing: in memory or on a store
+/// only, the route behind `WebhookLayer`; with a durable queue, the handler
+/// registered as [`HANDLER`] served by `WebhookEndpoint`, as the project serves a
+/// durable receiver (a layer refuses a durable runtime).
+fn hookwise(backend: Backend, instance: &Instance) -> Result<Router, Box<dyn Error>> {
+    let webhooks = &instance.webhooks;
+    Ok(if backend.is_durable() {
+        Router::new().route(PATH, post_service(WebhookEndpoint::new(webhooks, HANDLER)?))
+    } else {
+        Router::new()
+            .route(PATH, post(|| async {}))
+            .layer(WebhookLayer::new(webhooks)?)
+    })
+}
+
+/// Serves `app` on a free loopback port, in the background.
+async fn serve(app: Router) -> (SocketAddr, JoinHandle<()>) {
+    let listener = TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind loopback");
+    let addr = listener.local_addr().expect("local address");
+    let task = tokio::spawn(async move {
+        if let Err(error) = axum::serve(listener, app).await {
+            eprintln!("server on {addr} stopped: {error}");
+        }
+    });
+    (addr, task)
+}
