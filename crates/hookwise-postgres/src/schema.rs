@@ -61,6 +61,7 @@ CREATE TABLE IF NOT EXISTS "{schema}".queue (
     visible_at  timestamptz NOT NULL DEFAULT clock_timestamp()
 );
 CREATE INDEX IF NOT EXISTS queue_ready ON "{schema}".queue (provider, handler, visible_at);
+CREATE INDEX IF NOT EXISTS queue_order ON "{schema}".queue (provider, handler, id);
 CREATE TABLE IF NOT EXISTS "{schema}".dead (
     id          bigserial   PRIMARY KEY,
     provider    text        NOT NULL,

@@ -69,8 +69,12 @@ impl<P: Provider> Reader<P> {
             if !group_ready {
                 group_ready = self.create_group().await;
             }
-            let free = slots.available_permits();
-            let read = if !group_ready || free == 0 {
+            // Every slot busy: wait for one to free up, not for a poll interval.
+            if slots.available_permits() == 0 && slots.acquire().await.is_err() {
+                return;
+            }
+            let free = slots.available_permits().max(1);
+            let read = if !group_ready {
                 Ok(Taken::default())
             } else {
                 self.read(free, &mut cursor).await
