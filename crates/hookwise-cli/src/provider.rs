@@ -5,7 +5,7 @@ use std::{fmt, time::Duration};
 
 use bytes::Bytes;
 use hookwise_core::{
-    GitHub, Hoursmith, ManualClock, MemoryStore, Mojave, Outcome, Provider, Receiver,
+    Diagnosis, GitHub, Hoursmith, ManualClock, MemoryStore, Mojave, Outcome, Provider, Receiver,
     RejectionKind, Secrets, StandardWebhooks, Stripe, github, sign,
 };
 use http::{HeaderMap, HeaderValue};
@@ -145,6 +145,8 @@ pub(crate) enum Checked {
         event_type: String,
         /// The dedupe key, as a receiver would store it.
         key: String,
+        /// What the receiver's diagnostics found (a retired secret).
+        diagnoses: Vec<Diagnosis>,
     },
     /// It would be refused.
     Refused {
@@ -152,6 +154,9 @@ pub(crate) enum Checked {
         kind: RejectionKind,
         /// The receiver's detail, if any.
         detail: Option<String>,
+        /// What the receiver's diagnostics found: a re-encoded body, a secret of
+        /// the wrong kind, the clock skew.
+        diagnoses: Vec<Diagnosis>,
     },
 }
 
@@ -167,7 +172,8 @@ struct Captured<'h> {
 impl Captured<'_> {
     async fn check<P: Provider>(self, provider: P) -> Result<Checked, CliError> {
         let receiver = Receiver::new(provider, MemoryStore::new())?
-            .clock(ManualClock::at_unix_secs(self.now.as_secs()));
+            .clock(ManualClock::at_unix_secs(self.now.as_secs()))
+            .diagnostics(true);
         let delivery = match receiver.receive(self.headers, self.body).await {
             Ok(Outcome::Accepted { delivery, .. } | Outcome::Skipped(delivery)) => delivery,
             Ok(Outcome::Duplicate { .. }) => {
@@ -179,11 +185,17 @@ impl Captured<'_> {
                 return Ok(Checked::Refused {
                     kind: rejection.kind(),
                     detail: rejection.detail().map(str::to_owned),
+                    diagnoses: rejection.diagnoses().to_vec(),
                 });
             }
         };
+        let secret = delivery.verified().secret_index();
         Ok(Checked::Verified {
-            secret_index: delivery.verified().secret_index(),
+            diagnoses: (secret > 0)
+                .then_some(Diagnosis::RetiredSecret { secret })
+                .into_iter()
+                .collect(),
+            secret_index: secret,
             secrets: self.tried,
             event_type: receiver.provider().event_type(delivery.event()).to_owned(),
             key: delivery.dedupe_key().to_string(),
@@ -199,14 +211,20 @@ impl fmt::Display for Checked {
                 secrets,
                 event_type,
                 key,
+                diagnoses,
             } => {
                 write!(f, "verified: ")?;
                 if *secrets > 1 {
                     write!(f, "secret #{} of {secrets} matched, ", secret_index + 1)?;
                 }
-                write!(f, "event type {event_type}, dedupe key {key}")
+                write!(f, "event type {event_type}, dedupe key {key}")?;
+                diagnoses.iter().try_for_each(|d| write!(f, "\n  - {d}"))
             }
-            Self::Refused { kind, detail } => {
+            Self::Refused {
+                kind,
+                detail,
+                diagnoses,
+            } => {
                 if *kind == RejectionKind::InvalidPayload {
                     write!(f, "the signature is valid, but the body is refused: ")?;
                 } else {
@@ -225,7 +243,7 @@ impl fmt::Display for Checked {
                         " (pass --now with the delivery's time to check the signature alone)"
                     )?;
                 }
-                Ok(())
+                diagnoses.iter().try_for_each(|d| write!(f, "\n  - {d}"))
             }
         }
     }

@@ -131,6 +131,37 @@ fn what_sign_prints_verifies() {
 }
 
 #[test]
+fn verify_says_when_a_body_was_reencoded_or_a_secret_is_an_api_key() {
+    let body = file("compact.json", HOURSMITH_BODY);
+    let signed = hookwise(&["sign", "-p", "hoursmith", "-s", SECRET, path(&body)]);
+    let headers = header_args(&stdout(&signed));
+    // The same JSON with other whitespace, as a body parser would hand it on.
+    let value: String = String::from_utf8_lossy(HOURSMITH_BODY).into_owned();
+    let respaced = value.replace("\":", "\": ").replace(",\"", ", \"");
+    assert_ne!(respaced, value, "the fixture has something to re-space");
+    let respaced = file("respaced.json", respaced.as_bytes());
+    let out = verify("hoursmith", &[SECRET, "sk_test_123"], &headers, &respaced);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let said = stdout(&out);
+    assert!(
+        said.starts_with("not verified: signature_mismatch (401)"),
+        "{said}"
+    );
+    assert!(
+        said.contains("\n  - the body verifies once re-encoded without whitespace"),
+        "{said}"
+    );
+    assert!(
+        said.contains("\n  - secret #2 looks like a Stripe secret API key (sk_)"),
+        "{said}"
+    );
+    assert!(
+        !said.contains("sk_test_123"),
+        "never quotes a secret: {said}"
+    );
+}
+
+#[test]
 fn a_tampered_body_does_not_verify() {
     let body = file("original.json", HOURSMITH_BODY);
     let signed = hookwise(&["sign", "-p", "hoursmith", "-s", SECRET, path(&body)]);

@@ -4,6 +4,7 @@
 //! stable error code of the receiver contract. Every adapter answers with
 //! [`Rejection::status`] and [`Rejection::body`], so the contract lives here once.
 
+use crate::diagnosis::Diagnosis;
 use std::{borrow::Cow, fmt, time::Duration};
 
 use http::StatusCode;
@@ -169,12 +170,32 @@ const RETRY_IN_PROGRESS: Duration = Duration::from_secs(10);
 pub struct Rejection {
     kind: RejectionKind,
     detail: Option<Cow<'static, str>>,
+    diagnoses: Vec<Diagnosis>,
 }
 
 impl Rejection {
     /// A rejection of this kind, without detail.
     pub fn new(kind: RejectionKind) -> Self {
-        Self { kind, detail: None }
+        Self {
+            kind,
+            detail: None,
+            diagnoses: Vec::new(),
+        }
+    }
+
+    /// Adds a finding about why it was refused, for logs and `Stats` (never sent to
+    /// the client).
+    #[must_use]
+    pub fn with_diagnosis(mut self, diagnosis: Diagnosis) -> Self {
+        self.diagnoses.push(diagnosis);
+        self
+    }
+
+    /// What is known of why it was refused: the clock skew of a timestamp
+    /// rejection, and with [`Receiver::diagnostics`](crate::Receiver::diagnostics)
+    /// the likely causes of a mismatch. For logs, never for the client.
+    pub fn diagnoses(&self) -> &[Diagnosis] {
+        &self.diagnoses
     }
 
     /// Adds a human-readable detail for logs (never sent to the client).

@@ -24,6 +24,7 @@
 //! | [`secret`] | [`Secrets`]: rotation, HMAC-SHA256, the constant-time compare |
 //! | [`dedupe`] | the [`DedupeStore`] trait and the in-memory [`MemoryStore`] |
 //! | [`error`] | [`Rejection`] (status + code) and [`ConfigError`] |
+//! | [`diagnosis`] | [`Diagnosis`]: why a signature did not match, for logs and the CLI |
 //! | [`snapshot`] | [`Snapshot`]: a resource inside an event's data, as raw JSON |
 //! | [`sign`] | signing deliveries like the providers do, for tests and tools |
 //! | [`clock`] | [`Clock`]: where "now" comes from, and [`ManualClock`] for tests |
@@ -68,6 +69,7 @@
 
 pub mod clock;
 pub mod dedupe;
+pub mod diagnosis;
 pub mod error;
 pub mod github;
 mod hex;
@@ -89,6 +91,7 @@ pub use self::{
         AnyStore, Claim, ClaimOutcome, DedupeKey, DedupeStats, DedupeStore, Duplicate, MemoryStore,
         StoreError,
     },
+    diagnosis::Diagnosis,
     error::{ConfigError, Rejection, RejectionKind},
     github::GitHub,
     hoursmith::Hoursmith,

@@ -122,6 +122,13 @@ pub trait Provider: Send + Sync + 'static {
         Err(crate::ConfigError::TenantsUnsupported(self.name()))
     }
 
+    /// The HMAC secrets it verifies with, when it has them: what
+    /// [`Receiver::diagnostics`](crate::Receiver::diagnostics) checks for keys of the
+    /// wrong kind. `None` by default.
+    fn secrets(&self) -> Option<&crate::Secrets> {
+        None
+    }
+
     /// The whole window of receiver time during which one delivery can verify: from
     /// the earliest `now` at which its exact headers and body are accepted to the end
     /// of the last moment they are still accepted. The [`Receiver`](crate::Receiver)
@@ -223,12 +230,17 @@ pub(crate) fn check_timestamp(
     max_ahead: Duration,
 ) -> Result<(), Rejection> {
     let age = i128::from(now.as_secs()) - timestamp;
+    let skew = crate::Diagnosis::ClockSkew {
+        seconds: i64::try_from(age).unwrap_or(if age < 0 { i64::MIN } else { i64::MAX }),
+    };
     if age > i128::from(max_age.as_secs()) {
         Err(Rejection::new(crate::RejectionKind::TimestampTooOld)
-            .with_detail(format!("timestamp is {age} s old, over {max_age:?}")))
+            .with_detail(format!("timestamp is {age} s old, over {max_age:?}"))
+            .with_diagnosis(skew))
     } else if -age > i128::from(max_ahead.as_secs()) {
         Err(Rejection::new(crate::RejectionKind::TimestampTooNew)
-            .with_detail(format!("timestamp is {} s ahead, over {max_ahead:?}", -age)))
+            .with_detail(format!("timestamp is {} s ahead, over {max_ahead:?}", -age))
+            .with_diagnosis(skew))
     } else {
         Ok(())
     }

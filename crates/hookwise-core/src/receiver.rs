@@ -55,6 +55,7 @@ pub struct Receiver<P, S> {
     clock: Arc<dyn Clock>,
     body_limit: usize,
     tenants: Option<Arc<TenantCache<P>>>,
+    diagnostics: bool,
 }
 
 impl<P, S> Receiver<P, S> {
@@ -96,7 +97,27 @@ impl<P: Provider, S: DedupeStore> Receiver<P, S> {
             clock: clock::system(),
             body_limit: DEFAULT_BODY_LIMIT,
             tenants: None,
+            diagnostics: false,
         })
+    }
+
+    /// Looks for the likely causes of a signature mismatch and attaches them to the
+    /// rejection ([`Rejection::diagnoses`]), for logs and `Stats`, never the
+    /// response: a body that verifies once re-encoded (a layer re-serialised the
+    /// JSON), a secret that is another kind of key. Off by default: on a mismatch it
+    /// verifies up to five re-encodings of the body, so a flood of forgeries costs up
+    /// to six times the work. The runtime also logs and counts, when it is on, a
+    /// delivery that only a retired secret verified and the clock skew of a stale
+    /// timestamp. See [`diagnosis`](crate::diagnosis).
+    #[must_use]
+    pub fn diagnostics(mut self, on: bool) -> Self {
+        self.diagnostics = on;
+        self
+    }
+
+    /// Whether [`diagnostics`](Self::diagnostics) are on.
+    pub fn diagnostics_on(&self) -> bool {
+        self.diagnostics
     }
 
     /// Verifies each delivery with the secrets of its tenant, found and looked up
@@ -133,6 +154,7 @@ impl<P: Provider, S: DedupeStore> Receiver<P, S> {
             clock: self.clock,
             body_limit: self.body_limit,
             tenants: self.tenants,
+            diagnostics: self.diagnostics,
         }
     }
 
@@ -206,8 +228,9 @@ impl<P: Provider, S: DedupeStore> Receiver<P, S> {
             return Err(self.too_large(body.len() as u64));
         }
         let now = self.clock.now();
-        let (verified, tenant) = match &self.tenants {
-            None => (self.provider.verify(headers, &body, now)?, None),
+        let resolved;
+        let (provider, tenant) = match &self.tenants {
+            None => (&self.provider, None),
             Some(tenants) => {
                 let request = Unverified {
                     path,
@@ -216,7 +239,8 @@ impl<P: Provider, S: DedupeStore> Receiver<P, S> {
                 };
                 match tenants.resolve(&self.provider, &request).await? {
                     Resolved::Known(tenant, provider) => {
-                        (provider.verify(headers, &body, now)?, Some(tenant))
+                        resolved = provider;
+                        (&*resolved, Some(tenant))
                     }
                     Resolved::Unknown => {
                         // Verified all the same, under the decoy secret: refused with
@@ -229,6 +253,9 @@ impl<P: Provider, S: DedupeStore> Receiver<P, S> {
                 }
             }
         };
+        let verified = provider
+            .verify(headers, &body, now)
+            .map_err(|rejection| self.diagnosed(provider, rejection, headers, &body, now))?;
         let delivery = self.delivery(headers, body, now, verified, tenant)?;
         let process = self.provider.should_process(&delivery.event);
         if !process {
@@ -284,6 +311,30 @@ impl<P: Provider, S: DedupeStore> Receiver<P, S> {
             }
         };
         self.delivery(headers, body, received_at, verified, tenant)
+    }
+
+    /// `rejection` with the likely causes of a mismatch, when diagnostics are on.
+    fn diagnosed(
+        &self,
+        provider: &P,
+        mut rejection: Rejection,
+        headers: &HeaderMap,
+        body: &[u8],
+        now: Duration,
+    ) -> Rejection {
+        if !self.diagnostics || rejection.kind() != RejectionKind::SignatureMismatch {
+            return rejection;
+        }
+        let reencoded = crate::diagnosis::reencodings(body)
+            .into_iter()
+            .find(|(_, candidate)| provider.verify(headers, candidate, now).is_ok());
+        if let Some((how, _)) = reencoded {
+            rejection = rejection.with_diagnosis(crate::Diagnosis::ReencodedBody { how });
+        }
+        for wrong in provider.secrets().into_iter().flat_map(|s| s.wrong_kinds()) {
+            rejection = rejection.with_diagnosis(wrong);
+        }
+        rejection
     }
 
     /// Parses a verified body into a delivery, as of `now`; a tenant's event id is

@@ -75,6 +75,9 @@ impl fmt::Debug for SigningKey {
 #[derive(Clone)]
 pub struct Secrets {
     keys: Vec<SigningKey>,
+    /// Per secret, what it looks like when it is another kind of key (its prefix
+    /// only; nothing of the secret is kept).
+    looks_like: Vec<Option<&'static str>>,
 }
 
 impl Secrets {
@@ -84,17 +87,41 @@ impl Secrets {
         I: IntoIterator<Item = S>,
         S: AsRef<[u8]>,
     {
-        let keys = secrets
-            .into_iter()
-            .map(|s| match s.as_ref() {
-                [] => Err(ConfigError::EmptySecret),
-                secret => Ok(SigningKey::new(secret)),
-            })
-            .collect::<Result<Vec<_>, _>>()?;
+        let (mut keys, mut looks_like) = (Vec::new(), Vec::new());
+        for secret in secrets {
+            match secret.as_ref() {
+                [] => return Err(ConfigError::EmptySecret),
+                secret => {
+                    keys.push(SigningKey::new(secret));
+                    looks_like.push(crate::diagnosis::looks_like(secret));
+                }
+            }
+        }
         if keys.is_empty() {
             return Err(ConfigError::NoSecrets);
         }
-        Ok(Self { keys })
+        Ok(Self { keys, looks_like })
+    }
+
+    /// The secrets that look like another kind of key (a Stripe `sk_` API key, a
+    /// GitHub token...), by place, as [`Diagnosis::WrongKindOfSecret`](crate::Diagnosis::WrongKindOfSecret).
+    ///
+    /// ```
+    /// use hookwise_core::{Diagnosis, Secrets};
+    ///
+    /// let secrets = Secrets::new(["whsec_ok", "sk_live_oops"])?;
+    /// let found: Vec<_> = secrets.wrong_kinds().collect();
+    /// assert!(matches!(found[..], [Diagnosis::WrongKindOfSecret { secret: 1, .. }]));
+    /// # Ok::<(), hookwise_core::ConfigError>(())
+    /// ```
+    pub fn wrong_kinds(&self) -> impl Iterator<Item = crate::Diagnosis> + '_ {
+        self.looks_like
+            .iter()
+            .enumerate()
+            .filter_map(|(secret, looks_like)| {
+                looks_like
+                    .map(|looks_like| crate::Diagnosis::WrongKindOfSecret { secret, looks_like })
+            })
     }
 
     /// How many secrets are accepted.

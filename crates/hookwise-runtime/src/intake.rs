@@ -2,7 +2,7 @@
 
 use std::{fmt, sync::Arc, time::Duration};
 
-use hookwise_core::{AnyStore, Outcome, Provider, Receiver, Rejection, RejectionKind};
+use hookwise_core::{AnyStore, Diagnosis, Outcome, Provider, Receiver, Rejection, RejectionKind};
 use http::request::Parts;
 use http_body::Body;
 use tracing::field::Empty;
@@ -89,6 +89,10 @@ impl<P: Provider> Intake<P> {
                     self.receiver.provider().event_type(delivery.event()),
                 );
                 self.stats.accepted();
+                let secret = delivery.verified().secret_index();
+                if self.receiver.diagnostics_on() && secret > 0 {
+                    self.diagnosed(&Diagnosis::RetiredSecret { secret });
+                }
             }
             Outcome::Duplicate { key, state } => {
                 span.record("event_id", key.id());
@@ -110,7 +114,16 @@ impl<P: Provider> Intake<P> {
         self.stats.rejected(rejection.kind());
         tracing::Span::current().record("outcome", rejection.code());
         tracing::debug!(%rejection, "webhook delivery rejected");
+        if self.receiver.diagnostics_on() {
+            rejection.diagnoses().iter().for_each(|d| self.diagnosed(d));
+        }
         rejection.to_response()
+    }
+
+    /// Logs and counts a finding of the receiver's diagnostics.
+    fn diagnosed(&self, diagnosis: &Diagnosis) {
+        self.stats.diagnosed(diagnosis);
+        tracing::warn!(diagnosis = diagnosis.label(), "{diagnosis}");
     }
 
     /// The core receiver.

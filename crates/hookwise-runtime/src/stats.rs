@@ -5,7 +5,7 @@ use std::sync::{
     atomic::{AtomicU64, Ordering::Relaxed},
 };
 
-use hookwise_core::RejectionKind;
+use hookwise_core::{Diagnosis, RejectionKind};
 
 /// A live view of the receiver's counters; clones share them.
 ///
@@ -35,6 +35,7 @@ struct Counters {
     retried: AtomicU64,
     dead_lettered: AtomicU64,
     finished: AtomicU64,
+    diagnosed: [AtomicU64; Diagnosis::LABELS.len()],
 }
 
 impl Stats {
@@ -52,6 +53,10 @@ impl Stats {
 
     pub(crate) fn rejected(&self, kind: RejectionKind) {
         self.counters.rejected[kind.index()].fetch_add(1, Relaxed);
+    }
+
+    pub(crate) fn diagnosed(&self, diagnosis: &Diagnosis) {
+        self.counters.diagnosed[diagnosis.index()].fetch_add(1, Relaxed);
     }
 
     pub(crate) fn processed(&self) {
@@ -85,6 +90,7 @@ impl Stats {
             retried: c.retried.load(Relaxed),
             dead_lettered: c.dead_lettered.load(Relaxed),
             in_flight: accepted.saturating_sub(c.finished.load(Relaxed)),
+            diagnosed: std::array::from_fn(|i| c.diagnosed[i].load(Relaxed)),
         }
     }
 }
@@ -108,6 +114,7 @@ pub struct StatsSnapshot {
     pub dead_lettered: u64,
     /// Accepted events not finished yet: queued, running, or waiting to retry.
     pub in_flight: u64,
+    diagnosed: [u64; Diagnosis::LABELS.len()],
 }
 
 impl StatsSnapshot {
@@ -119,5 +126,17 @@ impl StatsSnapshot {
     /// Deliveries refused, all reasons together.
     pub fn rejected_total(&self) -> u64 {
         self.rejected.iter().sum()
+    }
+
+    /// Deliveries with a [`Diagnosis`] of this [`label`](Diagnosis::label)
+    /// (`"reencoded_body"`, `"wrong_kind_of_secret"`, `"retired_secret"`,
+    /// `"clock_skew"`), counted when the receiver's
+    /// [`diagnostics`](hookwise_core::Receiver::diagnostics) are on; 0 for another
+    /// label.
+    pub fn diagnosed(&self, label: &str) -> u64 {
+        Diagnosis::LABELS
+            .iter()
+            .position(|known| *known == label)
+            .map_or(0, |i| self.diagnosed[i])
     }
 }

@@ -135,6 +135,10 @@ fn parse_signature(value: &str) -> Result<Digest, Rejection> {
 impl Provider for GitHub {
     type Event = Event;
 
+    fn secrets(&self) -> Option<&Secrets> {
+        Some(&self.secrets)
+    }
+
     fn for_tenant(&self, secrets: &[String]) -> Result<Self, ConfigError> {
         Ok(Self {
             secrets: Secrets::new(secrets)?,

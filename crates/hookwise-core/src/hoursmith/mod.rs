@@ -111,6 +111,10 @@ impl Hoursmith {
 impl Provider for Hoursmith {
     type Event = Event;
 
+    fn secrets(&self) -> Option<&Secrets> {
+        Some(&self.secrets)
+    }
+
     fn for_tenant(&self, secrets: &[String]) -> Result<Self, ConfigError> {
         Ok(Self {
             secrets: Secrets::new(secrets)?,

@@ -156,6 +156,10 @@ fn parse_signature(value: &str) -> Result<crate::secret::Digest, Rejection> {
 impl Provider for Mojave {
     type Event = Event;
 
+    fn secrets(&self) -> Option<&Secrets> {
+        Some(&self.secrets)
+    }
+
     fn for_tenant(&self, secrets: &[String]) -> Result<Self, ConfigError> {
         Ok(Self {
             secrets: Secrets::new(secrets)?,

@@ -128,6 +128,11 @@ impl Keys {
         }
     }
 
+    /// The HMAC secrets, if any.
+    pub(crate) fn hmac_secrets(&self) -> Option<&Secrets> {
+        self.hmac.as_ref().map(|(secrets, _)| secrets)
+    }
+
     /// Whether `v1` entries can be checked.
     pub(crate) fn has_hmac(&self) -> bool {
         self.hmac.is_some()

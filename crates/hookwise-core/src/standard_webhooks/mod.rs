@@ -304,6 +304,10 @@ fn decode_digest(text: &str) -> Option<Digest> {
 impl Provider for StandardWebhooks {
     type Event = Event;
 
+    fn secrets(&self) -> Option<&Secrets> {
+        self.keys.hmac_secrets()
+    }
+
     fn for_tenant(&self, secrets: &[String]) -> Result<Self, ConfigError> {
         Ok(Self {
             keys: Keys::decode(secrets)?,

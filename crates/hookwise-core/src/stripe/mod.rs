@@ -100,6 +100,10 @@ impl Stripe {
 impl Provider for Stripe {
     type Event = Event;
 
+    fn secrets(&self) -> Option<&Secrets> {
+        Some(&self.secrets)
+    }
+
     fn for_tenant(&self, secrets: &[String]) -> Result<Self, ConfigError> {
         Ok(Self {
             secrets: Secrets::new(secrets)?,
