@@ -334,3 +334,86 @@ fn every_built_in_provider_takes_tenant_secrets() {
         Err(ConfigError::NoSecrets)
     );
 }
+
+/// Every built-in provider verifies a tenant's delivery with that tenant's secret,
+/// and refuses the same delivery sent for another tenant.
+#[tokio::test]
+async fn every_built_in_provider_verifies_with_the_tenants_secret() {
+    async fn check<P: Provider>(
+        template: P,
+        secret: &'static str,
+        body: &[u8],
+        mut headers: HeaderMap,
+    ) {
+        let name = template.name();
+        let source = move |tenant: TenantId| async move {
+            Ok((tenant.as_str() == "acme").then(|| vec![secret.to_owned()]))
+        };
+        let locator = TenantLocator::header(HeaderName::from_static("x-tenant"));
+        let receiver = Receiver::new(template, MemoryStore::new())
+            .expect("config")
+            .tenants(Tenants::new(locator, source))
+            .expect("takes tenants");
+        for (tenant, accepted) in [("acme", true), ("globex", false)] {
+            headers.insert("x-tenant", tenant.parse().expect("a value"));
+            let answer = receiver
+                .receive(&headers, Bytes::copy_from_slice(body))
+                .await;
+            match (accepted, answer) {
+                (true, Ok(Outcome::Accepted { delivery, .. })) => {
+                    assert_eq!(
+                        delivery.tenant().map(TenantId::as_str),
+                        Some("acme"),
+                        "{name}"
+                    );
+                }
+                (false, Err(rejection)) => {
+                    assert_eq!(rejection.kind(), RejectionKind::SignatureMismatch, "{name}");
+                }
+                (_, other) => panic!("{name} for {tenant}: {other:?}"),
+            }
+        }
+    }
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("after 1970")
+        .as_secs();
+    let secret = "tenant-secret";
+
+    let body = format!(r#"{{"type":"invoice.paid","timestamp":{now},"data":{{"id":"inv_1"}}}}"#);
+    let mut headers = HeaderMap::new();
+    sign::mojave(secret.as_bytes(), body.as_bytes()).insert_into(&mut headers);
+    check(
+        Mojave::new("t").expect("a secret"),
+        secret,
+        body.as_bytes(),
+        headers,
+    )
+    .await;
+
+    let body = br#"{"id":"evt_1","object":"event","type":"a","created":1717603200,"livemode":true,"data":{"object":{}}}"#;
+    let mut headers = HeaderMap::new();
+    sign::stripe(secret.as_bytes(), now, body).insert_into(&mut headers);
+    check(Stripe::new("t").expect("a secret"), secret, body, headers).await;
+
+    let body = br#"{"action":"opened"}"#;
+    let mut headers = HeaderMap::new();
+    sign::github(secret.as_bytes(), body).insert_into(&mut headers);
+    headers.insert("x-github-delivery", "d-1".parse().expect("a value"));
+    headers.insert("x-github-event", "issues".parse().expect("a value"));
+    check(GitHub::new("t").expect("a secret"), secret, body, headers).await;
+
+    let body = br#"{"type":"user.created","timestamp":"2024-06-05T16:00:00Z","data":{}}"#;
+    let sw_secret = "whsec_dGVuYW50LXNlY3JldA==";
+    let mut headers = HeaderMap::new();
+    sign::standard_webhooks(sw_secret, "msg_1", now, body)
+        .expect("a valid secret")
+        .insert_into(&mut headers);
+    check(
+        StandardWebhooks::new("whsec_dA==").expect("a secret"),
+        sw_secret,
+        body,
+        headers,
+    )
+    .await;
+}
