@@ -2,7 +2,7 @@
 
 use std::{fmt, future::Future, pin::Pin, sync::Arc, time::Duration};
 
-use super::{Claim, ClaimOutcome, DedupeKey, DedupeStore, StoreError};
+use super::{Claim, ClaimOutcome, DedupeKey, DedupeStore, MemoryStore, StoreError};
 
 /// A future an erased store returns.
 type StoreFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T, StoreError>> + Send + 'a>>;
@@ -63,7 +63,8 @@ impl<S: DedupeStore> ErasedStore for S {
 /// whether claims live in memory, Redis or Postgres).
 ///
 /// The price is one boxed future per store call (claim, confirm, commit), a few
-/// tens of nanoseconds beside the store's own work. Cheap to clone.
+/// tens of nanoseconds beside the store's own work; a [`MemoryStore`], whose calls
+/// never wait, is called directly instead. Cheap to clone.
 ///
 /// ```
 /// use hookwise_core::dedupe::{AnyStore, DedupeStore, MemoryStore};
@@ -98,6 +99,12 @@ impl AnyStore {
     pub fn downcast_ref<S: DedupeStore>(&self) -> Option<&S> {
         self.store.as_any().downcast_ref()
     }
+
+    /// The store when it is a [`MemoryStore`]: its calls are made directly, without
+    /// a boxed future (three allocations per delivery fewer).
+    fn memory(&self) -> Option<&MemoryStore> {
+        self.downcast_ref()
+    }
 }
 
 impl fmt::Debug for AnyStore {
@@ -110,23 +117,38 @@ impl fmt::Debug for AnyStore {
 
 impl DedupeStore for AnyStore {
     async fn claim(&self, key: &DedupeKey) -> Result<ClaimOutcome, StoreError> {
-        ErasedStore::claim(&*self.store, key).await
+        match self.memory() {
+            Some(memory) => DedupeStore::claim(memory, key).await,
+            None => ErasedStore::claim(&*self.store, key).await,
+        }
     }
 
     async fn confirm(&self, claim: &Claim) -> Result<bool, StoreError> {
-        ErasedStore::confirm(&*self.store, claim).await
+        match self.memory() {
+            Some(memory) => DedupeStore::confirm(memory, claim).await,
+            None => ErasedStore::confirm(&*self.store, claim).await,
+        }
     }
 
     async fn renew(&self, claim: &Claim) -> Result<bool, StoreError> {
-        ErasedStore::renew(&*self.store, claim).await
+        match self.memory() {
+            Some(memory) => DedupeStore::renew(memory, claim).await,
+            None => ErasedStore::renew(&*self.store, claim).await,
+        }
     }
 
     async fn commit(&self, claim: &Claim) -> Result<(), StoreError> {
-        ErasedStore::commit(&*self.store, claim).await
+        match self.memory() {
+            Some(memory) => DedupeStore::commit(memory, claim).await,
+            None => ErasedStore::commit(&*self.store, claim).await,
+        }
     }
 
     async fn release(&self, claim: &Claim) -> Result<(), StoreError> {
-        ErasedStore::release(&*self.store, claim).await
+        match self.memory() {
+            Some(memory) => DedupeStore::release(memory, claim).await,
+            None => ErasedStore::release(&*self.store, claim).await,
+        }
     }
 
     fn retention_period(&self) -> Duration {

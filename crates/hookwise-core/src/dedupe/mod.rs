@@ -43,9 +43,12 @@ pub const DEFAULT_LEASE: Duration = Duration::from_secs(5 * 60);
 
 /// An event's identity in a dedupe store: the provider's name, `:`, then the
 /// provider's key for the event, so one store can serve several providers.
+///
+/// Cloning it is cheap (the text is shared): a delivery, its claim and the runs of
+/// its handler all hold it.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct DedupeKey {
-    full: String,
+    full: std::sync::Arc<str>,
     split: usize,
 }
 
@@ -65,7 +68,7 @@ impl DedupeKey {
         full.push(':');
         full.push_str(id);
         Self {
-            full,
+            full: full.into(),
             split: provider.len() + 1,
         }
     }
