@@ -20,6 +20,10 @@
 //!   start-up if missing), and each processed event is also recorded as a row of
 //!   the table `receiver_events` (created at start-up if missing) in an `Inbox`:
 //!   the row exists exactly once, even for an event run again after a crash.
+//! - Serves its metrics at `GET /metrics` in the Prometheus text format
+//!   (`metrics-exporter-prometheus`; the names are listed on
+//!   `hookwise::runtime::Stats`): deliveries by outcome and code, handler runs and
+//!   their durations, retries, dead letters, events in flight.
 //! - Prints exactly one JSON line per processed event on stdout:
 //!   `{"provider":"hoursmith","id":"<dedupe key>","type":"invoice.paid","livemode":true}`
 //!   (Mojave has no test mode, so its events are always `"livemode":true`). Logs go
@@ -32,7 +36,10 @@ mod support;
 
 use std::{future::Future, process::ExitCode, time::Duration};
 
-use axum::{Router, routing::post_service};
+use axum::{
+    Router,
+    routing::{get, post_service},
+};
 use hookwise::{
     DedupeKey, Delivery, Hoursmith, MemoryStore, Mojave, Provider, Receiver, Webhooks,
     tower::WebhookEndpoint,
@@ -158,6 +165,16 @@ async fn run(config: Config) -> Result<ExitCode, Box<dyn std::error::Error>> {
             .ok()
             .filter(|url: &String| !url.is_empty())
     };
+    // Installed before the runtimes are built: they register their metrics with it.
+    let metrics = metrics_exporter_prometheus::PrometheusBuilder::new().install_recorder()?;
+    // Summaries are kept in windows; the exporter drains them when asked to.
+    let upkeep = metrics.clone();
+    tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(Duration::from_secs(5)).await;
+            upkeep.run_upkeep();
+        }
+    });
     let backend = match (env("HOOKWISE_REDIS_URL"), env("HOOKWISE_DATABASE_URL")) {
         (Some(url), _) => Backend::Redis(url),
         (None, Some(url)) => {
@@ -202,6 +219,10 @@ async fn run(config: Config) -> Result<ExitCode, Box<dyn std::error::Error>> {
     )?;
     let mojave = runtime(Mojave::new(&config.mojave_secret)?, &backend, on_mojave)?;
     let app = Router::new()
+        .route(
+            "/metrics",
+            get(move || std::future::ready(metrics.render())),
+        )
         .route(
             "/webhooks/hoursmith",
             post_service(WebhookEndpoint::new(&hoursmith, HANDLER)?),

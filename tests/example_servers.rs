@@ -187,3 +187,91 @@ fn a_missing_secret_is_a_clear_error_and_exit_code_2() {
         "{stderr}"
     );
 }
+
+/// The value of the Prometheus sample `name{labels}` in `text` (labels in the
+/// exporter's order, sorted by name); `None` when absent.
+fn sample(text: &str, series: &str) -> Option<f64> {
+    text.lines()
+        .find_map(|line| line.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
+}
+
+/// `GET /metrics` of a running example, as text.
+async fn scrape(client: &HttpClient, addr: std::net::SocketAddr) -> String {
+    use http_body_util::{BodyExt, Full};
+    let request = http::Request::get(format!("http://{addr}/metrics"))
+        .body(Full::new(Bytes::new()))
+        .expect("request");
+    let response = client.request(request).await.expect("an answer");
+    assert_eq!(response.status(), 200);
+    let body = response
+        .into_body()
+        .collect()
+        .await
+        .expect("body")
+        .to_bytes();
+    String::from_utf8_lossy(&body).into_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn receiver_serves_its_metrics_after_real_deliveries() {
+    let server = Server::start("receiver", &ENV);
+    let (addr, client) = (server.addr, client());
+    let unique: Vec<_> = (0..3).map(|i| hoursmith(&format!("evt_m{i}"))).collect();
+    let mut forged = unique[0].clone();
+    forged.body = Bytes::from(String::from_utf8_lossy(&forged.body).replace("evt_m0", "evt_x"));
+    for delivery in &unique {
+        assert_eq!(
+            send(&client, addr, "/webhooks/hoursmith", delivery)
+                .await
+                .status,
+            200
+        );
+    }
+    let duplicate = send(&client, addr, "/webhooks/hoursmith", &unique[1]).await;
+    assert_eq!(duplicate.body, r#"{"status":"duplicate"}"#);
+    let refused = send(&client, addr, "/webhooks/hoursmith", &forged).await;
+    assert_eq!(refused.status, 401);
+
+    // The handlers run after the 200s: wait for their three runs to be counted.
+    let runs = r#"hookwise_handler_runs_total{provider="hoursmith",result="ok"}"#;
+    let mut text = String::new();
+    for _ in 0..200 {
+        text = scrape(&client, addr).await;
+        if sample(&text, runs) == Some(3.0) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    let expected = [
+        (
+            r#"hookwise_deliveries_total{provider="hoursmith",outcome="accepted"}"#,
+            3.0,
+        ),
+        (
+            r#"hookwise_deliveries_total{provider="hoursmith",outcome="duplicate"}"#,
+            1.0,
+        ),
+        (
+            r#"hookwise_deliveries_total{provider="hoursmith",outcome="rejected"}"#,
+            1.0,
+        ),
+        (
+            r#"hookwise_rejections_total{provider="hoursmith",code="signature_mismatch"}"#,
+            1.0,
+        ),
+        (runs, 3.0),
+        (
+            r#"hookwise_handler_duration_seconds_count{provider="hoursmith"}"#,
+            3.0,
+        ),
+        (r#"hookwise_events_in_flight{provider="hoursmith"}"#, 0.0),
+    ];
+    for (series, value) in expected {
+        assert_eq!(sample(&text, series), Some(value), "{series} in:\n{text}");
+    }
+    // Every series exists from the start, at zero where nothing happened yet.
+    let mojave = r#"hookwise_deliveries_total{provider="mojave",outcome="accepted"}"#;
+    assert_eq!(sample(&text, mojave), Some(0.0), "{text}");
+    let (status, _) = server.terminate();
+    assert!(status.success());
+}

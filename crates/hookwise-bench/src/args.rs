@@ -91,6 +91,12 @@ pub(crate) struct Config {
     /// the delivery; the database is started as for --store.
     #[arg(long, value_enum, default_value_t = Queue::None)]
     queue: Queue,
+
+    /// Installs a Prometheus recorder (metrics-exporter-prometheus) in this process
+    /// and has B's runtime send its counters to it; A's runtime never does. With
+    /// --baseline layer, this prices the metrics feature.
+    #[arg(long)]
+    pub(crate) metrics: bool,
 }
 
 impl Config {
@@ -105,8 +111,8 @@ impl Config {
         if self.contender == Contender::HandRolled && self.backend() != Backend::MEMORY {
             return Err(Self::command().error(
                 ErrorKind::ArgumentConflict,
-                "--store and --queue give the layer a backend (--contender layer); the \
-                 hand-rolled receiver has none",
+                "--store, --queue and --metrics apply to the layer (--contender layer); \
+                 the hand-rolled receiver has none of them",
             ));
         }
         Ok(self)
@@ -117,6 +123,7 @@ impl Config {
         Backend {
             store: self.store,
             queue: self.queue,
+            metrics: self.metrics,
         }
     }
 
@@ -298,21 +305,26 @@ mod tests {
             "redis",
             "--queue",
             "postgres",
+            "--metrics",
         ])
         .and_then(Config::checked)
         .expect("valid flags");
         let durable = Backend {
             store: Store::Redis,
             queue: Queue::Postgres,
+            metrics: true,
         };
         assert_eq!(
             config.servers(),
             [Server::Layer(Backend::MEMORY), Server::Layer(durable)]
         );
-        let error = parse(&["--contender", "hand-rolled", "--queue", "redis"])
-            .and_then(Config::checked)
-            .expect_err("the hand-rolled receiver has no backend");
-        assert_eq!(error.exit_code(), 2, "{error}");
+        for flags in [&["--queue", "redis"][..], &["--metrics"]] {
+            let args = [&["--contender", "hand-rolled"][..], flags].concat();
+            let error = parse(&args)
+                .and_then(Config::checked)
+                .expect_err("the hand-rolled receiver has no backend and no metrics");
+            assert_eq!(error.exit_code(), 2, "{error}");
+        }
     }
 
     #[test]

@@ -105,6 +105,22 @@ const CANNOT_RUN: u8 = 2;
 
 fn main() -> ExitCode {
     let config = Config::from_args();
+    if config.metrics {
+        // B's counters go here, for the whole run, drained every second as a server
+        // that is scraped would be.
+        match metrics_exporter_prometheus::PrometheusBuilder::new().install_recorder() {
+            Ok(recorder) => drop(std::thread::spawn(move || {
+                loop {
+                    std::thread::sleep(std::time::Duration::from_secs(1));
+                    recorder.run_upkeep();
+                }
+            })),
+            Err(error) => {
+                eprintln!("error: cannot install the Prometheus recorder: {error}");
+                return ExitCode::from(CANNOT_RUN);
+            }
+        }
+    }
     let [a_server, b_server] = config.servers();
     let databases = match b_server {
         Server::Layer(backend) => Databases::start(backend),

@@ -47,6 +47,7 @@ pub struct WebhooksBuilder<P: Provider> {
     dead_letter: Option<Arc<dyn DeadLetterHandler<P::Event>>>,
     durable: Option<Arc<dyn DurableQueue<P>>>,
     handlers: Vec<Handler<P::Event>>,
+    metrics: bool,
 }
 
 impl<P: Provider> WebhooksBuilder<P> {
@@ -59,7 +60,21 @@ impl<P: Provider> WebhooksBuilder<P> {
             dead_letter: None,
             durable: None,
             handlers: Vec::new(),
+            metrics: cfg!(feature = "metrics"),
         }
+    }
+
+    /// Sends this runtime's counters to the `metrics` facade too (on by default
+    /// with the `metrics` feature; the table of names is in [`Stats`](crate::Stats)).
+    /// Off, only [`Stats`](crate::Stats) counts.
+    ///
+    /// The metrics are registered with the recorder installed when
+    /// [`build`](Self::build) runs (once, so that each event is an atomic add, not
+    /// a lookup): install yours first.
+    #[cfg(feature = "metrics")]
+    pub fn metrics(mut self, on: bool) -> Self {
+        self.metrics = on;
+        self
     }
 
     /// Answers before ([`AckMode::Fast`], the default) or after
@@ -197,6 +212,7 @@ impl<P: Provider> WebhooksBuilder<P> {
             dead_letter: self.dead_letter,
             durable: self.durable,
             handlers: self.handlers,
+            metrics: self.metrics,
         })
     }
 }

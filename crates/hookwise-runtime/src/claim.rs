@@ -77,11 +77,15 @@ impl<P: Provider> HeldClaim<P> {
     pub async fn renew(&self) {
         let Some(claim) = &self.claim else { return };
         match self.receiver.renew(claim).await {
-            Ok(true) => tracing::trace!(key = %claim.key(), "webhook claim renewed"),
+            Ok(true) => {
+                self.stats.lease_renewed();
+                tracing::trace!(key = %claim.key(), "webhook claim renewed");
+            }
             Ok(false) => {
                 tracing::error!(key = %claim.key(), "a webhook claim expired while its event was still running; a redelivery may run it again");
             }
             Err(error) => {
+                self.stats.store_error("renew");
                 tracing::warn!(%error, key = %claim.key(), "could not renew a webhook claim; retrying at the next heartbeat");
             }
         }
@@ -93,7 +97,7 @@ impl<P: Provider> HeldClaim<P> {
     pub async fn commit(mut self) -> Result<(), StoreError> {
         self.on_drop = OnDrop::Commit;
         let result = match &self.claim {
-            Some(claim) => end(&self.receiver, claim, OnDrop::Commit).await,
+            Some(claim) => end(&self.receiver, &self.stats, claim, OnDrop::Commit).await,
             None => Ok(()),
         };
         self.finish();
@@ -105,7 +109,7 @@ impl<P: Provider> HeldClaim<P> {
     /// redeliveries are answered `409` meanwhile, never `200`.
     pub async fn release(mut self) -> Result<(), StoreError> {
         let result = match &self.claim {
-            Some(claim) => end(&self.receiver, claim, OnDrop::Release).await,
+            Some(claim) => end(&self.receiver, &self.stats, claim, OnDrop::Release).await,
             None => Ok(()),
         };
         self.finish();
@@ -131,6 +135,7 @@ impl<P: Provider> HeldClaim<P> {
 /// lease, and is provisional meanwhile, so redeliveries are not acknowledged.
 async fn end<P: Provider>(
     receiver: &Receiver<P, AnyStore>,
+    stats: &Stats,
     claim: &Claim,
     how: OnDrop,
 ) -> Result<(), StoreError> {
@@ -139,6 +144,10 @@ async fn end<P: Provider>(
         OnDrop::Release => receiver.release(claim).await,
     };
     if let Err(error) = &result {
+        stats.store_error(match how {
+            OnDrop::Commit => "commit",
+            OnDrop::Release => "release",
+        });
         match how {
             OnDrop::Commit => {
                 tracing::error!(%error, key = %claim.key(), "could not record a processed webhook event");
@@ -163,10 +172,13 @@ impl<P: Provider> Drop for HeldClaim<P> {
             tracing::warn!(key = %claim.key(), "no runtime to end a dropped webhook claim; it expires with its lease");
             return;
         }
-        let receiver = self.receiver.clone();
+        let (receiver, stats) = (self.receiver.clone(), self.stats.clone());
         // Tracked, so a drain waits for it.
-        self.shutdown
-            .spawn(async move { end(&receiver, &claim, how).await.unwrap_or_default() });
+        self.shutdown.spawn(async move {
+            end(&receiver, &stats, &claim, how)
+                .await
+                .unwrap_or_default();
+        });
     }
 }
 

@@ -270,7 +270,7 @@ impl<P: Provider> Processor<P> {
         F: Future<Output = Result<(), HandlerError>> + Send + 'static,
     {
         let shared = &self.shared;
-        let run = attempt(job(delivery), shared.config.handler_timeout);
+        let run = self.timed_attempt(job(delivery));
         let result = shared.shutdown.track(renewing(&claim, run)).await;
         match result {
             Ok(()) => {
@@ -403,7 +403,7 @@ impl<P: Provider> Processor<P> {
         let mut attempts = 0;
         loop {
             attempts += 1;
-            match attempt(job(delivery.clone()), shared.config.handler_timeout).await {
+            match self.timed_attempt(job(delivery.clone())).await {
                 Ok(()) => {
                     shared.stats.processed();
                     return Ok(());
@@ -420,6 +420,17 @@ impl<P: Provider> Processor<P> {
                 }
             }
         }
+    }
+
+    /// One attempt of the handler ([`attempt`]), its duration and result counted.
+    async fn timed_attempt<F>(&self, run: F) -> Result<(), HandlerError>
+    where
+        F: Future<Output = Result<(), HandlerError>> + Send + 'static,
+    {
+        let started = std::time::Instant::now();
+        let result = attempt(run, self.shared.config.handler_timeout).await;
+        self.shared.stats.handler_run(started.elapsed(), &result);
+        result
     }
 
     /// Hands the dead letter of a durably stored event to the dead-letter callback,

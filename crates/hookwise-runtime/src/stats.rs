@@ -1,13 +1,40 @@
 //! Counters readable in code: what the receiver accepted, refused and processed.
 
-use std::sync::{
-    Arc,
-    atomic::{AtomicU64, Ordering::Relaxed},
+use std::{
+    sync::{
+        Arc,
+        atomic::{AtomicU64, Ordering::Relaxed},
+    },
+    time::Duration,
 };
 
 use hookwise_core::{Diagnosis, RejectionKind};
 
+use crate::HandlerError;
+
 /// A live view of the receiver's counters; clones share them.
+///
+/// With the `metrics` feature, the same events also go to the
+/// [`metrics`](https://docs.rs/metrics) facade, for whatever recorder the
+/// application installs (e.g. `metrics-exporter-prometheus`), under Prometheus
+/// names, each labelled with the `provider`:
+///
+/// | metric | kind | labels | what |
+/// | --- | --- | --- | --- |
+/// | `hookwise_deliveries_total` | counter | `outcome`: `accepted`, `duplicate`, `skipped`, `rejected` | deliveries answered |
+/// | `hookwise_rejections_total` | counter | `code` (`signature_mismatch`, ...) | deliveries refused, by code |
+/// | `hookwise_handler_runs_total` | counter | `result`: `ok`, `failed`, `timed_out`, `panicked` | handler attempts |
+/// | `hookwise_handler_duration_seconds` | histogram | | each attempt's duration |
+/// | `hookwise_handler_retries_total` | counter | | attempts that failed and were tried again |
+/// | `hookwise_dead_letters_total` | counter | | events whose every attempt failed |
+/// | `hookwise_events_in_flight` | gauge | | accepted events not finished: queued, running or waiting to retry |
+/// | `hookwise_store_errors_total` | counter | `operation`: `renew`, `commit`, `release` | dedupe store calls that failed in the background (a failure on the request path is a `store_unavailable` rejection) |
+/// | `hookwise_lease_renewals_total` | counter | | claim leases renewed while an event waited or ran |
+/// | `hookwise_diagnoses_total` | counter | `kind` | [`Diagnosis`] findings, with the receiver's diagnostics on |
+///
+/// A durable queue's depth is its database's to report (the Redis stream's length,
+/// the Postgres table's rows); `hookwise_events_in_flight` counts what this instance
+/// holds.
 ///
 /// ```
 /// # use hookwise_core::{Hoursmith, MemoryStore, Receiver, RejectionKind};
@@ -27,6 +54,8 @@ pub struct Stats {
 
 #[derive(Debug, Default)]
 struct Counters {
+    /// The same events, sent to the `metrics` facade, when exported.
+    exported: Option<export::Exported>,
     accepted: AtomicU64,
     duplicates: AtomicU64,
     skipped: AtomicU64,
@@ -39,24 +68,40 @@ struct Counters {
 }
 
 impl Stats {
+    /// The counters of one runtime for `provider`; with `export` (and the `metrics`
+    /// feature) also sent to the `metrics` facade.
+    pub(crate) fn new(provider: &'static str, export: bool) -> Self {
+        Self {
+            counters: Arc::new(Counters {
+                exported: export.then(|| export::Exported::new(provider)),
+                ..Counters::default()
+            }),
+        }
+    }
+
     pub(crate) fn accepted(&self) {
         self.counters.accepted.fetch_add(1, Relaxed);
+        self.export(export::Exported::accepted);
     }
 
     pub(crate) fn duplicate(&self) {
         self.counters.duplicates.fetch_add(1, Relaxed);
+        self.export(export::Exported::duplicate);
     }
 
     pub(crate) fn skipped(&self) {
         self.counters.skipped.fetch_add(1, Relaxed);
+        self.export(export::Exported::skipped);
     }
 
     pub(crate) fn rejected(&self, kind: RejectionKind) {
         self.counters.rejected[kind.index()].fetch_add(1, Relaxed);
+        self.export(|e| e.rejected(kind));
     }
 
     pub(crate) fn diagnosed(&self, diagnosis: &Diagnosis) {
         self.counters.diagnosed[diagnosis.index()].fetch_add(1, Relaxed);
+        self.export(|e| e.diagnosed(diagnosis));
     }
 
     pub(crate) fn processed(&self) {
@@ -65,16 +110,54 @@ impl Stats {
 
     pub(crate) fn retried(&self) {
         self.counters.retried.fetch_add(1, Relaxed);
+        self.export(export::Exported::retried);
     }
 
     pub(crate) fn dead_lettered(&self) {
         self.counters.dead_lettered.fetch_add(1, Relaxed);
+        self.export(export::Exported::dead_lettered);
     }
 
     /// An accepted event left the receiver's hands (processed, dead-lettered, or
     /// handed back to the sender with a 5xx).
     pub(crate) fn finished(&self) {
         self.counters.finished.fetch_add(1, Relaxed);
+        self.export(export::Exported::finished);
+    }
+
+    /// One attempt of a handler ended with `result` after `took`.
+    pub(crate) fn handler_run(&self, took: Duration, result: &Result<(), HandlerError>) {
+        // Indexes into `export::RESULTS`.
+        let result = match result {
+            Ok(()) => 0,
+            Err(HandlerError::TimedOut(_)) => 2,
+            Err(HandlerError::Panicked(_)) => 3,
+            Err(_) => 1,
+        };
+        debug_assert!(result < export::RESULTS.len());
+        self.export(|e| e.handler_run(result, took));
+    }
+
+    /// A claim's lease was renewed while its event waited or ran.
+    pub(crate) fn lease_renewed(&self) {
+        self.export(export::Exported::lease_renewed);
+    }
+
+    /// A store call made in the background (`renew`, `commit`, `release`) failed.
+    pub(crate) fn store_error(&self, operation: &'static str) {
+        let index = export::OPERATIONS
+            .iter()
+            .position(|known| *known == operation);
+        if let Some(index) = index {
+            self.export(|e| e.store_error(index));
+        }
+    }
+
+    /// Runs `emit` on the exported metrics, when they are.
+    fn export(&self, emit: impl FnOnce(&export::Exported)) {
+        if let Some(exported) = &self.counters.exported {
+            emit(exported);
+        }
     }
 
     /// The counters now.
@@ -138,5 +221,153 @@ impl StatsSnapshot {
             .iter()
             .position(|known| *known == label)
             .map_or(0, |i| self.diagnosed[i])
+    }
+}
+
+/// The runtime's metrics, registered once with the recorder installed when the
+/// runtime is built: each event is then an atomic add on a handle, not a lookup of
+/// its name and labels. Without the `metrics` feature, nothing.
+#[cfg(feature = "metrics")]
+mod export {
+    use std::time::Duration;
+
+    use hookwise_core::{Diagnosis, RejectionKind};
+    use metrics::{Counter, Gauge, Histogram, counter, gauge, histogram};
+
+    #[derive(Debug)]
+    pub(super) struct Exported {
+        accepted: Counter,
+        duplicate: Counter,
+        skipped: Counter,
+        rejected: Counter,
+        by_code: Vec<Counter>,
+        diagnosed: Vec<Counter>,
+        runs: [Counter; 4],
+        duration: Histogram,
+        retried: Counter,
+        dead_lettered: Counter,
+        in_flight: Gauge,
+        renewed: Counter,
+        store_errors: [Counter; 3],
+    }
+
+    /// The `result` label of a handler run, by index.
+    pub(super) const RESULTS: [&str; 4] = ["ok", "failed", "timed_out", "panicked"];
+
+    /// The `operation` label of a store error, by index.
+    pub(super) const OPERATIONS: [&str; 3] = ["renew", "commit", "release"];
+
+    impl Exported {
+        pub(super) fn new(provider: &'static str) -> Self {
+            let delivery = |outcome: &'static str| counter!("hookwise_deliveries_total", "provider" => provider, "outcome" => outcome);
+            Self {
+                accepted: delivery("accepted"),
+                duplicate: delivery("duplicate"),
+                skipped: delivery("skipped"),
+                rejected: delivery("rejected"),
+                by_code: RejectionKind::ALL
+                    .iter()
+                    .map(|kind| {
+                        counter!("hookwise_rejections_total", "provider" => provider, "code" => kind.code())
+                    })
+                    .collect(),
+                diagnosed: Diagnosis::LABELS
+                    .iter()
+                    .map(|kind| {
+                        counter!("hookwise_diagnoses_total", "provider" => provider, "kind" => *kind)
+                    })
+                    .collect(),
+                runs: RESULTS.map(|result| {
+                    counter!("hookwise_handler_runs_total", "provider" => provider, "result" => result)
+                }),
+                duration: histogram!("hookwise_handler_duration_seconds", "provider" => provider),
+                retried: counter!("hookwise_handler_retries_total", "provider" => provider),
+                dead_lettered: counter!("hookwise_dead_letters_total", "provider" => provider),
+                in_flight: gauge!("hookwise_events_in_flight", "provider" => provider),
+                renewed: counter!("hookwise_lease_renewals_total", "provider" => provider),
+                store_errors: OPERATIONS.map(|operation| {
+                    counter!("hookwise_store_errors_total", "provider" => provider, "operation" => operation)
+                }),
+            }
+        }
+
+        pub(super) fn accepted(&self) {
+            self.accepted.increment(1);
+            self.in_flight.increment(1.0);
+        }
+
+        pub(super) fn duplicate(&self) {
+            self.duplicate.increment(1);
+        }
+
+        pub(super) fn skipped(&self) {
+            self.skipped.increment(1);
+        }
+
+        pub(super) fn rejected(&self, kind: RejectionKind) {
+            self.rejected.increment(1);
+            self.by_code[kind.index()].increment(1);
+        }
+
+        pub(super) fn diagnosed(&self, diagnosis: &Diagnosis) {
+            self.diagnosed[diagnosis.index()].increment(1);
+        }
+
+        pub(super) fn retried(&self) {
+            self.retried.increment(1);
+        }
+
+        pub(super) fn dead_lettered(&self) {
+            self.dead_lettered.increment(1);
+        }
+
+        pub(super) fn finished(&self) {
+            self.in_flight.decrement(1.0);
+        }
+
+        pub(super) fn handler_run(&self, result: usize, took: Duration) {
+            self.runs[result].increment(1);
+            self.duration.record(took.as_secs_f64());
+        }
+
+        pub(super) fn lease_renewed(&self) {
+            self.renewed.increment(1);
+        }
+
+        pub(super) fn store_error(&self, operation: usize) {
+            self.store_errors[operation].increment(1);
+        }
+    }
+}
+
+/// Without the `metrics` feature: nothing is ever exported.
+#[cfg(not(feature = "metrics"))]
+mod export {
+    use std::time::Duration;
+
+    use hookwise_core::{Diagnosis, RejectionKind};
+
+    /// Never built: without the feature, the builder cannot turn the export on.
+    #[derive(Debug)]
+    pub(super) struct Exported;
+
+    pub(super) const RESULTS: [&str; 4] = ["ok", "failed", "timed_out", "panicked"];
+    pub(super) const OPERATIONS: [&str; 3] = ["renew", "commit", "release"];
+
+    impl Exported {
+        pub(super) fn new(_: &'static str) -> Self {
+            Self
+        }
+        pub(super) fn accepted(&self) {}
+        pub(super) fn duplicate(&self) {}
+        pub(super) fn skipped(&self) {}
+        pub(super) fn rejected(&self, _: RejectionKind) {}
+        pub(super) fn diagnosed(&self, _: &Diagnosis) {}
+        pub(super) fn retried(&self) {}
+        pub(super) fn dead_lettered(&self) {}
+        pub(super) fn finished(&self) {}
+        pub(super) fn handler_run(&self, _: usize, _: Duration) {}
+        pub(super) fn lease_renewed(&self) {}
+        pub(super) fn store_error(&self, _: usize) {}
     }
 }

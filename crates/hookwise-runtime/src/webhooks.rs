@@ -75,6 +75,7 @@ pub(crate) struct Settings<P: Provider> {
     pub(crate) dead_letter: Option<Arc<dyn DeadLetterHandler<P::Event>>>,
     pub(crate) durable: Option<Arc<dyn DurableQueue<P>>>,
     pub(crate) handlers: Vec<Handler<P::Event>>,
+    pub(crate) metrics: bool,
 }
 
 /// What [`Webhooks::receive`] made of a delivery that passed the contract.
@@ -112,7 +113,8 @@ impl<P: Provider> Webhooks<P> {
     /// set per named handler.
     pub(crate) fn start(settings: Settings<P>) -> Self {
         let receiver = Arc::new(settings.receiver);
-        let (stats, shutdown) = (Stats::default(), ShutdownHandle::default());
+        let stats = Stats::new(receiver.provider().name(), settings.metrics);
+        let shutdown = ShutdownHandle::default();
         let processor = Processor::new(
             receiver.clone(),
             settings.processing,

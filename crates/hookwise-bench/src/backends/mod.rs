@@ -80,6 +80,9 @@ pub(crate) enum Queue {
 pub(crate) struct Backend {
     pub(crate) store: Store,
     pub(crate) queue: Queue,
+    /// Whether the runtime sends its counters to the `metrics` facade (to the
+    /// Prometheus recorder the benchmark installs with `--metrics`).
+    pub(crate) metrics: bool,
 }
 
 impl Backend {
@@ -87,6 +90,7 @@ impl Backend {
     pub(crate) const MEMORY: Self = Self {
         store: Store::Memory,
         queue: Queue::None,
+        metrics: false,
     };
 
     /// Whether accepted events go to a durable queue.
@@ -102,11 +106,15 @@ impl Backend {
             Store::Redis => "RedisStore",
             Store::Postgres => "PgStore",
         };
-        match self.queue {
+        let served = match self.queue {
             Queue::None if self.store == Store::Memory => "WebhookLayer".to_owned(),
             Queue::None => format!("WebhookLayer, {store}"),
             Queue::Redis => format!("WebhookEndpoint, {store} + RedisQueue"),
             Queue::Postgres => format!("WebhookEndpoint, {store} + PgQueue"),
+        };
+        match self.metrics {
+            true => format!("{served}, metrics"),
+            false => served,
         }
     }
 
@@ -193,7 +201,7 @@ impl Databases {
             builder
         };
         Ok(Instance {
-            webhooks: builder.build()?,
+            webhooks: builder.metrics(backend.metrics).build()?,
             pg_store,
         })
     }
