@@ -37,6 +37,32 @@ async fn effects_table(store: &PgStore) {
 /// First attempts, by event id, across instances.
 type Attempts = Arc<Mutex<HashMap<String, u32>>>;
 
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// Counts a run of event `id`: which one it is, 1 for the first.
+fn count_run(runs: &Attempts, id: &str) -> u32 {
+    let mut runs = runs.lock().expect("runs");
+    let n = runs.entry(id.to_owned()).or_default();
+    *n += 1;
+    *n
+}
+
+/// Opens the event's inbox and writes its one effect row in it, uncommitted;
+/// `None` when an inbox of the event committed already.
+async fn write_effect(
+    store: &PgStore,
+    delivery: &Delivery<hoursmith::Event>,
+) -> Result<Option<hookwise_postgres::Inbox>, BoxError> {
+    let Some(mut inbox) = store.begin(delivery.dedupe_key()).await? else {
+        return Ok(None);
+    };
+    sqlx::query("INSERT INTO effects (event_id) VALUES ($1)")
+        .bind(delivery.event().id())
+        .execute(inbox.conn())
+        .await?;
+    Ok(Some(inbox))
+}
+
 /// One instance: its own store (pool), the in-memory processor, and a handler that
 /// writes one effect per event in an inbox, failing the first attempt of every
 /// third event after writing (so its transaction rolls back).
@@ -58,25 +84,14 @@ async fn instance(
             let (store, attempts) = (inbox_store.clone(), attempts.clone());
             async move {
                 let id = delivery.event().id().to_owned();
-                let attempt = {
-                    let mut attempts = attempts.lock().expect("attempts");
-                    let n = attempts.entry(id.clone()).or_default();
-                    *n += 1;
-                    *n
-                };
-                let Some(mut inbox) = store.begin(delivery.dedupe_key()).await? else {
+                let attempt = count_run(&attempts, &id);
+                let Some(inbox) = write_effect(&store, &delivery).await? else {
                     return Ok(());
                 };
-                sqlx::query("INSERT INTO effects (event_id) VALUES ($1)")
-                    .bind(&id)
-                    .execute(inbox.conn())
-                    .await?;
                 let number: usize = id.trim_start_matches("soak-").parse().unwrap_or(0);
                 if attempt == 1 && number.is_multiple_of(3) {
                     // Dropped uncommitted: the effect rolls back with the mark.
-                    return Err::<(), Box<dyn std::error::Error + Send + Sync>>(
-                        "the first attempt fails after its write".into(),
-                    );
+                    return Err::<(), BoxError>("the first attempt fails after its write".into());
                 }
                 inbox.commit().await?;
                 Ok(())
@@ -228,16 +243,11 @@ async fn the_inbox_works_through_the_extractor_and_the_layer() {
     let store = store(&server).await;
     effects_table(&store).await;
 
-    type BoxError = Box<dyn std::error::Error + Send + Sync>;
     async fn effect(store: PgStore, delivery: Delivery<hoursmith::Event>) -> Result<(), BoxError> {
-        let Some(mut inbox) = store.begin(delivery.dedupe_key()).await? else {
-            return Ok(());
-        };
-        sqlx::query("INSERT INTO effects (event_id) VALUES ($1)")
-            .bind(delivery.event().id())
-            .execute(inbox.conn())
-            .await?;
-        Ok(inbox.commit().await?)
+        match write_effect(&store, &delivery).await? {
+            Some(inbox) => Ok(inbox.commit().await?),
+            None => Ok(()),
+        }
     }
 
     let receiver = || {
@@ -337,24 +347,13 @@ async fn the_inbox_makes_one_effect_per_event_behind_the_durable_queue() {
             let (store, runs) = (inbox_store.clone(), counted.clone());
             async move {
                 let id = delivery.event().id().to_owned();
-                let run = {
-                    let mut runs = runs.lock().expect("runs");
-                    let n = runs.entry(id.clone()).or_default();
-                    *n += 1;
-                    *n
-                };
-                let Some(mut inbox) = store.begin(delivery.dedupe_key()).await? else {
+                let run = count_run(&runs, &id);
+                let Some(inbox) = write_effect(&store, &delivery).await? else {
                     return Ok(());
                 };
-                sqlx::query("INSERT INTO effects (event_id) VALUES ($1)")
-                    .bind(&id)
-                    .execute(inbox.conn())
-                    .await?;
                 inbox.commit().await?;
                 if run == 1 && id.ends_with("_after_commit") {
-                    return Err::<(), Box<dyn std::error::Error + Send + Sync>>(
-                        "fails after its effect committed".into(),
-                    );
+                    return Err::<(), BoxError>("fails after its effect committed".into());
                 }
                 Ok(())
             }
