@@ -12,7 +12,8 @@
 //! | `tower` (default) | [`tower`] | `WebhookLayer` (wraps a handler service) and `WebhookEndpoint` (a named handler) |
 //! | `axum` (default) | [`axum`] | the `Webhook` extractor, taking `Webhooks` from the router state |
 //! | `redis` | `redis` | `RedisStore` and `RedisQueue`, for several instances |
-//! | `postgres` | `postgres` | `PgStore`, a dedupe store on Postgres, for several instances |
+//! | `postgres` | `postgres` | `PgStore`, `Inbox` and `PgQueue`: dedupe, exactly-once effects and a durable queue on Postgres |
+//! | `metrics` | (none) | the runtime's counters through the `metrics` facade, under Prometheus names (listed on `runtime::Stats`) |
 //!
 //! The runtime is the one object that does work; the adapters only wrap it:
 //!
