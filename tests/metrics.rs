@@ -96,4 +96,46 @@ async fn a_failing_handler_counts_its_runs_retries_and_dead_letter() {
     .expect("valid");
     assert!(!recorder.render().contains(r#"provider="mojave""#));
     quiet.shutdown(Duration::from_secs(1)).await;
+
+    // The in-memory queue's depth: one event runs (held at a gate), two wait.
+    let gate = std::sync::Arc::new(tokio::sync::Semaphore::new(0));
+    let held = gate.clone();
+    let queued = Webhooks::builder(
+        Receiver::new(
+            Hoursmith::new(HOURSMITH_SECRET).expect("secret"),
+            MemoryStore::new(),
+        )
+        .expect("config"),
+    )
+    .concurrency(1)
+    .handler("gated", move |_: Delivery<hoursmith::Event>| {
+        let gate = held.clone();
+        async move {
+            let _pass = gate.acquire().await.map_err(|_| "closed")?;
+            Ok::<(), &str>(())
+        }
+    })
+    .build()
+    .expect("valid");
+    let endpoint = WebhookEndpoint::new(&queued, "gated").expect("registered");
+    let addr = serve(Router::new().route("/hook", post_service(endpoint))).await;
+    for id in ["evt_q1", "evt_q2", "evt_q3"] {
+        assert_eq!(
+            send(&client, addr, "/hook", &hoursmith(id)).await.status,
+            200
+        );
+    }
+    let waiting = r#"hookwise_events_waiting{provider="hoursmith"}"#;
+    assert!(
+        eventually(Duration::from_secs(5), || queued.stats().snapshot().waiting
+            == 2)
+        .await,
+        "two wait for the one running slot: {:?}",
+        queued.stats().snapshot()
+    );
+    assert_eq!(sample(&recorder.render(), waiting), Some(2.0));
+    gate.add_permits(3);
+    assert_eq!(queued.shutdown(Duration::from_secs(5)).await.unfinished, 0);
+    assert_eq!(queued.stats().snapshot().waiting, 0);
+    assert_eq!(sample(&recorder.render(), waiting), Some(0.0));
 }

@@ -302,8 +302,10 @@ impl<P: Provider> Processor<P> {
         F: Future<Output = Result<(), HandlerError>> + Send + 'static,
     {
         let work = async {
+            let waiting = self.shared.stats.waiting();
             // Never closed, so never an error.
             let _running = self.shared.running.acquire().await.ok();
+            drop(waiting);
             self.attempts(&delivery, &mut job).await
         };
         let result = match &claim {

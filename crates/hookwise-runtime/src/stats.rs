@@ -28,6 +28,7 @@ use crate::HandlerError;
 /// | `hookwise_handler_retries_total` | counter | | attempts that failed and were tried again |
 /// | `hookwise_dead_letters_total` | counter | | events whose every attempt failed |
 /// | `hookwise_events_in_flight` | gauge | | accepted events not finished: queued, running or waiting to retry |
+/// | `hookwise_events_waiting` | gauge | | accepted events waiting for a running slot (the in-memory queue's depth) |
 /// | `hookwise_store_errors_total` | counter | `operation`: `renew`, `commit`, `release` | dedupe store calls that failed in the background (a failure on the request path is a `store_unavailable` rejection) |
 /// | `hookwise_lease_renewals_total` | counter | | claim leases renewed while an event waited or ran |
 /// | `hookwise_diagnoses_total` | counter | `kind` | [`Diagnosis`] findings, with the receiver's diagnostics on |
@@ -64,6 +65,7 @@ struct Counters {
     retried: AtomicU64,
     dead_lettered: AtomicU64,
     finished: AtomicU64,
+    waiting: AtomicU64,
     diagnosed: [AtomicU64; Diagnosis::LABELS.len()],
 }
 
@@ -125,6 +127,13 @@ impl Stats {
         self.export(export::Exported::finished);
     }
 
+    /// An accepted event starts waiting for a running slot, until the guard drops.
+    pub(crate) fn waiting(&self) -> Waiting {
+        self.counters.waiting.fetch_add(1, Relaxed);
+        self.export(|e| e.waiting(1.0));
+        Waiting(self.clone())
+    }
+
     /// One attempt of a handler ended with `result` after `took`.
     pub(crate) fn handler_run(&self, took: Duration, result: &Result<(), HandlerError>) {
         // Indexes into `export::RESULTS`.
@@ -173,8 +182,20 @@ impl Stats {
             retried: c.retried.load(Relaxed),
             dead_lettered: c.dead_lettered.load(Relaxed),
             in_flight: accepted.saturating_sub(c.finished.load(Relaxed)),
+            waiting: c.waiting.load(Relaxed),
             diagnosed: std::array::from_fn(|i| c.diagnosed[i].load(Relaxed)),
         }
+    }
+}
+
+/// An event waiting for a running slot: counted until dropped, so that a wait cut
+/// short (a shutdown dropping the run) is uncounted too.
+pub(crate) struct Waiting(Stats);
+
+impl Drop for Waiting {
+    fn drop(&mut self) {
+        self.0.counters.waiting.fetch_sub(1, Relaxed);
+        self.0.export(|e| e.waiting(-1.0));
     }
 }
 
@@ -197,6 +218,8 @@ pub struct StatsSnapshot {
     pub dead_lettered: u64,
     /// Accepted events not finished yet: queued, running, or waiting to retry.
     pub in_flight: u64,
+    /// Accepted events waiting for a running slot (part of `in_flight`).
+    pub waiting: u64,
     diagnosed: [u64; Diagnosis::LABELS.len()],
 }
 
@@ -247,6 +270,7 @@ mod export {
         retried: Counter,
         dead_lettered: Counter,
         in_flight: Gauge,
+        waiting: Gauge,
         renewed: Counter,
         store_errors: [Counter; 3],
     }
@@ -284,6 +308,7 @@ mod export {
                 retried: counter!("hookwise_handler_retries_total", "provider" => provider),
                 dead_lettered: counter!("hookwise_dead_letters_total", "provider" => provider),
                 in_flight: gauge!("hookwise_events_in_flight", "provider" => provider),
+                waiting: gauge!("hookwise_events_waiting", "provider" => provider),
                 renewed: counter!("hookwise_lease_renewals_total", "provider" => provider),
                 store_errors: OPERATIONS.map(|operation| {
                     counter!("hookwise_store_errors_total", "provider" => provider, "operation" => operation)
@@ -323,6 +348,10 @@ mod export {
 
         pub(super) fn finished(&self) {
             self.in_flight.decrement(1.0);
+        }
+
+        pub(super) fn waiting(&self, change: f64) {
+            self.waiting.increment(change);
         }
 
         pub(super) fn handler_run(&self, result: usize, took: Duration) {
@@ -366,6 +395,7 @@ mod export {
         pub(super) fn retried(&self) {}
         pub(super) fn dead_lettered(&self) {}
         pub(super) fn finished(&self) {}
+        pub(super) fn waiting(&self, _: f64) {}
         pub(super) fn handler_run(&self, _: usize, _: Duration) {}
         pub(super) fn lease_renewed(&self) {}
         pub(super) fn store_error(&self, _: usize) {}
