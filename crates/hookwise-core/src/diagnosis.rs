@@ -135,11 +135,9 @@ pub(crate) fn reencodings(body: &[u8]) -> Vec<(&'static str, Vec<u8>)> {
     let Ok(value) = serde_json::from_slice::<serde_json::Value>(body) else {
         return Vec::new();
     };
-    let minified = minify(body);
-    let spaced = spaced(&minified);
     let mut candidates = vec![
-        ("without whitespace", minified),
-        ("with Python's separators (\", \" and \": \")", spaced),
+        ("without whitespace", minify(body)),
+        ("with Python's separators (\", \" and \": \")", spaced(body)),
         (
             "with sorted keys",
             serde_json::to_vec(&value).unwrap_or_default(),
@@ -161,7 +159,19 @@ pub(crate) fn reencodings(body: &[u8]) -> Vec<(&'static str, Vec<u8>)> {
 
 /// `body` without the whitespace outside strings.
 fn minify(body: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(body.len());
+    relayout(body, b"")
+}
+
+/// `body` without the whitespace outside strings, and a space after each `,` and
+/// `:` outside them (Python's `json.dumps` layout).
+fn spaced(body: &[u8]) -> Vec<u8> {
+    relayout(body, b" ")
+}
+
+/// `body` with the whitespace outside strings dropped and `after` put after each
+/// `,` and `:` outside them; strings are copied as they are.
+fn relayout(body: &[u8], after: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(body.len() + body.len() / 8);
     let (mut in_string, mut escaped) = (false, false);
     for &b in body {
         if in_string {
@@ -173,30 +183,12 @@ fn minify(body: &[u8]) -> Vec<u8> {
                 _ => {}
             }
         } else if !b.is_ascii_whitespace() {
-            in_string = b == b'"';
             out.push(b);
-        }
-    }
-    out
-}
-
-/// Minified JSON with a space after each `,` and `:` outside strings.
-fn spaced(minified: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(minified.len() + minified.len() / 8);
-    let (mut in_string, mut escaped) = (false, false);
-    for &b in minified {
-        out.push(b);
-        if in_string {
-            match (escaped, b) {
-                (true, _) => escaped = false,
-                (false, b'\\') => escaped = true,
-                (false, b'"') => in_string = false,
+            match b {
+                b'"' => in_string = true,
+                b',' | b':' => out.extend_from_slice(after),
                 _ => {}
             }
-        } else if b == b'"' {
-            in_string = true;
-        } else if b == b',' || b == b':' {
-            out.push(b' ');
         }
     }
     out
