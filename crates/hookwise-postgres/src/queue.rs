@@ -1,6 +1,10 @@
 //! [`PgQueue`]: a durable queue for ack-fast mode, on Postgres.
 
-use std::{fmt, sync::Arc, time::Duration};
+use std::{
+    fmt,
+    sync::{Arc, OnceLock},
+    time::Duration,
+};
 
 use bytes::Bytes;
 use hookwise_core::{ConfigError, Provider, StoreError, Verified};
@@ -205,6 +209,21 @@ impl PgQueue {
         Ok(moved)
     }
 
+    /// The statement that stores a row and marks its claim done in `store`'s table:
+    /// made once, not on every delivery (a store in another schema than the first
+    /// one seen, which no setup needs, gets its own made each time).
+    fn store_and_commit(&self, store: &PgStore) -> Arc<str> {
+        let make = || store.store_and_commit(&self.sql.room, &self.sql.insert_select);
+        let (schema, sql) = self
+            .sql
+            .store_and_commit
+            .get_or_init(|| (store.schema_name().to_owned(), make()));
+        match schema == store.schema_name() {
+            true => sql.clone(),
+            false => make(),
+        }
+    }
+
     /// [`max_backlog`](Self::max_backlog) as a statement's parameter.
     fn bound(&self) -> i64 {
         i64::try_from(self.max_backlog).unwrap_or(i64::MAX)
@@ -243,10 +262,7 @@ impl<P: Provider> DurableQueue<P> for PgQueue {
                 .downcast_ref::<PgStore>()
                 .filter(|store| store.place == self.place);
             let (sql, committing) = match same {
-                Some(store) => (
-                    store.store_and_commit(&self.sql.room, &self.sql.insert_select),
-                    true,
-                ),
+                Some(store) => (self.store_and_commit(store), true),
                 None => (self.sql.insert.clone(), false),
             };
             let mut query = sqlx::query_as::<_, (bool, bool)>(AssertSqlSafe(sql))
@@ -529,6 +545,9 @@ pub(crate) struct QueueStatements {
     /// `$1` id, `$2` provider, `$3` the backlog's bound: whether the dead letter
     /// exists, whether its handler's backlog has room, whether it was moved.
     replay: Arc<str>,
+    /// The store-and-commit statement with the receiver's `PgStore`, made on the
+    /// first delivery, with the schema of that store's table.
+    store_and_commit: OnceLock<(String, Arc<str>)>,
 }
 
 impl QueueStatements {
@@ -565,6 +584,7 @@ SELECT (SELECT ok FROM room), EXISTS (SELECT 1 FROM inserted)",
             .into(),
             insert_select,
             room,
+            store_and_commit: OnceLock::new(),
             take: format!(
                 "UPDATE {queue} SET deliveries = deliveries + 1, visible_at = {visible}
 WHERE id IN (

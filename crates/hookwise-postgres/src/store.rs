@@ -217,6 +217,11 @@ SELECT (SELECT ok FROM room), EXISTS (SELECT 1 FROM inserted)",
         .into()
     }
 
+    /// The schema of the store's table.
+    pub(crate) fn schema_name(&self) -> &str {
+        &self.sql.schema
+    }
+
     /// The pool, e.g. to share with the application.
     pub fn pool(&self) -> &PgPool {
         &self.pool
