@@ -4,7 +4,7 @@ use std::{fmt, sync::Arc};
 
 use hookwise_core::{AnyStore, Claim, DedupeStore, Provider, Receiver, StoreError};
 
-use crate::{ShutdownHandle, Stats};
+use crate::{ShutdownHandle, Stats, stats::StoreCall};
 
 /// How a held claim ends if it is dropped before it was ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -85,7 +85,7 @@ impl<P: Provider> HeldClaim<P> {
                 tracing::error!(key = %claim.key(), "a webhook claim expired while its event was still running; a redelivery may run it again");
             }
             Err(error) => {
-                self.stats.store_error("renew");
+                self.stats.store_error(StoreCall::Renew);
                 tracing::warn!(%error, key = %claim.key(), "could not renew a webhook claim; retrying at the next heartbeat");
             }
         }
@@ -145,8 +145,8 @@ async fn end<P: Provider>(
     };
     if let Err(error) = &result {
         stats.store_error(match how {
-            OnDrop::Commit => "commit",
-            OnDrop::Release => "release",
+            OnDrop::Commit => StoreCall::Commit,
+            OnDrop::Release => StoreCall::Release,
         });
         match how {
             OnDrop::Commit => {

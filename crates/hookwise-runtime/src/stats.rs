@@ -137,13 +137,13 @@ impl Stats {
     /// One attempt of a handler ended with `result` after `took`.
     pub(crate) fn handler_run(&self, took: Duration, result: &Result<(), HandlerError>) {
         // Indexes into `export::RESULTS`.
+        // Indexes into `RUN_RESULTS`.
         let result = match result {
             Ok(()) => 0,
             Err(HandlerError::TimedOut(_)) => 2,
             Err(HandlerError::Panicked(_)) => 3,
             Err(_) => 1,
         };
-        debug_assert!(result < export::RESULTS.len());
         self.export(|e| e.handler_run(result, took));
     }
 
@@ -152,14 +152,9 @@ impl Stats {
         self.export(export::Exported::lease_renewed);
     }
 
-    /// A store call made in the background (`renew`, `commit`, `release`) failed.
-    pub(crate) fn store_error(&self, operation: &'static str) {
-        let index = export::OPERATIONS
-            .iter()
-            .position(|known| *known == operation);
-        if let Some(index) = index {
-            self.export(|e| e.store_error(index));
-        }
+    /// A store call made in the background failed.
+    pub(crate) fn store_error(&self, call: StoreCall) {
+        self.export(|e| e.store_error(call));
     }
 
     /// Runs `emit` on the exported metrics, when they are.
@@ -186,6 +181,24 @@ impl Stats {
             diagnosed: std::array::from_fn(|i| c.diagnosed[i].load(Relaxed)),
         }
     }
+}
+
+/// The `result` label of a handler run, by index.
+#[cfg(feature = "metrics")]
+const RUN_RESULTS: [&str; 4] = ["ok", "failed", "timed_out", "panicked"];
+
+/// A dedupe store call made in the background, whose failure is counted.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum StoreCall {
+    Renew,
+    Commit,
+    Release,
+}
+
+#[cfg(feature = "metrics")]
+impl StoreCall {
+    /// The `operation` label of each, in declaration order.
+    const LABELS: [&str; 3] = ["renew", "commit", "release"];
 }
 
 /// An event waiting for a running slot: counted until dropped, so that a wait cut
@@ -275,12 +288,6 @@ mod export {
         store_errors: [Counter; 3],
     }
 
-    /// The `result` label of a handler run, by index.
-    pub(super) const RESULTS: [&str; 4] = ["ok", "failed", "timed_out", "panicked"];
-
-    /// The `operation` label of a store error, by index.
-    pub(super) const OPERATIONS: [&str; 3] = ["renew", "commit", "release"];
-
     impl Exported {
         pub(super) fn new(provider: &'static str) -> Self {
             let delivery = |outcome: &'static str| counter!("hookwise_deliveries_total", "provider" => provider, "outcome" => outcome);
@@ -301,7 +308,7 @@ mod export {
                         counter!("hookwise_diagnoses_total", "provider" => provider, "kind" => *kind)
                     })
                     .collect(),
-                runs: RESULTS.map(|result| {
+                runs: super::RUN_RESULTS.map(|result| {
                     counter!("hookwise_handler_runs_total", "provider" => provider, "result" => result)
                 }),
                 duration: histogram!("hookwise_handler_duration_seconds", "provider" => provider),
@@ -310,7 +317,7 @@ mod export {
                 in_flight: gauge!("hookwise_events_in_flight", "provider" => provider),
                 waiting: gauge!("hookwise_events_waiting", "provider" => provider),
                 renewed: counter!("hookwise_lease_renewals_total", "provider" => provider),
-                store_errors: OPERATIONS.map(|operation| {
+                store_errors: super::StoreCall::LABELS.map(|operation| {
                     counter!("hookwise_store_errors_total", "provider" => provider, "operation" => operation)
                 }),
             }
@@ -363,8 +370,8 @@ mod export {
             self.renewed.increment(1);
         }
 
-        pub(super) fn store_error(&self, operation: usize) {
-            self.store_errors[operation].increment(1);
+        pub(super) fn store_error(&self, call: super::StoreCall) {
+            self.store_errors[call as usize].increment(1);
         }
     }
 }
@@ -379,9 +386,6 @@ mod export {
     /// Never built: without the feature, the builder cannot turn the export on.
     #[derive(Debug)]
     pub(super) struct Exported;
-
-    pub(super) const RESULTS: [&str; 4] = ["ok", "failed", "timed_out", "panicked"];
-    pub(super) const OPERATIONS: [&str; 3] = ["renew", "commit", "release"];
 
     impl Exported {
         pub(super) fn new(_: &'static str) -> Self {
@@ -398,6 +402,6 @@ mod export {
         pub(super) fn waiting(&self, _: f64) {}
         pub(super) fn handler_run(&self, _: usize, _: Duration) {}
         pub(super) fn lease_renewed(&self) {}
-        pub(super) fn store_error(&self, _: usize) {}
+        pub(super) fn store_error(&self, _: super::StoreCall) {}
     }
 }
