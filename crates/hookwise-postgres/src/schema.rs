@@ -23,10 +23,23 @@ pub(crate) fn checked(schema: &str) -> Result<&str, ConfigError> {
     Ok(schema)
 }
 
+/// The columns of a stored delivery, in the `queue` and `dead` tables alike (the
+/// queue moves rows between the two with `crate::queue`'s `COLUMNS`).
+const DELIVERY: &str = "    provider    text        NOT NULL,
+    handler     text        NOT NULL,
+    key         text        NOT NULL,
+    method      text        NOT NULL,
+    uri         text        NOT NULL,
+    headers     bytea       NOT NULL,
+    body        bytea       NOT NULL,
+    secret      integer     NOT NULL,
+    signed_at   bigint,
+    received_ms bigint      NOT NULL,";
+
 /// The SQL that creates what [`PgStore`](crate::PgStore) and
 /// [`PgQueue`](crate::PgQueue) need in `schema`, if it is missing: the schema, the
 /// `dedupe` table and its index on `expires_at`, the `applied` table (the events an
-/// [`Inbox`](crate::Inbox) committed) and its index, the `queue` table and its index,
+/// [`Inbox`](crate::Inbox) committed) and its index, the `queue` table and its indexes,
 /// and the `dead` table. Safe to run again, and from instances starting together (it
 /// takes an advisory lock).
 pub(crate) fn migration(schema: &str) -> String {
@@ -47,16 +60,7 @@ CREATE TABLE IF NOT EXISTS "{schema}".applied (
 CREATE INDEX IF NOT EXISTS applied_expires_at ON "{schema}".applied (expires_at);
 CREATE TABLE IF NOT EXISTS "{schema}".queue (
     id          bigserial   PRIMARY KEY,
-    provider    text        NOT NULL,
-    handler     text        NOT NULL,
-    key         text        NOT NULL,
-    method      text        NOT NULL,
-    uri         text        NOT NULL,
-    headers     bytea       NOT NULL,
-    body        bytea       NOT NULL,
-    secret      integer     NOT NULL,
-    signed_at   bigint,
-    received_ms bigint      NOT NULL,
+{DELIVERY}
     deliveries  integer     NOT NULL DEFAULT 0,
     visible_at  timestamptz NOT NULL DEFAULT clock_timestamp()
 );
@@ -64,16 +68,7 @@ CREATE INDEX IF NOT EXISTS queue_ready ON "{schema}".queue (provider, handler, v
 CREATE INDEX IF NOT EXISTS queue_order ON "{schema}".queue (provider, handler, id);
 CREATE TABLE IF NOT EXISTS "{schema}".dead (
     id          bigserial   PRIMARY KEY,
-    provider    text        NOT NULL,
-    handler     text        NOT NULL,
-    key         text        NOT NULL,
-    method      text        NOT NULL,
-    uri         text        NOT NULL,
-    headers     bytea       NOT NULL,
-    body        bytea       NOT NULL,
-    secret      integer     NOT NULL,
-    signed_at   bigint,
-    received_ms bigint      NOT NULL,
+{DELIVERY}
     error       text        NOT NULL,
     attempts    integer     NOT NULL,
     dead_at     timestamptz NOT NULL DEFAULT clock_timestamp()
