@@ -53,7 +53,7 @@ pub use hookwise_runtime as runtime;
 
 #[cfg(feature = "runtime")]
 #[cfg_attr(docsrs, doc(cfg(feature = "runtime")))]
-pub use hookwise_runtime::{AckMode, RetryPolicy, Webhooks, WebhooksBuilder};
+pub use hookwise_runtime::{AckMode, Ordering, RetryPolicy, Webhooks, WebhooksBuilder};
 
 /// The tower layer and endpoint: wrap the runtime for tower, axum and hyper stacks
 /// ([`hookwise_tower`]).

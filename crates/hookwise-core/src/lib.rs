@@ -75,6 +75,7 @@ pub mod github;
 mod hex;
 pub mod hoursmith;
 pub mod mojave;
+pub mod ordering;
 pub mod provider;
 pub mod receiver;
 pub mod secret;

@@ -107,6 +107,14 @@ pub trait Provider: Send + Sync + 'static {
         true
     }
 
+    /// The resource `event` is about and when the provider made it, for runtimes
+    /// that order events per resource (see [`ordering`](crate::ordering)). `None`
+    /// (the default) leaves the event unordered.
+    fn order_key(&self, event: &Self::Event) -> Option<crate::ordering::OrderKey> {
+        let _ = event;
+        None
+    }
+
     /// This provider with `secrets` in place of its own (current first, as the
     /// sender shows them: `whsec_...` for Standard Webhooks, the raw string for the
     /// others), every other setting kept: what a receiver with

@@ -5,8 +5,8 @@ use std::{fmt, future::Future, sync::Arc, time::Duration};
 use hookwise_core::{AnyStore, ConfigError, Delivery, Provider, Receiver};
 
 use crate::{
-    AckMode, DeadLetterHandler, DurableQueue, Handler, RetryPolicy, Webhooks, handler::BoxError,
-    processor::ProcessingConfig, webhooks::Settings,
+    AckMode, DeadLetterHandler, DurableQueue, Handler, Ordering, RetryPolicy, Webhooks,
+    handler::BoxError, processor::ProcessingConfig, webhooks::Settings,
 };
 
 /// The default time allowed to receive a whole body.
@@ -47,6 +47,7 @@ pub struct WebhooksBuilder<P: Provider> {
     dead_letter: Option<Arc<dyn DeadLetterHandler<P::Event>>>,
     durable: Option<Arc<dyn DurableQueue<P>>>,
     handlers: Vec<Handler<P::Event>>,
+    ordering: Option<Ordering<P::Event>>,
     metrics: bool,
 }
 
@@ -60,6 +61,7 @@ impl<P: Provider> WebhooksBuilder<P> {
             dead_letter: None,
             durable: None,
             handlers: Vec::new(),
+            ordering: None,
             metrics: cfg!(feature = "metrics"),
         }
     }
@@ -138,6 +140,15 @@ impl<P: Provider> WebhooksBuilder<P> {
         self
     }
 
+    /// Runs the events of one resource one after another, in the order they were
+    /// accepted, and those of different resources in parallel; optionally skips
+    /// an event older than the last one applied for its resource. Off by default;
+    /// see [`Ordering`] for what holds where.
+    pub fn ordering(mut self, ordering: Ordering<P::Event>) -> Self {
+        self.ordering = Some(ordering);
+        self
+    }
+
     /// Registers `handler` under `name`, a stable name of your choice (ASCII
     /// letters, digits, `-`, `_`, `.`; at most 64): endpoints hand events to it by
     /// name, and a durable queue keys its stream by it, so stored deliveries are
@@ -212,6 +223,7 @@ impl<P: Provider> WebhooksBuilder<P> {
             dead_letter: self.dead_letter,
             durable: self.durable,
             handlers: self.handlers,
+            ordering: self.ordering,
             metrics: self.metrics,
         })
     }
@@ -251,6 +263,7 @@ impl<P: Provider + fmt::Debug> fmt::Debug for WebhooksBuilder<P> {
             .field("body_timeout", &self.body_timeout)
             .field("durable", &self.durable.is_some())
             .field("handlers", &self.handlers)
+            .field("ordering", &self.ordering)
             .finish_non_exhaustive()
     }
 }

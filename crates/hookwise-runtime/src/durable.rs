@@ -126,10 +126,17 @@ impl<P: Provider> Workers<P> {
                 return Err((rejection.to_string(), 0));
             }
         };
-        match processor
+        // With ordering, one event of a resource at a time in this instance.
+        let mut place = processor.place(self.handler.name(), &delivery);
+        if processor.turn(place.as_mut()).await {
+            return Ok(());
+        }
+        let result = processor
             .process(delivery, |delivery| self.handler.run(delivery))
-            .await
-        {
+            .await;
+        processor.ran_in_turn(place.as_ref(), &result);
+        drop(place);
+        match result {
             Ok(()) => Ok(()),
             Err(letter) => {
                 let failure = (letter.error.to_string(), letter.attempts);

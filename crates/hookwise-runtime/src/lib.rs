@@ -76,6 +76,7 @@ mod dead_letter;
 mod durable;
 mod handler;
 mod intake;
+mod ordering;
 mod processor;
 mod retry;
 mod shutdown;
@@ -90,6 +91,7 @@ pub use self::{
     },
     durable::{DurableQueue, Enqueue, QueueFuture, Stored, StoredHead, Workers},
     handler::{BoxError, Handler, HandlerError, HandlerJob, HandlerRun},
+    ordering::{DEFAULT_REMEMBERED_RESOURCES, Ordering},
     processor::{DEFAULT_CONCURRENCY, DEFAULT_HANDLER_TIMEOUT, DEFAULT_QUEUE_CAPACITY, Processor},
     retry::RetryPolicy,
     shutdown::{ShutdownHandle, ShutdownReport},

@@ -19,10 +19,11 @@ use tracing::Instrument;
 
 use crate::{
     DEFAULT_KEPT_DEAD_LETTERS, DeadLetter, DeadLetterHandler, DeadLetters, DurableQueue, Enqueue,
-    HandlerError, HandlerJob, HandlerRun, HeldClaim, LogDeadLetter, RetryPolicy, ShutdownHandle,
-    Stats, Stored,
+    HandlerError, HandlerJob, HandlerRun, HeldClaim, LogDeadLetter, Ordering, RetryPolicy,
+    ShutdownHandle, Stats, Stored,
     attempt::attempt,
     dead_letter::{Kept, Refused, call_handler},
+    ordering::{Place, Sequencer},
 };
 
 /// How many events run at once by default.
@@ -93,6 +94,8 @@ struct Shared<P: Provider> {
     running: Semaphore,
     config: ProcessingConfig,
     dead_letter: DeadLetterSink<P::Event>,
+    /// The lines of ordered events, with [`Ordering`] on.
+    sequencer: Option<Sequencer<P::Event>>,
     stats: Stats,
     shutdown: ShutdownHandle,
 }
@@ -117,11 +120,13 @@ impl<P: Provider> fmt::Debug for Processor<P> {
 impl<P: Provider> Processor<P> {
     /// A processor committing and releasing claims in `receiver`'s store. Dead
     /// letters go to `dead_letter`, or, when `None`, are kept in a bounded,
-    /// replayable list ([`dead_letters`](Self::dead_letters)).
+    /// replayable list ([`dead_letters`](Self::dead_letters)). With `ordering`, the
+    /// events of one resource run one after another.
     pub(crate) fn new(
         receiver: Arc<Receiver<P, AnyStore>>,
         config: ProcessingConfig,
         dead_letter: Option<Arc<dyn DeadLetterHandler<P::Event>>>,
+        ordering: Option<Ordering<P::Event>>,
         stats: Stats,
         shutdown: ShutdownHandle,
     ) -> Self {
@@ -139,6 +144,7 @@ impl<P: Provider> Processor<P> {
                 running: Semaphore::new(concurrency),
                 config,
                 dead_letter,
+                sequencer: ordering.map(Sequencer::new),
                 stats,
                 shutdown,
             }),
@@ -172,12 +178,14 @@ impl<P: Provider> Processor<P> {
 
     /// Takes an accepted event for background processing, or refuses it.
     ///
-    /// `job` is called once per attempt with the delivery. On `Ok` the event is
+    /// `job`, the handler `lane` (its name, or `""` for one given per request), is
+    /// called once per attempt with the delivery. On `Ok` the event is
     /// spawned and its claim confirmed (redeliveries are answered `200`): answer the
     /// sender `200`. Refused (`503`: shutting down, or queue full) means the claim
     /// was released and the sender should retry.
     pub(crate) async fn submit<J, F>(
         &self,
+        lane: &str,
         delivery: Delivery<P::Event>,
         claim: HeldClaim<P>,
         job: J,
@@ -197,7 +205,9 @@ impl<P: Provider> Processor<P> {
         // Confirmed only once the event is owned by its spawned run: a redelivery
         // answered 200 before that could be followed by a refusal of this one.
         let confirmation = claim.claim().cloned();
-        if !self.spawn_run(delivery, Some(claim), job, permit) {
+        // Taken now, in the order events are accepted: the order of their runs.
+        let place = self.place(lane, &delivery);
+        if !self.spawn_run(delivery, Some(claim), place, job, permit) {
             return Err(Rejection::new(RejectionKind::ShuttingDown));
         }
         if let Some(claim) = confirmation {
@@ -227,6 +237,7 @@ impl<P: Provider> Processor<P> {
         &self,
         delivery: Delivery<P::Event>,
         claim: Option<HeldClaim<P>>,
+        place: Option<Place>,
         job: J,
         permit: OwnedSemaphorePermit,
     ) -> bool
@@ -239,7 +250,7 @@ impl<P: Provider> Processor<P> {
         // through the tracker and the spawn into the task.
         let work = Box::pin(
             self.clone()
-                .run_with_retries(delivery, claim, job, permit)
+                .run_with_retries(delivery, claim, place, job, permit)
                 .instrument(tracing::Span::current()),
         );
         self.shared.shutdown.spawn_unless_closed(work)
@@ -261,6 +272,7 @@ impl<P: Provider> Processor<P> {
     /// dropped (the sender hung up), the claim is released.
     pub(crate) async fn run_now<J, F>(
         &self,
+        lane: &str,
         delivery: Delivery<P::Event>,
         claim: HeldClaim<P>,
         mut job: J,
@@ -270,8 +282,17 @@ impl<P: Provider> Processor<P> {
         F: Future<Output = Result<(), HandlerError>> + Send + 'static,
     {
         let shared = &self.shared;
-        let run = self.timed_attempt(job(delivery));
+        let mut place = self.place(lane, &delivery);
+        let run = async {
+            if self.turn(place.as_mut()).await {
+                return Ok(());
+            }
+            let result = self.timed_attempt(job(delivery)).await;
+            self.ran_in_turn(place.as_ref(), &result);
+            result
+        };
         let result = shared.shutdown.track(renewing(&claim, run)).await;
+        drop(place);
         match result {
             Ok(()) => {
                 shared.stats.processed();
@@ -295,6 +316,7 @@ impl<P: Provider> Processor<P> {
         self,
         delivery: Delivery<P::Event>,
         claim: Option<HeldClaim<P>>,
+        mut place: Option<Place>,
         mut job: J,
         admitted: OwnedSemaphorePermit,
     ) where
@@ -303,15 +325,24 @@ impl<P: Provider> Processor<P> {
     {
         let work = async {
             let waiting = self.shared.stats.waiting();
+            // Its turn first, then a running slot: an event waiting behind another
+            // of its resource must not hold a slot others could run in.
+            if self.turn(place.as_mut()).await {
+                return Ok(());
+            }
             // Never closed, so never an error.
             let _running = self.shared.running.acquire().await.ok();
             drop(waiting);
-            self.attempts(&delivery, &mut job).await
+            let result = self.attempts(&delivery, &mut job).await;
+            self.ran_in_turn(place.as_ref(), &result);
+            result
         };
         let result = match &claim {
             Some(claim) => renewing(claim, work).await,
             None => work.await,
         };
+        // The next event of the resource goes on.
+        drop(place);
         match claim {
             // A failed commit is logged; the event was run either way.
             Some(claim) => claim.commit().await.unwrap_or_default(),
@@ -348,7 +379,8 @@ impl<P: Provider> Processor<P> {
             None => Box::pin(async { Err(HandlerError::Failed("replayed job gone".into())) }),
         };
         self.shared.stats.accepted();
-        if self.spawn_run(letter.delivery.clone(), None, run, permit) {
+        // An operator's explicit request: outside the resource's line.
+        if self.spawn_run(letter.delivery.clone(), None, None, run, permit) {
             return Ok(());
         }
         self.shared.stats.finished();
@@ -421,6 +453,35 @@ impl<P: Provider> Processor<P> {
                     return Err((error, attempts));
                 }
             }
+        }
+    }
+
+    /// `delivery`'s place in its resource's line for the handler `lane`, taken now;
+    /// `None` without ordering or a key.
+    pub(crate) fn place(&self, lane: &str, delivery: &Delivery<P::Event>) -> Option<Place> {
+        let sequencer = self.shared.sequencer.as_ref()?;
+        sequencer.place(self.shared.receiver.provider(), lane, delivery)
+    }
+
+    /// Waits for the event's turn in its resource's line; `true` when it is stale
+    /// (a newer event of the resource was applied): skipped, counted, never run.
+    pub(crate) async fn turn(&self, place: Option<&mut Place>) -> bool {
+        let (Some(sequencer), Some(place)) = (&self.shared.sequencer, place) else {
+            return false;
+        };
+        place.turn().await;
+        let stale = sequencer.is_stale(place);
+        if stale {
+            self.shared.stats.stale();
+            tracing::info!("a newer event of this resource was applied: skipped as stale");
+        }
+        stale
+    }
+
+    /// Records a successful run of an ordered event, in its turn.
+    pub(crate) fn ran_in_turn<T, E>(&self, place: Option<&Place>, result: &Result<T, E>) {
+        if let (Some(sequencer), Some(place), Ok(_)) = (&self.shared.sequencer, place, result) {
+            sequencer.applied(place);
         }
     }
 

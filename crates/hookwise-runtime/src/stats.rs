@@ -27,6 +27,7 @@ use crate::HandlerError;
 /// | `hookwise_handler_duration_seconds` | histogram | | each attempt's duration |
 /// | `hookwise_handler_retries_total` | counter | | attempts that failed and were tried again |
 /// | `hookwise_dead_letters_total` | counter | | events whose every attempt failed |
+/// | `hookwise_stale_events_total` | counter | | events skipped because a newer one of their resource was applied first ([`Ordering::skip_stale`](crate::Ordering::skip_stale)) |
 /// | `hookwise_events_in_flight` | gauge | | accepted events not finished: queued, running or waiting to retry |
 /// | `hookwise_events_waiting` | gauge | | accepted events waiting for a running slot (the in-memory queue's depth) |
 /// | `hookwise_store_errors_total` | counter | `operation`: `renew`, `commit`, `release` | dedupe store calls that failed in the background (a failure on the request path is a `store_unavailable` rejection) |
@@ -64,6 +65,7 @@ struct Counters {
     processed: AtomicU64,
     retried: AtomicU64,
     dead_lettered: AtomicU64,
+    stale: AtomicU64,
     finished: AtomicU64,
     waiting: AtomicU64,
     diagnosed: [AtomicU64; Diagnosis::LABELS.len()],
@@ -118,6 +120,12 @@ impl Stats {
     pub(crate) fn dead_lettered(&self) {
         self.counters.dead_lettered.fetch_add(1, Relaxed);
         self.export(export::Exported::dead_lettered);
+    }
+
+    /// An event was skipped: a newer one of its resource was applied first.
+    pub(crate) fn stale(&self) {
+        self.counters.stale.fetch_add(1, Relaxed);
+        self.export(export::Exported::stale);
     }
 
     /// An accepted event left the receiver's hands (processed, dead-lettered, or
@@ -176,6 +184,7 @@ impl Stats {
             processed: c.processed.load(Relaxed),
             retried: c.retried.load(Relaxed),
             dead_lettered: c.dead_lettered.load(Relaxed),
+            stale: c.stale.load(Relaxed),
             in_flight: accepted.saturating_sub(c.finished.load(Relaxed)),
             waiting: c.waiting.load(Relaxed),
             diagnosed: std::array::from_fn(|i| c.diagnosed[i].load(Relaxed)),
@@ -229,6 +238,9 @@ pub struct StatsSnapshot {
     pub retried: u64,
     /// Accepted events handed to the dead-letter callback after the last attempt.
     pub dead_lettered: u64,
+    /// Accepted events skipped, never run, because a newer event of their resource
+    /// had been applied ([`Ordering::skip_stale`](crate::Ordering::skip_stale)).
+    pub stale: u64,
     /// Accepted events not finished yet: queued, running, or waiting to retry.
     pub in_flight: u64,
     /// Accepted events waiting for a running slot (part of `in_flight`).
@@ -282,6 +294,7 @@ mod export {
         duration: Histogram,
         retried: Counter,
         dead_lettered: Counter,
+        stale: Counter,
         in_flight: Gauge,
         waiting: Gauge,
         renewed: Counter,
@@ -314,6 +327,7 @@ mod export {
                 duration: histogram!("hookwise_handler_duration_seconds", "provider" => provider),
                 retried: counter!("hookwise_handler_retries_total", "provider" => provider),
                 dead_lettered: counter!("hookwise_dead_letters_total", "provider" => provider),
+                stale: counter!("hookwise_stale_events_total", "provider" => provider),
                 in_flight: gauge!("hookwise_events_in_flight", "provider" => provider),
                 waiting: gauge!("hookwise_events_waiting", "provider" => provider),
                 renewed: counter!("hookwise_lease_renewals_total", "provider" => provider),
@@ -351,6 +365,10 @@ mod export {
 
         pub(super) fn dead_lettered(&self) {
             self.dead_lettered.increment(1);
+        }
+
+        pub(super) fn stale(&self) {
+            self.stale.increment(1);
         }
 
         pub(super) fn finished(&self) {
@@ -398,6 +416,7 @@ mod export {
         pub(super) fn diagnosed(&self, _: &Diagnosis) {}
         pub(super) fn retried(&self) {}
         pub(super) fn dead_lettered(&self) {}
+        pub(super) fn stale(&self) {}
         pub(super) fn finished(&self) {}
         pub(super) fn waiting(&self, _: f64) {}
         pub(super) fn handler_run(&self, _: usize, _: Duration) {}

@@ -10,9 +10,9 @@ use http::request::Parts;
 use http_body::Body;
 
 use crate::{
-    DeadLetterHandler, DeadLetters, DurableQueue, Handler, HandlerError, HeldClaim, ShutdownHandle,
-    ShutdownReport, Stats, WebhooksBuilder, Workers, handler::BoxError, intake::Intake,
-    processor::ProcessingConfig, processor::Processor,
+    DeadLetterHandler, DeadLetters, DurableQueue, Handler, HandlerError, HeldClaim, Ordering,
+    ShutdownHandle, ShutdownReport, Stats, WebhooksBuilder, Workers, handler::BoxError,
+    intake::Intake, processor::ProcessingConfig, processor::Processor,
 };
 
 /// The receiving runtime: one provider's receiver (verification, dedupe), the
@@ -75,6 +75,7 @@ pub(crate) struct Settings<P: Provider> {
     pub(crate) dead_letter: Option<Arc<dyn DeadLetterHandler<P::Event>>>,
     pub(crate) durable: Option<Arc<dyn DurableQueue<P>>>,
     pub(crate) handlers: Vec<Handler<P::Event>>,
+    pub(crate) ordering: Option<Ordering<P::Event>>,
     pub(crate) metrics: bool,
 }
 
@@ -119,6 +120,7 @@ impl<P: Provider> Webhooks<P> {
             receiver.clone(),
             settings.processing,
             settings.dead_letter,
+            settings.ordering,
             stats.clone(),
             shutdown.clone(),
         );
@@ -213,8 +215,8 @@ impl<P: Provider> Webhooks<P> {
         };
         let processor = &self.inner.processor;
         match self.inner.mode {
-            AckMode::Fast => processor.submit(delivery, claim, job).await,
-            AckMode::AfterHandler => Box::pin(processor.run_now(delivery, claim, job)).await,
+            AckMode::Fast => processor.submit("", delivery, claim, job).await,
+            AckMode::AfterHandler => Box::pin(processor.run_now("", delivery, claim, job)).await,
         }
     }
 
@@ -240,9 +242,9 @@ impl<P: Provider> Webhooks<P> {
             (Some(queue), _) => {
                 Box::pin(processor.enqueue(queue.as_ref(), name, head, &delivery, claim)).await
             }
-            (None, AckMode::Fast) => processor.submit(delivery, claim, handler.job()).await,
+            (None, AckMode::Fast) => processor.submit(name, delivery, claim, handler.job()).await,
             (None, AckMode::AfterHandler) => {
-                Box::pin(processor.run_now(delivery, claim, handler.job())).await
+                Box::pin(processor.run_now(name, delivery, claim, handler.job())).await
             }
         }
     }

@@ -63,7 +63,7 @@ use http::HeaderMap;
 
 pub use self::event::Event;
 use crate::{
-    ConfigError, Provider, Rejection, RejectionKind, Secrets, Verified, hex,
+    ConfigError, Provider, Rejection, RejectionKind, Secrets, Verified, hex, ordering::OrderKey,
     provider::single_header, secret::Digest,
 };
 
@@ -179,6 +179,20 @@ impl Provider for GitHub {
 
     fn dedupe_key(&self, event: &Event, _: &[u8]) -> String {
         event.delivery().to_owned()
+    }
+
+    /// `owner/repo#number` for an event about an issue or a pull request (its
+    /// comments and reviews included), else `owner/repo`; no time (GitHub sends none
+    /// for the event), so nothing is skipped as stale.
+    fn order_key(&self, event: &Event) -> Option<OrderKey> {
+        let repository = event.get("repository")?.get("full_name")?.as_str()?;
+        let number = ["issue", "pull_request"]
+            .iter()
+            .find_map(|field| event.get(field)?.get("number")?.as_u64());
+        Some(OrderKey::new(match number {
+            Some(number) => format!("{repository}#{number}"),
+            None => repository.to_owned(),
+        }))
     }
 
     /// GitHub signs no timestamp, so a signature verifies forever: this is not the

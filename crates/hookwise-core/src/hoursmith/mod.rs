@@ -51,7 +51,11 @@ use http::HeaderMap;
 pub use self::event::{EVENT_TYPES, Event, EventData};
 // The parser is shared with Stripe; re-exported here, where it was first public.
 pub use crate::timestamped::{MAX_SIGNATURES, SignatureHeader};
-use crate::{ConfigError, Provider, Rejection, Secrets, Verified, timestamped};
+use crate::{
+    ConfigError, Provider, Rejection, Secrets, Verified,
+    ordering::{self, OrderKey},
+    timestamped,
+};
 
 /// The signature header's name (header names are case-insensitive).
 pub const SIGNATURE_HEADER: &str = "hoursmith-signature";
@@ -152,6 +156,30 @@ impl Provider for Hoursmith {
 
     fn dedupe_key(&self, event: &Event, _: &[u8]) -> String {
         event.id().to_owned()
+    }
+
+    /// The event's main snapshot, `<kind>:<id>` (`invoice:inv_1`: the invoice of
+    /// `invoice.paid`, not its payment), at `created`. A type this version does not
+    /// know is keyed by its prefix's object in `data` (`invoice.refunded` by
+    /// `data.invoice.id`), when there is one.
+    fn order_key(&self, event: &Event) -> Option<OrderKey> {
+        let (kind, id) = match event.data() {
+            EventData::InvoiceSent { invoice }
+            | EventData::InvoicePaid { invoice, .. }
+            | EventData::InvoicePaymentFailed { invoice, .. } => ("invoice", invoice.id()),
+            EventData::TimeEntryCreated { time_entry } => ("time_entry", time_entry.id()),
+            EventData::TaskCompleted { task } | EventData::TaskCreated { task } => {
+                ("task", task.id())
+            }
+            EventData::ClientCreated { client } => ("client", client.id()),
+            EventData::ProjectCreated { project } => ("project", project.id()),
+            EventData::Unknown { event_type, data } => {
+                let kind = event_type.split('.').next().unwrap_or_default();
+                let id = data.get(kind).and_then(|object| object.get("id"));
+                (kind, id.and_then(serde_json::Value::as_str))
+            }
+        };
+        ordering::named(kind, id).map(|key| key.at(event.created()))
     }
 
     fn should_process(&self, event: &Event) -> bool {

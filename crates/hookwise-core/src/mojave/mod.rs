@@ -47,6 +47,7 @@ use sha2::{Digest as _, Sha256};
 pub use self::event::{EVENT_TYPES, Event, EventData};
 use crate::{
     ConfigError, Provider, Rejection, RejectionKind, Secrets, Verified, hex,
+    ordering::{self, OrderKey},
     provider::{check_timestamp, single_header},
 };
 
@@ -195,6 +196,22 @@ impl Provider for Mojave {
 
     fn event_type<'e>(&self, event: &'e Event) -> &'e str {
         event.event_type()
+    }
+
+    /// The resource in `data`, named by the type's prefix (`invoice:<id>` for
+    /// `invoice.paid`), at the payload's `timestamp`.
+    fn order_key(&self, event: &Event) -> Option<OrderKey> {
+        let kind = event.event_type().split('.').next().unwrap_or_default();
+        let id = match event.data() {
+            EventData::TimeEntryCreated(resource)
+            | EventData::TimeEntryUpdated(resource)
+            | EventData::InvoiceCreated(resource)
+            | EventData::InvoicePaid(resource)
+            | EventData::ProjectArchived(resource)
+            | EventData::UserInvited(resource) => resource.id(),
+            EventData::Unknown { data, .. } => data.get("id").and_then(serde_json::Value::as_str),
+        };
+        ordering::named(kind, id).map(|key| key.at(event.timestamp()))
     }
 
     fn dedupe_key(&self, event: &Event, body: &[u8]) -> String {

@@ -49,7 +49,7 @@ use bytes::Bytes;
 use http::HeaderMap;
 
 pub use self::event::Event;
-use crate::{ConfigError, Provider, Rejection, Secrets, Verified, timestamped};
+use crate::{ConfigError, Provider, Rejection, Secrets, Verified, ordering::OrderKey, timestamped};
 
 /// The signature header's name (header names are case-insensitive).
 pub const SIGNATURE_HEADER: &str = "stripe-signature";
@@ -141,6 +141,12 @@ impl Provider for Stripe {
 
     fn dedupe_key(&self, event: &Event, _: &[u8]) -> String {
         event.id().to_owned()
+    }
+
+    /// `data.object.id` (`in_1`), at `created`.
+    fn order_key(&self, event: &Event) -> Option<OrderKey> {
+        let id = event.object().id().filter(|id| !id.is_empty())?;
+        Some(OrderKey::new(id).at(event.created()))
     }
 
     /// `2 × tolerance + 1 s`: `t` verifies from `now = t - tolerance` until the whole
