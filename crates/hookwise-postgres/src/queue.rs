@@ -248,6 +248,7 @@ impl<P: Provider> DurableQueue<P> for PgQueue {
                 delivery,
                 claim,
                 store,
+                line: entry_line,
                 ..
             } = entry;
             let head = StoredHead::of(head);
@@ -281,12 +282,9 @@ impl<P: Provider> DurableQueue<P> for PgQueue {
                     .bind(crate::store::token(claim.token()))
                     .bind(millis(store.retention));
             }
-            let (room, stored) = bounded(
-                self.timeout,
-                "enqueue",
-                query.bind(self.bound()).fetch_one(&self.pool),
-            )
-            .await?;
+            let query = query.bind(self.bound()).bind(entry_line);
+            let (room, stored) =
+                bounded(self.timeout, "enqueue", query.fetch_one(&self.pool)).await?;
             match (room, stored, committing) {
                 (_, true, false) => Ok(Stored::Uncommitted),
                 (_, true, true) => Ok(Stored::Committed),
@@ -524,15 +522,18 @@ impl StoredDeadLetter {
 /// The queue's statements for one schema, built once.
 #[derive(Debug)]
 pub(crate) struct QueueStatements {
-    /// `$1`..`$10` the columns of [`COLUMNS`], `$11` the backlog's bound: whether
-    /// there was room, and whether the row was stored.
+    /// `$1`..`$10` the columns of [`COLUMNS`], `$11` the backlog's bound, `$12` the
+    /// line: whether there was room, and whether the row was stored.
     pub(crate) insert: Arc<str>,
-    /// The same as `INSERT … SELECT`, for a `WHERE` to follow.
+    /// The same as `INSERT … SELECT`, for a `WHERE` to follow, with `{line}` for the
+    /// line's parameter.
     pub(crate) insert_select: String,
     /// A `room` CTE (`ok`: provider `$1`'s handler `$2` has fewer rows than the
     /// bound), with `{bound}` for the bound's parameter.
     pub(crate) room: String,
-    /// `$1` provider, `$2` handler, `$3` visibility in ms, `$4` the most rows.
+    /// `$1` provider, `$2` handler, `$3` visibility in ms, `$4` the most rows; never
+    /// a row with an earlier one of its line still queued (running, or waiting to),
+    /// so that a line's rows run one at a time, in order, across instances.
     take: Arc<str>,
     /// `$1` id, `$2` deliveries, `$3` visibility in ms.
     refresh: Arc<str>,
@@ -571,15 +572,17 @@ impl QueueStatements {
     END AS ok
 )"
         );
+        // The line comes last, after the parameters of the statements around it.
         let insert_select = format!(
-            "INSERT INTO {queue} ({COLUMNS}) SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10"
+            "INSERT INTO {queue} ({COLUMNS}, line) SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, {{line}}"
         );
         Self {
             insert: format!(
                 "WITH {room},
 inserted AS ({insert_select} WHERE (SELECT ok FROM room) RETURNING 1)
 SELECT (SELECT ok FROM room), EXISTS (SELECT 1 FROM inserted)",
-                room = room.replace("{bound}", "$11")
+                room = room.replace("{bound}", "$11"),
+                insert_select = insert_select.replace("{line}", "$12::text"),
             )
             .into(),
             insert_select,
@@ -588,8 +591,13 @@ SELECT (SELECT ok FROM room), EXISTS (SELECT 1 FROM inserted)",
             take: format!(
                 "UPDATE {queue} SET deliveries = deliveries + 1, visible_at = {visible}
 WHERE id IN (
-    SELECT id FROM {queue}
+    SELECT id FROM {queue} q
     WHERE provider = $1 AND handler = $2 AND visible_at <= clock_timestamp()
+        AND (line IS NULL OR NOT EXISTS (
+            SELECT 1 FROM {queue} earlier
+            WHERE earlier.provider = $1 AND earlier.handler = $2
+                AND earlier.line = q.line AND earlier.id < q.id
+        ))
     ORDER BY id LIMIT $4 FOR UPDATE SKIP LOCKED
 )
 RETURNING id, deliveries, key, method, uri, headers, body, secret, signed_at, received_ms"

@@ -66,6 +66,9 @@ CREATE TABLE IF NOT EXISTS "{schema}".queue (
 );
 CREATE INDEX IF NOT EXISTS queue_ready ON "{schema}".queue (provider, handler, visible_at);
 CREATE INDEX IF NOT EXISTS queue_order ON "{schema}".queue (provider, handler, id);
+ALTER TABLE "{schema}".queue ADD COLUMN IF NOT EXISTS line text;
+CREATE INDEX IF NOT EXISTS queue_line ON "{schema}".queue (provider, handler, line, id)
+    WHERE line IS NOT NULL;
 CREATE TABLE IF NOT EXISTS "{schema}".dead (
     id          bigserial   PRIMARY KEY,
 {DELIVERY}

@@ -195,9 +195,10 @@ impl PgStore {
         self.cleaner().run().await
     }
 
-    /// `insert_select` (an `INSERT … SELECT $1..$10` of a queue row) run only when,
-    /// in the same statement, the `room` CTE (its bound `$13`) is `ok` and the claim
-    /// of key `$3` and token `$11` is marked done for `$12` ms: both or neither.
+    /// `insert_select` (an `INSERT … SELECT $1..$10` of a queue row, its line `$14`)
+    /// run only when, in the same statement, the `room` CTE (its bound `$13`) is `ok`
+    /// and the claim of key `$3` and token `$11` is marked done for `$12` ms: both or
+    /// neither.
     /// Answers whether there was room, and whether the row was stored.
     pub(crate) fn store_and_commit(&self, room: &str, insert_select: &str) -> Arc<str> {
         let table = format!(r#""{}".dedupe"#, self.sql.schema);
@@ -212,7 +213,8 @@ marked AS (
 ),
 inserted AS ({insert_select} WHERE EXISTS (SELECT 1 FROM marked) RETURNING 1)
 SELECT (SELECT ok FROM room), EXISTS (SELECT 1 FROM inserted)",
-            room = room.replace("{bound}", "$13")
+            room = room.replace("{bound}", "$13"),
+            insert_select = insert_select.replace("{line}", "$14::text"),
         )
         .into()
     }

@@ -42,6 +42,10 @@ pub struct Enqueue<'a, E> {
     /// The receiver's dedupe store: a queue on the same server may commit `claim` in
     /// the same step as it stores the delivery ([`Stored::Committed`]).
     pub store: &'a AnyStore,
+    /// With [`ordering`](crate::WebhooksBuilder::ordering) on, the name of the
+    /// event's line (its handler, tenant and resource): a queue that can keeps the
+    /// line's events one at a time, in the order stored, across instances.
+    pub line: Option<&'a str>,
 }
 
 impl<'a, E> Enqueue<'a, E> {
@@ -59,7 +63,15 @@ impl<'a, E> Enqueue<'a, E> {
             delivery,
             claim,
             store,
+            line: None,
         }
+    }
+
+    /// The same entry, in the line `line` ([`line`](Self::line)).
+    #[must_use]
+    pub fn ordered(mut self, line: &'a str) -> Self {
+        self.line = Some(line);
+        self
     }
 }
 

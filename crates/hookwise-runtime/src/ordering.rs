@@ -41,14 +41,25 @@ type KeyFn<E> = Arc<dyn Fn(&E) -> Option<OrderKey> + Send + Sync>;
 /// those of different tenants. A dead letter's replay is an operator's explicit
 /// request and runs outside the line.
 ///
-/// With a durable queue, ordering is per instance and weaker: an instance's readers
-/// run one event of a resource at a time and skip the ones older than what this
-/// instance applied, but the events read
-/// together start in no set order, and instances reading the same queue do not
-/// coordinate (each keeps its own lines; a shared line would need a lock per
-/// resource in the database, held across a handler's run and its retries). Behind a
-/// durable queue, rely on `skip_stale` with the provider's time rather than on the
-/// order of runs.
+/// Behind a durable queue, the queue stores each event with its line
+/// ([`Enqueue::line`](crate::Enqueue::line)), and what holds depends on it:
+///
+/// - **Postgres** (`PgQueue`) keeps the order across instances: a reader never takes
+///   a row while an earlier row of its line is still queued (running, waiting, or
+///   left by a dead worker until it is taken over), so one resource's events run
+///   one at a time in the order stored, whichever instance reads them. A dead letter
+///   lets the line go on; its replay joins no line.
+/// - **Redis** (`RedisQueue`) keeps it per instance only: an instance's readers run
+///   one event of a resource at a time, but the events read together start in no
+///   set order, and instances do not coordinate. A consumer group hands entries out
+///   without regard to what they hold, so a shared order would need each line's
+///   progress kept in Redis beside the stream, with entries parked and taken over
+///   in line order; that is not built.
+///
+/// Either way, stale events are judged by what this instance applied (the times are
+/// kept in its memory): behind Redis, rely on `skip_stale` rather than on the order
+/// of runs, and know that an instance that never saw a resource's newer event runs
+/// its older one.
 ///
 /// ```
 /// use hookwise_core::{Hoursmith, MemoryStore, Receiver};
@@ -169,10 +180,15 @@ impl<E> Sequencer<E> {
         }
     }
 
-    /// Takes `delivery`'s place in its resource's line for the handler `lane`, now:
-    /// the order of these calls is the order of the runs. `None` for an event
-    /// without a key.
-    pub(crate) fn place<P>(&self, provider: &P, lane: &str, delivery: &Delivery<E>) -> Option<Place>
+    /// The name of `delivery`'s line for the handler `lane` (the handler, the tenant
+    /// and the resource), with the provider's time for the event; `None` for an
+    /// event without a key.
+    pub(crate) fn line<P>(
+        &self,
+        provider: &P,
+        lane: &str,
+        delivery: &Delivery<E>,
+    ) -> Option<(Arc<str>, Option<i64>)>
     where
         P: Provider<Event = E>,
     {
@@ -182,7 +198,18 @@ impl<E> Sequencer<E> {
         }?;
         let tenant = delivery.tenant().map_or("", |tenant| tenant.as_str());
         // The unit separator cannot appear in a handler name or a tenant id.
-        let line: Arc<str> = format!("{lane}\u{1f}{tenant}\u{1f}{}", key.resource()).into();
+        let line = format!("{lane}\u{1f}{tenant}\u{1f}{}", key.resource());
+        Some((line.into(), key.time()))
+    }
+
+    /// Takes `delivery`'s place in its resource's line for the handler `lane`, now:
+    /// the order of these calls is the order of the runs. `None` for an event
+    /// without a key.
+    pub(crate) fn place<P>(&self, provider: &P, lane: &str, delivery: &Delivery<E>) -> Option<Place>
+    where
+        P: Provider<Event = E>,
+    {
+        let (line, time) = self.line(provider, lane, delivery)?;
         let mut lines = self.lines.lock().unwrap_or_else(PoisonError::into_inner);
         let entry = lines.entry(line.clone()).or_insert_with(|| Line {
             next: 0,
@@ -197,7 +224,7 @@ impl<E> Sequencer<E> {
             served: entry.turn.subscribe(),
             line,
             ticket,
-            time: key.time(),
+            time,
         })
     }
 

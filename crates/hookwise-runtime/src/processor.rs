@@ -539,7 +539,13 @@ impl<P: Provider> Processor<P> {
                 .with_detail("the claim had ended before the event was stored"));
         };
         let store = self.shared.receiver.store();
-        let entry = Enqueue::new(handler, head, delivery, held, store);
+        let line = self.shared.sequencer.as_ref().and_then(|sequencer| {
+            sequencer.line(self.shared.receiver.provider(), handler, delivery)
+        });
+        let mut entry = Enqueue::new(handler, head, delivery, held, store);
+        if let Some((line, _)) = &line {
+            entry = entry.ordered(line);
+        }
         // Failures to end the claim are logged by the claim.
         match queue.enqueue(entry).await {
             Ok(Stored::Committed) => {
