@@ -1,12 +1,12 @@
 //! The runtime's metrics for what the `receiver` example cannot show: a failing
-//! handler's retries and dead letter, and the runs' results, through a Prometheus
-//! recorder installed before the runtime is built.
+//! handler's retries and dead letter, the runs' results and a stale event skipped,
+//! through a Prometheus recorder installed before the runtime is built.
 
 use std::{convert::Infallible, time::Duration};
 
 use axum::{Router, routing::post_service};
 use hookwise::{
-    Delivery, Hoursmith, MemoryStore, Receiver, RetryPolicy, Webhooks, hoursmith,
+    Delivery, Hoursmith, MemoryStore, Ordering, Receiver, RetryPolicy, Webhooks, hoursmith,
     tower::WebhookEndpoint,
 };
 use hookwise_test_support::*;
@@ -32,6 +32,7 @@ async fn a_failing_handler_counts_its_runs_retries_and_dead_letter() {
                 .max_attempts(3)
                 .initial_backoff(Duration::from_millis(1)),
         )
+        .ordering(Ordering::by_resource().skip_stale(true))
         .handler("fails", |delivery: Delivery<hoursmith::Event>| async move {
             if delivery.event().id() == "evt_bad" {
                 return Err("the handler fails");
@@ -49,6 +50,29 @@ async fn a_failing_handler_counts_its_runs_retries_and_dead_letter() {
             200
         );
     }
+    // An invoice's newer event, then (once applied) an older one: skipped as stale.
+    let stats = webhooks.stats();
+    let settled = eventually(Duration::from_secs(5), || {
+        let now = stats.snapshot();
+        (now.processed, now.dead_lettered) == (1, 1)
+    })
+    .await;
+    assert!(settled, "the first two ran: {:?}", stats.snapshot());
+    for (id, created) in [("evt_newer", now() + 20), ("evt_older", now() + 10)] {
+        let body = bytes::Bytes::from(format!(
+            r#"{{"id":"{id}","type":"invoice.sent","created":{created},"orgId":"o",
+                "livemode":true,"data":{{"invoice":{{"id":"in_1"}}}}}}"#
+        ));
+        let before = stats.snapshot();
+        let answer = send(&client, addr, "/hook", &hoursmith_signed(body, now())).await;
+        assert_eq!(answer.status, 200);
+        let done = eventually(Duration::from_secs(5), || {
+            let now = stats.snapshot();
+            now.processed + now.stale > before.processed + before.stale
+        })
+        .await;
+        assert!(done, "{id} was run or skipped");
+    }
     let report = webhooks.shutdown(Duration::from_secs(10)).await;
     assert_eq!(report.unfinished, 0);
 
@@ -56,7 +80,7 @@ async fn a_failing_handler_counts_its_runs_retries_and_dead_letter() {
     let expected = [
         (
             r#"hookwise_handler_runs_total{provider="hoursmith",result="ok"}"#,
-            1.0,
+            2.0,
         ),
         (
             r#"hookwise_handler_runs_total{provider="hoursmith",result="failed"}"#,
@@ -69,12 +93,13 @@ async fn a_failing_handler_counts_its_runs_retries_and_dead_letter() {
         (r#"hookwise_dead_letters_total{provider="hoursmith"}"#, 1.0),
         (
             r#"hookwise_handler_duration_seconds_count{provider="hoursmith"}"#,
-            4.0,
+            5.0,
         ),
         (
             r#"hookwise_deliveries_total{provider="hoursmith",outcome="accepted"}"#,
-            2.0,
+            4.0,
         ),
+        (r#"hookwise_stale_events_total{provider="hoursmith"}"#, 1.0),
         (r#"hookwise_events_in_flight{provider="hoursmith"}"#, 0.0),
     ];
     for (series, value) in expected {
