@@ -24,6 +24,7 @@ use crate::{
     attempt::attempt,
     dead_letter::{Kept, Refused, call_handler},
     ordering::{Place, Sequencer},
+    shutdown::Unstarted,
 };
 
 /// How many events run at once by default.
@@ -202,17 +203,20 @@ impl<P: Provider> Processor<P> {
                 return Err(Rejection::new(refused));
             }
         };
-        // Confirmed only once the event is owned by its spawned run: a redelivery
-        // answered 200 before that could be followed by a refusal of this one.
+        // Confirmed only once the event is owned by its admitted run (which runs
+        // even if this future is dropped now): a redelivery answered 200 before that
+        // could be followed by a refusal of this one. Confirmed before the run
+        // starts, so that a redelivery meanwhile is a duplicate, not a `409`.
         let confirmation = claim.claim().cloned();
         // Taken now, in the order events are accepted: the order of their runs.
         let place = self.place(lane, &delivery);
-        if !self.spawn_run(delivery, Some(claim), place, job, permit) {
+        let Some(run) = self.admit_run(delivery, Some(claim), place, job, permit) else {
             return Err(Rejection::new(RejectionKind::ShuttingDown));
-        }
+        };
         if let Some(claim) = confirmation {
             self.confirm(&claim).await;
         }
+        run.start();
         Ok(())
     }
 
@@ -229,18 +233,20 @@ impl<P: Provider> Processor<P> {
             .map_err(|_full| RejectionKind::QueueFull)
     }
 
-    /// Spawns an admitted event's run. `false` when the shutdown handle closed
-    /// since [`admit`](Self::admit): the run is dropped unstarted, and with it its
-    /// claim, which `HeldClaim`'s `Drop` releases (a tracked task, so the drain
-    /// waits for it). The check and the spawn are one step for a drain.
-    fn spawn_run<J, F>(
+    /// An admitted event's run, tracked for the drain, to [`start`](Unstarted::start)
+    /// (polled once on the caller's task, spawned if it waits). `None` when the
+    /// shutdown handle closed since [`admit`](Self::admit): the run is dropped
+    /// unstarted, and with it its claim, which `HeldClaim`'s `Drop` releases (a
+    /// tracked task, so the drain waits for it). The check and the tracking are one
+    /// step for a drain.
+    fn admit_run<J, F>(
         &self,
         delivery: Delivery<P::Event>,
         claim: Option<HeldClaim<P>>,
         place: Option<Place>,
         job: J,
         permit: OwnedSemaphorePermit,
-    ) -> bool
+    ) -> Option<Unstarted<impl Future<Output = ()> + Send + Unpin + 'static>>
     where
         J: FnMut(Delivery<P::Event>) -> F + Send + 'static,
         F: Future<Output = Result<(), HandlerError>> + Send + 'static,
@@ -253,7 +259,7 @@ impl<P: Provider> Processor<P> {
                 .run_with_retries(delivery, claim, place, job, permit)
                 .instrument(tracing::Span::current()),
         );
-        self.shared.shutdown.spawn_unless_closed(work)
+        self.shared.shutdown.admit_unless_closed(work)
     }
 
     /// Confirms a claim whose event this processor owns now. Through a clone of the
@@ -380,7 +386,8 @@ impl<P: Provider> Processor<P> {
         };
         self.shared.stats.accepted();
         // An operator's explicit request: outside the resource's line.
-        if self.spawn_run(letter.delivery.clone(), None, None, run, permit) {
+        if let Some(run) = self.admit_run(letter.delivery.clone(), None, None, run, permit) {
+            run.start();
             return Ok(());
         }
         self.shared.stats.finished();

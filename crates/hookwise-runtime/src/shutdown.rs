@@ -9,7 +9,43 @@ use std::{
     time::Duration,
 };
 
-use tokio_util::task::TaskTracker;
+use tokio_util::task::{TaskTracker, task_tracker::TrackedFuture};
+
+/// Work a drain waits for, not started yet ([`ShutdownHandle::admit_unless_closed`]).
+/// Dropped unstarted (its caller was cancelled), it is spawned: it runs either way.
+pub(crate) struct Unstarted<F: Future<Output = ()> + Send + Unpin + 'static>(
+    Option<TrackedFuture<F>>,
+);
+
+impl<F: Future<Output = ()> + Send + Unpin + 'static> Unstarted<F> {
+    /// Polls the work once here, on the caller's task, and spawns it if it waits:
+    /// work that finishes without waiting (a handler that does not await) is done
+    /// without a task, a wake-up or a hop to another core.
+    pub(crate) fn start(mut self) {
+        let Some(mut work) = self.0.take() else {
+            return;
+        };
+        // A waker that does nothing: if the work waits, the spawned task polls it
+        // again with its own, and a future wakes only the waker of its last poll.
+        let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+        if std::pin::Pin::new(&mut work).poll(&mut cx).is_pending() {
+            tokio::spawn(work);
+        }
+    }
+}
+
+impl<F: Future<Output = ()> + Send + Unpin + 'static> Drop for Unstarted<F> {
+    fn drop(&mut self) {
+        if let Some(work) = self.0.take() {
+            match tokio::runtime::Handle::try_current() {
+                Ok(runtime) => drop(runtime.spawn(work)),
+                // No runtime to run it on (it is shutting down): dropped, and with it
+                // whatever it holds, a claim released by its own `Drop`.
+                Err(_) => drop(work),
+            }
+        }
+    }
+}
 
 /// Stops a receiver from taking deliveries and waits for accepted events to finish.
 ///
@@ -113,23 +149,25 @@ impl ShutdownHandle {
         self.state.tracker.spawn(work);
     }
 
-    /// Runs `work` as a tracked task unless [`close`](Self::close) was called, in
-    /// which case it is dropped unstarted and `false` returned. Atomic with respect
-    /// to a drain: a drain either waits for the task, or the task is refused; never
-    /// a task that runs after a drain reported nothing unfinished.
-    pub(crate) fn spawn_unless_closed<F>(&self, work: F) -> bool
+    /// Admits `work` as tracked unless [`close`](Self::close) was called, in which
+    /// case it is dropped unstarted and `None` returned. Atomic with respect to a
+    /// drain: a drain either waits for the work, or the work is refused; never work
+    /// that runs after a drain reported nothing unfinished.
+    ///
+    /// The work is not started yet: [`Unstarted::start`] runs it, and dropping it
+    /// unstarted spawns it, so that admitted work runs either way.
+    pub(crate) fn admit_unless_closed<F>(&self, work: F) -> Option<Unstarted<F>>
     where
-        F: Future<Output = ()> + Send + 'static,
+        F: Future<Output = ()> + Send + Unpin + 'static,
     {
         // Counted before the check: a drain that starts after this exists waits
         // for it.
         let tracked = self.state.tracker.track_future(work);
         fence(Ordering::SeqCst);
         if self.is_closed() {
-            return false;
+            return None;
         }
-        tokio::spawn(tracked);
-        true
+        Some(Unstarted(Some(tracked)))
     }
 
     /// Tracks `work` run inline by a request (ack-after-handler mode).
