@@ -166,6 +166,25 @@ pub struct ReplayReport {
 /// Implement [`page`](Self::page), [`show`](Self::show), [`replay`](Self::replay)
 /// and [`delete`](Self::delete); [`list`](Self::list) and
 /// [`replay_matching`](Self::replay_matching) are built on them, and bounded.
+///
+/// ```
+/// # use hookwise_core::{Hoursmith, MemoryStore, Receiver};
+/// # use hookwise_runtime::{DeadLetterFilter, Webhooks};
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let webhooks = Webhooks::new(Receiver::new(Hoursmith::new("whsec_...")?, MemoryStore::new())?);
+/// let store = webhooks.dead_letter_store().ok_or("a callback takes the dead letters")?;
+/// let mut filter = DeadLetterFilter::default();
+/// filter.event_type = Some("invoice.paid".into());
+/// let page = store.list(&filter, 50, None).await?;
+/// for letter in &page.letters {
+///     println!("{}: {} failed {} times: {}", letter.id, letter.key, letter.attempts, letter.error);
+/// }
+/// // ... once what made them fail is fixed:
+/// let report = store.replay_matching(&filter, 100).await?;
+/// assert_eq!((report.replayed, report.more), (0, false));
+/// # Ok(()) }
+/// ```
 pub trait DeadLetterStore: Send + Sync + 'static {
     /// At most `count` dead letters older than the one with id `before` (from the
     /// newest when `None`), newest first, without their bodies.
