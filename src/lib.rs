@@ -10,7 +10,7 @@
 //! | (core) | the root | [`Receiver`], providers, typed events, [`DedupeStore`], [`MemoryStore`] |
 //! | `runtime` (with any adapter) | [`runtime`] | [`Webhooks`]: background processing, retries, dead letters, durable queues, shutdown, stats |
 //! | `tower` (default) | [`tower`] | `WebhookLayer` (wraps a handler service) and `WebhookEndpoint` (a named handler) |
-//! | `axum` (default) | [`axum`] | the `Webhook` extractor, taking `Webhooks` from the router state |
+//! | `axum` (default) | [`axum`] | the `Webhook` extractor, taking `Webhooks` from the router state; `dead_letter_router`, to list, replay and delete dead letters behind your auth |
 //! | `redis` | `redis` | `RedisStore` and `RedisQueue`, for several instances |
 //! | `postgres` | `postgres` | `PgStore`, `Inbox` and `PgQueue`: dedupe, exactly-once effects and a durable queue on Postgres |
 //! | `metrics` | (none) | the runtime's counters through the `metrics` facade, under Prometheus names (listed on `runtime::Stats`) |

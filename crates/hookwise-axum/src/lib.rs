@@ -80,11 +80,18 @@
 //!     .with_state(webhooks);
 //! # Ok(()) }
 //! ```
+//!
+//! # Dead letters
+//!
+//! [`dead_letter_router`] lists, shows, replays and deletes a runtime's dead letters
+//! (in memory, or a durable queue's) over HTTP. It has no credentials and no route of
+//! its own: nest it behind your authentication.
 
 #![forbid(unsafe_code)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+mod admin;
 mod extract;
 mod rejection;
 
-pub use self::{extract::Webhook, rejection::WebhookRejection};
+pub use self::{admin::dead_letter_router, extract::Webhook, rejection::WebhookRejection};

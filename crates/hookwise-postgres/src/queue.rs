@@ -7,13 +7,16 @@ use std::{
 };
 
 use bytes::Bytes;
-use hookwise_core::{ConfigError, Provider, StoreError, Verified};
-use hookwise_runtime::{DurableQueue, Enqueue, QueueFuture, Stored, StoredHead, Workers};
+use hookwise_core::{AnyStore, ConfigError, Provider, Receiver, StoreError, Verified};
+use hookwise_runtime::{
+    DeadLetterStore, DurableQueue, Enqueue, QueueFuture, Stored, StoredHead, Workers,
+};
 use sqlx::{AssertSqlSafe, PgPool, Row, postgres::PgRow};
 use tokio::{sync::Semaphore, task::JoinHandle};
 
 use crate::{
     DEFAULT_TIMEOUT, PgStore,
+    dead_letters::{DeadStatements, PgDeadLetters},
     store::{bounded, millis, place, pool_for},
 };
 
@@ -72,16 +75,16 @@ const COLUMNS: &str =
 ///   [`migration_sql`](crate::migration_sql)); give the queue the store's schema.
 #[derive(Clone)]
 pub struct PgQueue {
-    pool: PgPool,
+    pub(crate) pool: PgPool,
     /// Where the pool connects, worked out once: a receiver's `PgStore` at the same
     /// place shares the database.
     place: Arc<str>,
-    sql: Arc<QueueStatements>,
+    pub(crate) sql: Arc<QueueStatements>,
     visibility: Duration,
     poll_interval: Duration,
     max_deliveries: u32,
     max_backlog: u64,
-    timeout: Duration,
+    pub(crate) timeout: Duration,
 }
 
 impl PgQueue {
@@ -309,6 +312,14 @@ impl<P: Provider> DurableQueue<P> for PgQueue {
         let shutdown = reader.workers.processor.shutdown_handle().clone();
         shutdown.spawn(reader.run());
     }
+
+    /// The provider's rows of the `dead` table, newest first, ids their row ids.
+    fn dead_letter_store(
+        &self,
+        receiver: &Arc<Receiver<P, AnyStore>>,
+    ) -> Option<Arc<dyn DeadLetterStore>> {
+        Some(Arc::new(PgDeadLetters::new(self.clone(), receiver.clone())))
+    }
 }
 
 /// Takes one handler's ready rows and runs them, at most `concurrency` at once.
@@ -323,22 +334,35 @@ struct Reader<P: Provider> {
 struct Taken {
     id: i64,
     deliveries: i32,
-    head: StoredHead,
-    body: Bytes,
-    verified: Verified,
-    received_at: Duration,
+    stored: StoredRow,
 }
 
 impl Taken {
     fn from_row(row: &PgRow) -> Result<Self, sqlx::Error> {
+        Ok(Self {
+            id: row.try_get("id")?,
+            deliveries: row.try_get("deliveries")?,
+            stored: StoredRow::from_row(row)?,
+        })
+    }
+}
+
+/// A stored delivery's columns read back, in the `queue` and `dead` tables alike.
+pub(crate) struct StoredRow {
+    pub(crate) head: StoredHead,
+    pub(crate) body: Bytes,
+    pub(crate) verified: Verified,
+    pub(crate) received_at: Duration,
+}
+
+impl StoredRow {
+    pub(crate) fn from_row(row: &PgRow) -> Result<Self, sqlx::Error> {
         let mut verified =
             Verified::new(usize::try_from(row.try_get::<i32, _>("secret")?).unwrap_or(0));
         if let Some(t) = row.try_get::<Option<i64>, _>("signed_at")? {
             verified = verified.signed_at(u64::try_from(t).unwrap_or(0));
         }
         Ok(Self {
-            id: row.try_get("id")?,
-            deliveries: row.try_get("deliveries")?,
             head: StoredHead {
                 method: row.try_get("method")?,
                 uri: row.try_get("uri")?,
@@ -423,10 +447,11 @@ impl PgQueue {
             taken.id,
             taken.deliveries,
         )));
-        let outcome = match taken.head.to_parts() {
+        let stored = taken.stored;
+        let outcome = match stored.head.to_parts() {
             Some(head) => {
                 workers
-                    .run_stored(&head, taken.body, taken.received_at, taken.verified)
+                    .run_stored(&head, stored.body, stored.received_at, stored.verified)
                     .await
             }
             None => {
@@ -508,7 +533,7 @@ pub struct StoredDeadLetter {
 }
 
 impl StoredDeadLetter {
-    fn from_row(row: &PgRow) -> Result<Self, sqlx::Error> {
+    pub(crate) fn from_row(row: &PgRow) -> Result<Self, sqlx::Error> {
         Ok(Self {
             id: row.try_get("id")?,
             key: row.try_get("key")?,
@@ -549,6 +574,8 @@ pub(crate) struct QueueStatements {
     /// The store-and-commit statement with the receiver's `PgStore`, made on the
     /// first delivery, with the schema of that store's table.
     store_and_commit: OnceLock<(String, Arc<str>)>,
+    /// An admin's statements on the dead letters.
+    pub(crate) dead: DeadStatements,
 }
 
 impl QueueStatements {
@@ -588,6 +615,7 @@ SELECT (SELECT ok FROM room), EXISTS (SELECT 1 FROM inserted)",
             insert_select,
             room,
             store_and_commit: OnceLock::new(),
+            dead: DeadStatements::new(&dead),
             take: format!(
                 "UPDATE {queue} SET deliveries = deliveries + 1, visible_at = {visible}
 WHERE id IN (

@@ -67,6 +67,7 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod connection;
+mod dead_letters;
 mod entry;
 mod queue;
 mod reader;

@@ -2,13 +2,16 @@
 
 use std::{fmt, sync::Arc, time::Duration};
 
-use hookwise_core::{ConfigError, Provider, StoreError};
-use hookwise_runtime::{DurableQueue, Enqueue, QueueFuture, Stored, StoredHead, Workers};
+use hookwise_core::{AnyStore, ConfigError, Provider, Receiver, StoreError};
+use hookwise_runtime::{
+    DeadLetterStore, DurableQueue, Enqueue, QueueFuture, Stored, StoredHead, Workers,
+};
 use redis::{AsyncCommands, Script, ToRedisArgs, streams::StreamId};
 
 use crate::{
     DEFAULT_NAMESPACE, RedisStore,
     connection::{Connection, millis},
+    dead_letters::RedisDeadLetters,
     entry::delivery_fields,
     reader::{FINISH, Reader},
     store::STORE_AND_COMMIT,
@@ -238,7 +241,7 @@ impl RedisQueue {
         format!("{}:queue:{{{provider}}}:{handler}", self.namespace)
     }
 
-    fn dead_stream(&self, provider: &str) -> String {
+    pub(crate) fn dead_stream(&self, provider: &str) -> String {
         format!("{}:dead:{{{provider}}}", self.namespace)
     }
 
@@ -390,7 +393,7 @@ pub struct StoredDeadLetter {
 }
 
 impl StoredDeadLetter {
-    fn from_entry(entry: &StreamId) -> Self {
+    pub(crate) fn from_entry(entry: &StreamId) -> Self {
         Self {
             id: entry.id.clone(),
             key: entry.get("key").unwrap_or_default(),
@@ -458,6 +461,17 @@ impl<P: Provider> DurableQueue<P> for RedisQueue {
         };
         let shutdown = reader.workers.processor.shutdown_handle().clone();
         shutdown.spawn(reader.run());
+    }
+
+    /// The provider's dead-letter stream, newest first, ids its entry ids.
+    fn dead_letter_store(
+        &self,
+        receiver: &Arc<Receiver<P, AnyStore>>,
+    ) -> Option<Arc<dyn DeadLetterStore>> {
+        Some(Arc::new(RedisDeadLetters::new(
+            self.clone(),
+            receiver.clone(),
+        )))
     }
 }
 

@@ -8,12 +8,12 @@
 //! the delivery's handler name, with the same retries, timeout and dead letters.
 //! `hookwise-redis` provides one on Redis Streams.
 
-use std::{future::Future, pin::Pin};
+use std::{future::Future, pin::Pin, sync::Arc};
 
-use hookwise_core::{AnyStore, Claim, Delivery, Provider, StoreError};
+use hookwise_core::{AnyStore, Claim, Delivery, Provider, Receiver, StoreError};
 use http::request::Parts;
 
-use crate::{Handler, Processor};
+use crate::{DeadLetterStore, Handler, Processor};
 
 /// What a durable queue's workers need to run the deliveries stored for one handler.
 pub struct Workers<P: Provider> {
@@ -107,6 +107,18 @@ pub trait DurableQueue<P: Provider>: Send + Sync + 'static {
     /// until the processor's shutdown handle closes. Called once per handler, when
     /// the runtime is built.
     fn start(&self, workers: Workers<P>);
+
+    /// The dead letters this queue keeps, for an admin to list, show, replay and
+    /// delete ([`Webhooks::dead_letter_store`](crate::Webhooks::dead_letter_store)).
+    /// `receiver` restores a stored delivery, to name its event's type. `None`, the
+    /// default, when the queue gives no such access.
+    fn dead_letter_store(
+        &self,
+        receiver: &Arc<Receiver<P, AnyStore>>,
+    ) -> Option<Arc<dyn DeadLetterStore>> {
+        let _ = receiver;
+        None
+    }
 }
 
 impl<P: Provider> Workers<P> {

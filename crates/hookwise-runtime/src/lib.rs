@@ -87,7 +87,9 @@ pub use self::{
     builder::{DEFAULT_BODY_TIMEOUT, WebhooksBuilder},
     claim::HeldClaim,
     dead_letter::{
-        DEFAULT_KEPT_DEAD_LETTERS, DeadLetter, DeadLetterHandler, DeadLetters, LogDeadLetter,
+        DEFAULT_KEPT_DEAD_LETTERS, DeadLetter, DeadLetterError, DeadLetterFilter, DeadLetterFuture,
+        DeadLetterHandler, DeadLetterPage, DeadLetterRecord, DeadLetterStore, DeadLetters,
+        LogDeadLetter, ReplayReport,
     },
     durable::{DurableQueue, Enqueue, QueueFuture, Stored, StoredHead, Workers},
     handler::{BoxError, Handler, HandlerError, HandlerJob, HandlerRun},

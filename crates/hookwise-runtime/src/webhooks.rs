@@ -10,9 +10,10 @@ use http::request::Parts;
 use http_body::Body;
 
 use crate::{
-    DeadLetterHandler, DeadLetters, DurableQueue, Handler, HandlerError, HeldClaim, Ordering,
-    ShutdownHandle, ShutdownReport, Stats, WebhooksBuilder, Workers, handler::BoxError,
-    intake::Intake, processor::ProcessingConfig, processor::Processor,
+    DeadLetterHandler, DeadLetterStore, DeadLetters, DurableQueue, Handler, HandlerError,
+    HeldClaim, Ordering, ShutdownHandle, ShutdownReport, Stats, WebhooksBuilder, Workers,
+    dead_letter::MemoryDeadLetters, handler::BoxError, intake::Intake, processor::ProcessingConfig,
+    processor::Processor,
 };
 
 /// The receiving runtime: one provider's receiver (verification, dedupe), the
@@ -269,6 +270,23 @@ impl<P: Provider> Webhooks<P> {
     /// the queue keeps dead letters, and this list stays empty.
     pub fn dead_letters(&self) -> Option<&DeadLetters<P::Event>> {
         self.inner.processor.dead_letters()
+    }
+
+    /// The dead letters to administer (list, show, replay, delete), wherever they
+    /// are kept: the durable queue's ([`DurableQueue::dead_letter_store`]), or the
+    /// in-memory list's ([`dead_letters`](Self::dead_letters)); `None` when a
+    /// callback receives them, or the durable queue gives no access to its own.
+    /// Serve it with an admin router (`hookwise_axum::dead_letter_router`) behind
+    /// your own authentication.
+    pub fn dead_letter_store(&self) -> Option<Arc<dyn DeadLetterStore>> {
+        let receiver = self.inner.processor.receiver();
+        match &self.inner.durable {
+            Some(queue) => queue.dead_letter_store(receiver),
+            None => self.dead_letters().map(|kept| {
+                Arc::new(MemoryDeadLetters::new(kept.clone(), receiver.clone()))
+                    as Arc<dyn DeadLetterStore>
+            }),
+        }
     }
 
     /// The counters.

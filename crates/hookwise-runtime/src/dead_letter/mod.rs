@@ -1,4 +1,8 @@
-//! Dead letters: events whose every attempt failed, and where they go.
+//! Dead letters: events whose every attempt failed, where they go, and how an
+//! operator lists, replays and deletes them ([`DeadLetterStore`]).
+
+mod admin;
+mod memory;
 
 use std::{
     collections::VecDeque,
@@ -8,11 +12,18 @@ use std::{
         Arc, Mutex, PoisonError,
         atomic::{AtomicU64, Ordering::Relaxed},
     },
+    time::{SystemTime, UNIX_EPOCH},
 };
 
 use hookwise_core::Delivery;
 
 use crate::{HandlerError, HandlerJob};
+
+pub use self::admin::{
+    DeadLetterError, DeadLetterFilter, DeadLetterFuture, DeadLetterPage, DeadLetterRecord,
+    DeadLetterStore, ReplayReport,
+};
+pub(crate) use self::memory::MemoryDeadLetters;
 
 /// How many dead letters [`DeadLetters`] keeps by default.
 pub const DEFAULT_KEPT_DEAD_LETTERS: usize = 1000;
@@ -122,12 +133,19 @@ pub struct DeadLetters<E> {
 }
 
 struct Shared<E> {
-    kept: Mutex<VecDeque<Kept<E>>>,
+    /// Ordered by id, oldest first.
+    kept: Mutex<VecDeque<Entry<E>>>,
     capacity: usize,
     next_id: AtomicU64,
     dropped: AtomicU64,
     /// Runs a taken dead letter again; set by the processor that owns the list.
     replayer: Mutex<Option<Replayer<E>>>,
+}
+
+/// A kept dead letter and when it was dead-lettered (Unix seconds).
+struct Entry<E> {
+    kept: Kept<E>,
+    dead_at: u64,
 }
 
 /// A kept dead letter with the handler that failed it, for replaying.
@@ -165,7 +183,7 @@ impl<E> DeadLetters<E> {
             .unwrap_or_else(PoisonError::into_inner) = Some(replayer);
     }
 
-    fn kept(&self) -> std::sync::MutexGuard<'_, VecDeque<Kept<E>>> {
+    fn kept(&self) -> std::sync::MutexGuard<'_, VecDeque<Entry<E>>> {
         self.shared
             .kept
             .lock()
@@ -176,13 +194,26 @@ impl<E> DeadLetters<E> {
     pub(crate) fn keep(&self, letter: DeadLetter<E>, job: HandlerJob<E>) {
         log(&letter);
         let id = self.shared.next_id.fetch_add(1, Relaxed);
+        let dead_at = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |since| since.as_secs());
+        self.put_back(Entry {
+            kept: Kept { id, letter, job },
+            dead_at,
+        });
+    }
+
+    /// Puts an entry in its place by id (a new one last, a refused replay where
+    /// it was), dropping (and logging) the oldest beyond the bound.
+    fn put_back(&self, entry: Entry<E>) {
         let mut kept = self.kept();
-        kept.push_back(Kept { id, letter, job });
+        let at = kept.partition_point(|other| other.kept.id < entry.kept.id);
+        kept.insert(at, entry);
         while kept.len() > self.shared.capacity {
             if let Some(oldest) = kept.pop_front() {
                 self.shared.dropped.fetch_add(1, Relaxed);
                 tracing::error!(
-                    key = %oldest.letter.delivery.dedupe_key(),
+                    key = %oldest.kept.letter.delivery.dedupe_key(),
                     capacity = self.shared.capacity,
                     "dead-letter list full: the oldest dead letter is dropped and its event lost"
                 );
@@ -194,8 +225,44 @@ impl<E> DeadLetters<E> {
     pub fn list(&self) -> Vec<(u64, DeadLetter<E>)> {
         self.kept()
             .iter()
-            .map(|kept| (kept.id, kept.letter.clone()))
+            .map(|entry| (entry.kept.id, entry.kept.letter.clone()))
             .collect()
+    }
+
+    /// At most `count` kept dead letters older than `before` (all when `None`),
+    /// newest first, with their ids and when they were dead-lettered.
+    pub(crate) fn newest_before(
+        &self,
+        before: Option<u64>,
+        count: usize,
+    ) -> Vec<(u64, DeadLetter<E>, u64)> {
+        let kept = self.kept();
+        let end = before.map_or(kept.len(), |before| {
+            kept.partition_point(|entry| entry.kept.id < before)
+        });
+        kept.range(..end)
+            .rev()
+            .take(count)
+            .map(|entry| (entry.kept.id, entry.kept.letter.clone(), entry.dead_at))
+            .collect()
+    }
+
+    /// Dead letter `id` with when it was dead-lettered, if it is kept.
+    pub(crate) fn get(&self, id: u64) -> Option<(DeadLetter<E>, u64)> {
+        let kept = self.kept();
+        let at = kept.binary_search_by_key(&id, |entry| entry.kept.id).ok()?;
+        kept.get(at)
+            .map(|entry| (entry.kept.letter.clone(), entry.dead_at))
+    }
+
+    /// Removes dead letter `id` for good, unreplayed: its event is not run again.
+    /// `false` when there is no such dead letter (replayed or deleted already).
+    pub fn delete(&self, id: u64) -> bool {
+        let mut kept = self.kept();
+        match kept.binary_search_by_key(&id, |entry| entry.kept.id) {
+            Ok(at) => kept.remove(at).is_some(),
+            Err(_) => false,
+        }
     }
 
     /// How many are kept.
@@ -221,12 +288,12 @@ impl<E> DeadLetters<E> {
     pub fn replay(&self, id: u64) -> Result<bool, hookwise_core::Rejection> {
         let taken = {
             let mut kept = self.kept();
-            let Some(at) = kept.iter().position(|kept| kept.id == id) else {
+            let Ok(at) = kept.binary_search_by_key(&id, |entry| entry.kept.id) else {
                 return Ok(false);
             };
             kept.remove(at)
         };
-        let Some(taken) = taken else {
+        let Some(Entry { kept, dead_at }) = taken else {
             return Ok(false);
         };
         let replayer = self
@@ -236,16 +303,16 @@ impl<E> DeadLetters<E> {
             .unwrap_or_else(PoisonError::into_inner)
             .clone();
         let Some(replayer) = replayer else {
-            self.kept().push_front(taken);
+            self.put_back(Entry { kept, dead_at });
             return Err(hookwise_core::Rejection::new(
                 hookwise_core::RejectionKind::ShuttingDown,
             ));
         };
-        match replayer(taken) {
+        match replayer(kept) {
             Ok(()) => Ok(true),
             Err(refused) => {
-                let (taken, rejection) = *refused;
-                self.kept().push_front(taken);
+                let (kept, rejection) = *refused;
+                self.put_back(Entry { kept, dead_at });
                 Err(rejection)
             }
         }
@@ -337,6 +404,38 @@ mod tests {
             .collect();
         assert_eq!(kept, ["second", "third"]);
         assert_eq!((dead.len(), dead.dropped()), (2, 1));
+    }
+
+    #[test]
+    fn pages_run_newest_first_from_a_cursor_and_a_deleted_letter_is_gone() {
+        let dead = DeadLetters::new(8);
+        for id in ["a", "b", "c"] {
+            dead.keep(letter(id), job());
+        }
+        let ids = |page: Vec<(u64, DeadLetter<_>, u64)>| {
+            page.into_iter().map(|(id, _, _)| id).collect::<Vec<_>>()
+        };
+        assert_eq!(ids(dead.newest_before(None, 2)), [3, 2]);
+        assert_eq!(ids(dead.newest_before(Some(2), 5)), [1]);
+        assert_eq!(ids(dead.newest_before(Some(1), 5)), Vec::<u64>::new());
+        assert!(dead.delete(2));
+        assert!(!dead.delete(2), "deleted already");
+        assert!(dead.get(2).is_none());
+        assert_eq!(ids(dead.newest_before(None, 5)), [3, 1]);
+        let (kept, dead_at) = dead.get(3).expect("kept");
+        assert_eq!(kept.delivery.dedupe_key().id(), "c");
+        assert!(dead_at > 1_600_000_000, "a Unix time: {dead_at}");
+    }
+
+    #[test]
+    fn a_refused_replay_puts_the_letter_back_in_its_place() {
+        let dead = DeadLetters::new(8);
+        for id in ["a", "b", "c"] {
+            dead.keep(letter(id), job());
+        }
+        assert!(dead.replay(2).is_err(), "no processor");
+        let ids: Vec<_> = dead.list().into_iter().map(|(id, _)| id).collect();
+        assert_eq!(ids, [1, 2, 3]);
     }
 
     #[test]
