@@ -72,19 +72,13 @@ impl<P: Provider> PgDeadLetters<P> {
         record.dead_at = u64::try_from(dead_at).unwrap_or(0);
         record.body = body.then(|| delivery.body.clone());
         if let Some(head) = delivery.head.to_parts() {
-            let restored = self.receiver.restore(
-                head.uri.path(),
-                &head.headers,
+            record.name_stored_event(
+                &self.receiver,
+                &head,
                 delivery.body,
                 delivery.received_at,
                 delivery.verified,
             );
-            record.event_type = restored.ok().map(|delivery| {
-                self.receiver
-                    .provider()
-                    .event_type(delivery.event())
-                    .to_owned()
-            });
         }
         Ok(record)
     }

@@ -49,19 +49,13 @@ impl<P: Provider> RedisDeadLetters<P> {
             .map_or(0, |ms| ms / 1000);
         if let Some(entry) = StoredEntry::decode(entry) {
             record.body = body.then(|| entry.body.clone());
-            let delivery = self.receiver.restore(
-                entry.head.uri.path(),
-                &entry.head.headers,
+            record.name_stored_event(
+                &self.receiver,
+                &entry.head,
                 entry.body,
                 entry.received_at,
                 entry.verified,
             );
-            record.event_type = delivery.ok().map(|delivery| {
-                self.receiver
-                    .provider()
-                    .event_type(delivery.event())
-                    .to_owned()
-            });
         }
         record
     }

@@ -315,28 +315,20 @@ impl Drop for Place {
 mod tests {
     use std::time::Duration;
 
-    use hookwise_core::{Hoursmith, MemoryStore, Outcome, Receiver, sign};
+    use hookwise_core::{Hoursmith, MemoryStore, Outcome, Receiver};
 
     use super::*;
 
     type Event = hookwise_core::hoursmith::Event;
 
     async fn delivery(id: &str, invoice: &str, created: i64) -> Delivery<Event> {
-        let receiver = Receiver::new(
-            Hoursmith::new("whsec_t").expect("secret"),
-            MemoryStore::new(),
-        )
-        .expect("config");
+        let provider = Hoursmith::new(hookwise_test_support::HOURSMITH_SECRET).expect("secret");
+        let receiver = Receiver::new(provider, MemoryStore::new()).expect("config");
         let body = bytes::Bytes::from(format!(
             r#"{{"id":"{id}","type":"invoice.sent","created":{created},"orgId":"o","livemode":true,"data":{{"invoice":{{"id":"{invoice}"}}}}}}"#
         ));
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_secs())
-            .unwrap_or_default();
-        let mut headers = http::HeaderMap::new();
-        sign::hoursmith(b"whsec_t", now, &body).insert_into(&mut headers);
-        match receiver.receive(&headers, body).await {
+        let signed = hookwise_test_support::hoursmith_signed(body, hookwise_test_support::now());
+        match receiver.receive(&signed.headers, signed.body).await {
             Ok(Outcome::Accepted { delivery, .. }) => delivery,
             other => panic!("accepted, not {other:?}"),
         }
@@ -347,7 +339,7 @@ mod tests {
     }
 
     fn place(sequencer: &Sequencer<Event>, delivery: &Delivery<Event>) -> Place {
-        let provider = Hoursmith::new("whsec_t").expect("secret");
+        let provider = Hoursmith::new(hookwise_test_support::HOURSMITH_SECRET).expect("secret");
         sequencer
             .place(&provider, "h", delivery)
             .expect("an invoice event has a key")

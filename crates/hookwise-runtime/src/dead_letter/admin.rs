@@ -4,7 +4,8 @@
 use std::{future::Future, pin::Pin};
 
 use bytes::Bytes;
-use hookwise_core::StoreError;
+use hookwise_core::{AnyStore, Provider, Receiver, StoreError, Verified};
+use http::request::Parts;
 
 /// The most dead letters one page holds, and one call replays.
 const MAX_PER_CALL: usize = 500;
@@ -91,6 +92,24 @@ impl DeadLetterRecord {
             dead_at: 0,
             body: None,
         }
+    }
+
+    /// Names the event's type from its stored delivery, restored by `receiver` as
+    /// the queue's workers restore it; left `None` when it no longer parses. For
+    /// the stores of durable queues, which keep the delivery, not its type.
+    pub fn name_stored_event<P: Provider>(
+        &mut self,
+        receiver: &Receiver<P, AnyStore>,
+        head: &Parts,
+        body: Bytes,
+        received_at: std::time::Duration,
+        verified: Verified,
+    ) {
+        let restored =
+            receiver.restore(head.uri.path(), &head.headers, body, received_at, verified);
+        self.event_type = restored
+            .ok()
+            .map(|delivery| receiver.provider().event_type(delivery.event()).to_owned());
     }
 }
 
