@@ -20,7 +20,7 @@
 //! - the [`dedupe_store_contract`]: the protocol's checks, one suite for every
 //!   store;
 //! - stores: [`ClaimReplyLost`], a dedupe store whose claim is made but its reply
-//!   lost;
+//!   lost, and [`ConfirmStalls`], one whose confirmations never answer;
 //! - Postgres: a real, throwaway cluster on a free port, [`PgServer`];
 //! - Redis: a real `redis-server` on a free port, [`RedisServer`], and a
 //!   [`DelayProxy`] in front of it that holds replies back.

@@ -148,6 +148,38 @@ async fn durable_a_sender_that_hangs_up_while_the_queue_stores_gets_its_retry_st
     );
 }
 
+/// Ack-fast: the run is admitted (tracked, owning the claim) before the claim is
+/// confirmed, and polled after. A sender that hangs up while the confirmation waits
+/// cancels the request there: the admitted run is spawned, not dropped, so the event
+/// still runs, once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ack_fast_a_sender_that_hangs_up_while_its_claim_is_confirmed_still_gets_its_event_run() {
+    let store = Arc::new(ConfirmStalls::new(MemoryStore::new()));
+    let recorder = Recorder::default();
+    let sink = recorder.clone();
+    let handler = move |Extension(d): Extension<Event>| {
+        let sink = sink.clone();
+        async move {
+            sink.record(d.event().id());
+        }
+    };
+    let webhooks = Webhooks::new(receiver(store.clone()));
+    let addr = serve(
+        Router::new()
+            .route("/hook", post(handler))
+            .layer(layer(&webhooks)),
+    )
+    .await;
+    send_and_hang_up(addr, "/hook", &hoursmith("evt_confirm_stalled"), || {
+        store.confirms() == 1
+    })
+    .await;
+    assert_eq!(recorder.wait_for(1, Duration::from_secs(5)).await, 1);
+    let report = webhooks.shutdown(Duration::from_secs(5)).await;
+    assert_eq!(report.unfinished, 0);
+    assert_eq!(recorder.ids(), ["evt_confirm_stalled"], "run once");
+}
+
 // ---------------------------------------------------------------------------------
 // 2. A claim made by the store whose reply is lost.
 
