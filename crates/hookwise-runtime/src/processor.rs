@@ -180,9 +180,9 @@ impl<P: Provider> Processor<P> {
     /// Takes an accepted event for background processing, or refuses it.
     ///
     /// `job`, the handler `lane` (its name, or `""` for one given per request), is
-    /// called once per attempt with the delivery. On `Ok` the event is
-    /// spawned and its claim confirmed (redeliveries are answered `200`): answer the
-    /// sender `200`. Refused (`503`: shutting down, or queue full) means the claim
+    /// called once per attempt with the delivery. On `Ok` the event's run is
+    /// admitted, its claim confirmed (redeliveries are answered `200`) and the run
+    /// started (polled once here, spawned if it waits): answer the sender `200`. Refused (`503`: shutting down, or queue full) means the claim
     /// was released and the sender should retry.
     pub(crate) async fn submit<J, F>(
         &self,
