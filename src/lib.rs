@@ -8,7 +8,7 @@
 //! | feature | module | what |
 //! | --- | --- | --- |
 //! | (core) | the root | [`Receiver`], providers, typed events, [`DedupeStore`], [`MemoryStore`] |
-//! | `runtime` (with any adapter) | [`runtime`] | [`Webhooks`]: background processing, retries, dead letters, durable queues, shutdown, stats |
+//! | `runtime` (with any adapter) | [`runtime`] | [`Webhooks`]: background processing, retries, dead letters, durable queues, per-resource [`Ordering`], shutdown, stats |
 //! | `tower` (default) | [`tower`] | `WebhookLayer` (wraps a handler service) and `WebhookEndpoint` (a named handler) |
 //! | `axum` (default) | [`axum`] | the `Webhook` extractor, taking `Webhooks` from the router state; `dead_letter_router`, to list, replay and delete dead letters behind your auth |
 //! | `redis` | `redis` | `RedisStore` and `RedisQueue`, for several instances |

@@ -26,6 +26,7 @@
 //! | [`error`] | [`Rejection`] (status + code) and [`ConfigError`] |
 //! | [`diagnosis`] | [`Diagnosis`]: why a signature did not match, for logs and the CLI |
 //! | [`snapshot`] | [`Snapshot`]: a resource inside an event's data, as raw JSON |
+//! | [`ordering`] | [`OrderKey`](ordering::OrderKey): the resource an event is about and its time, for per-resource ordering |
 //! | [`sign`] | signing deliveries like the providers do, for tests and tools |
 //! | [`clock`] | [`Clock`]: where "now" comes from, and [`ManualClock`] for tests |
 //! | [`tenant`] | [`Tenants`](tenant::Tenants): each delivery verified with its tenant's secrets, looked up and cached |
