@@ -151,16 +151,10 @@ impl<P: Provider> Workers<P> {
             }
         };
         // With ordering, one event of a resource at a time in this instance.
-        let mut place = processor.place(self.handler.name(), &delivery);
-        if processor.turn(place.as_mut()).await {
-            return Ok(());
-        }
-        let result = processor
-            .process(delivery, |delivery| self.handler.run(delivery))
-            .await;
-        processor.ran_in_turn(place.as_ref(), &result);
-        drop(place);
-        match result {
+        let place = processor.place(self.handler.name(), &delivery);
+        let run = processor.process(delivery, |delivery| self.handler.run(delivery));
+        // A stale event (`None`) is done: acknowledged, never run.
+        match processor.in_turn(place, run).await.unwrap_or(Ok(())) {
             Ok(()) => Ok(()),
             Err(letter) => {
                 let failure = (letter.error.to_string(), letter.attempts);

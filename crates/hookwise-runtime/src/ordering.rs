@@ -17,9 +17,10 @@ type KeyFn<E> = Arc<dyn Fn(&E) -> Option<OrderKey> + Send + Sync>;
 
 /// The events of one resource run one after another, in the order they were
 /// taken, and those of different resources in parallel. Opt in with
-/// [`WebhooksBuilder::ordering`](crate::WebhooksBuilder::ordering). Each accepted event gets a [`OrderKey`] (the resource it is about, and when the
-/// provider made it) from the provider ([`Ordering::by_resource`]) or from your
-/// function ([`Ordering::by`]). An event without one runs unordered.
+/// [`WebhooksBuilder::ordering`](crate::WebhooksBuilder::ordering). Each accepted
+/// event gets an [`OrderKey`] (the resource it is about, and when the provider made
+/// it) from the provider ([`Ordering::by_resource`]) or from your function
+/// ([`Ordering::by`]). An event without one runs unordered.
 ///
 /// - **One at a time per resource.** An event takes its place in its resource's line
 ///   when it is accepted, and runs when the events before it are done: processed,

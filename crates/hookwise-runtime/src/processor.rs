@@ -288,18 +288,11 @@ impl<P: Provider> Processor<P> {
         F: Future<Output = Result<(), HandlerError>> + Send + 'static,
     {
         let shared = &self.shared;
-        let mut place = self.place(lane, &delivery);
-        let run = async {
-            if self.turn(place.as_mut()).await {
-                return Ok(());
-            }
-            let result = self.timed_attempt(job(delivery)).await;
-            self.ran_in_turn(place.as_ref(), &result);
-            result
-        };
+        let place = self.place(lane, &delivery);
+        let run = self.in_turn(place, async { self.timed_attempt(job(delivery)).await });
+        // A stale event (`None`) is acknowledged as done.
         let result = shared.shutdown.track(renewing(&claim, run)).await;
-        drop(place);
-        match result {
+        match result.unwrap_or(Ok(())) {
             Ok(()) => {
                 shared.stats.processed();
                 // A failed commit is logged; the handler's work is done either way.
@@ -322,33 +315,28 @@ impl<P: Provider> Processor<P> {
         self,
         delivery: Delivery<P::Event>,
         claim: Option<HeldClaim<P>>,
-        mut place: Option<Place>,
+        place: Option<Place>,
         mut job: J,
         admitted: OwnedSemaphorePermit,
     ) where
         J: FnMut(Delivery<P::Event>) -> F + Send + 'static,
         F: Future<Output = Result<(), HandlerError>> + Send + 'static,
     {
-        let work = async {
-            let waiting = self.shared.stats.waiting();
-            // Its turn first, then a running slot: an event waiting behind another
-            // of its resource must not hold a slot others could run in.
-            if self.turn(place.as_mut()).await {
-                return Ok(());
-            }
+        let waiting = self.shared.stats.waiting();
+        // Its turn first, then a running slot: an event waiting behind another of its
+        // resource must not hold a slot others could run in.
+        let run = async {
             // Never closed, so never an error.
             let _running = self.shared.running.acquire().await.ok();
             drop(waiting);
-            let result = self.attempts(&delivery, &mut job).await;
-            self.ran_in_turn(place.as_ref(), &result);
-            result
+            self.attempts(&delivery, &mut job).await
         };
+        // A stale event (`None`) is acknowledged as done.
+        let work = async { self.in_turn(place, run).await.unwrap_or(Ok(())) };
         let result = match &claim {
             Some(claim) => renewing(claim, work).await,
             None => work.await,
         };
-        // The next event of the resource goes on.
-        drop(place);
         match claim {
             // A failed commit is logged; the event was run either way.
             Some(claim) => claim.commit().await.unwrap_or_default(),
@@ -470,26 +458,29 @@ impl<P: Provider> Processor<P> {
         sequencer.place(self.shared.receiver.provider(), lane, delivery)
     }
 
-    /// Waits for the event's turn in its resource's line; `true` when it is stale
-    /// (a newer event of the resource was applied): skipped, counted, never run.
-    pub(crate) async fn turn(&self, place: Option<&mut Place>) -> bool {
-        let (Some(sequencer), Some(place)) = (&self.shared.sequencer, place) else {
-            return false;
+    /// Runs `work` in `place`'s turn in its resource's line, then lets the line go
+    /// on (the place is dropped here), recording a success as applied. `None` when
+    /// the event is stale (a newer event of its resource was applied): skipped,
+    /// counted, `work` never run. Without a place (no ordering, or no key), `work`.
+    pub(crate) async fn in_turn<T, E>(
+        &self,
+        place: Option<Place>,
+        work: impl Future<Output = Result<T, E>>,
+    ) -> Option<Result<T, E>> {
+        let (Some(sequencer), Some(mut place)) = (&self.shared.sequencer, place) else {
+            return Some(work.await);
         };
         place.turn().await;
-        let stale = sequencer.is_stale(place);
-        if stale {
+        if sequencer.is_stale(&place) {
             self.shared.stats.stale();
             tracing::info!("a newer event of this resource was applied: skipped as stale");
+            return None;
         }
-        stale
-    }
-
-    /// Records a successful run of an ordered event, in its turn.
-    pub(crate) fn ran_in_turn<T, E>(&self, place: Option<&Place>, result: &Result<T, E>) {
-        if let (Some(sequencer), Some(place), Ok(_)) = (&self.shared.sequencer, place, result) {
-            sequencer.applied(place);
+        let result = work.await;
+        if result.is_ok() {
+            sequencer.applied(&place);
         }
+        Some(result)
     }
 
     /// One attempt of the handler ([`attempt`]), its duration and result counted.
