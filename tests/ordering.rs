@@ -15,8 +15,8 @@ use std::{
 use axum::{Router, routing::post_service};
 use bytes::Bytes;
 use hookwise::{
-    Hoursmith, MemoryStore, Ordering, Receiver, RetryPolicy, Webhooks, hoursmith,
-    tower::WebhookEndpoint,
+    AckMode, Hoursmith, MemoryStore, Ordering, Receiver, RetryPolicy, Webhooks, WebhooksBuilder,
+    hoursmith, tower::WebhookEndpoint,
 };
 use hookwise_redis::{RedisQueue, RedisStore};
 use hookwise_test_support::*;
@@ -247,10 +247,17 @@ async fn deliver(addr: std::net::SocketAddr, id: &str, created: u64) {
     assert_eq!(answer.status, 200, "{id}: {answer:?}");
 }
 
-/// Applies a newer event, then sends an older one (skipped), a redelivery of it (a
-/// duplicate), one made at the same time as the newer (run) and a newest one (run).
-async fn skips_the_late_older_event(webhooks: &Webhooks<Hoursmith>, seen: &Recorder) {
-    let endpoint = WebhookEndpoint::new(webhooks, "invoices").expect("registered");
+/// Builds `builder` with stale events skipped and a recording handler, then applies
+/// a newer event, sends an older one (skipped), a redelivery of it (a duplicate), one
+/// made at the same time as the newer (run) and a newest one (run).
+async fn skips_the_late_older_event(builder: WebhooksBuilder<Hoursmith>) {
+    let seen = Recorder::default();
+    let webhooks = builder
+        .ordering(Ordering::by_resource().skip_stale(true))
+        .handler("invoices", recording(&seen))
+        .build()
+        .expect("valid");
+    let endpoint = WebhookEndpoint::new(&webhooks, "invoices").expect("registered");
     let addr = serve(Router::new().route("/hooks", post_service(endpoint))).await;
     let base = now();
     deliver(addr, "evt_paid", base + 20).await;
@@ -272,11 +279,12 @@ async fn skips_the_late_older_event(webhooks: &Webhooks<Hoursmith>, seen: &Recor
     assert_eq!(seen.wait_for(3, Duration::from_secs(10)).await, 3);
     let snapshot = stats.snapshot();
     assert_eq!(
-        (snapshot.stale, snapshot.duplicates),
-        (1, 1),
-        "{snapshot:?}"
+        (snapshot.stale, snapshot.duplicates, snapshot.processed),
+        (1, 1, 3),
+        "a skipped event is not counted as processed: {snapshot:?}"
     );
     assert_eq!(seen.ids(), ["evt_paid", "evt_same_time", "evt_newest"]);
+    webhooks.shutdown(Duration::from_secs(5)).await;
 }
 
 fn recording(
@@ -296,14 +304,13 @@ fn recording(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_late_older_event_is_acknowledged_and_skipped_with_skip_stale() {
-    let seen = Recorder::default();
-    let webhooks = Webhooks::builder(receiver(MemoryStore::new()))
-        .ordering(Ordering::by_resource().skip_stale(true))
-        .handler("invoices", recording(&seen))
-        .build()
-        .expect("valid");
-    skips_the_late_older_event(&webhooks, &seen).await;
-    webhooks.shutdown(Duration::from_secs(5)).await;
+    skips_the_late_older_event(Webhooks::builder(receiver(MemoryStore::new()))).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_the_handler_a_late_older_event_is_answered_and_skipped_too() {
+    let builder = Webhooks::builder(receiver(MemoryStore::new())).mode(AckMode::AfterHandler);
+    skips_the_late_older_event(builder).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -312,13 +319,7 @@ async fn behind_a_durable_queue_a_late_older_event_is_skipped_too() {
         return;
     };
     let url = redis.url();
-    let seen = Recorder::default();
-    let webhooks = Webhooks::builder(receiver(RedisStore::new(&url).expect("store")))
-        .durable_queue(RedisQueue::new(&url).expect("queue"))
-        .ordering(Ordering::by_resource().skip_stale(true))
-        .handler("invoices", recording(&seen))
-        .build()
-        .expect("valid");
-    skips_the_late_older_event(&webhooks, &seen).await;
-    webhooks.shutdown(Duration::from_secs(5)).await;
+    let builder = Webhooks::builder(receiver(RedisStore::new(&url).expect("store")))
+        .durable_queue(RedisQueue::new(&url).expect("queue"));
+    skips_the_late_older_event(builder).await;
 }

@@ -290,16 +290,18 @@ impl<P: Provider> Processor<P> {
         let shared = &self.shared;
         let place = self.place(lane, &delivery);
         let run = self.in_turn(place, async { self.timed_attempt(job(delivery)).await });
-        // A stale event (`None`) is acknowledged as done.
         let result = shared.shutdown.track(renewing(&claim, run)).await;
-        match result.unwrap_or(Ok(())) {
-            Ok(()) => {
-                shared.stats.processed();
+        match result {
+            // Run, or stale (`None`: acknowledged as done, never run, not processed).
+            Some(Ok(())) | None => {
+                if result.is_some() {
+                    shared.stats.processed();
+                }
                 // A failed commit is logged; the handler's work is done either way.
                 claim.commit().await.unwrap_or_default();
                 Ok(())
             }
-            Err(error) => {
+            Some(Err(error)) => {
                 tracing::warn!(%error, "webhook handler failed; the sender will retry");
                 claim.release().await.unwrap_or_default();
                 Err(Rejection::new(RejectionKind::HandlerFailed).with_detail(error.to_string()))
