@@ -152,9 +152,15 @@ impl<P: Provider> Workers<P> {
         };
         // With ordering, one event of a resource at a time in this instance.
         let place = processor.place(self.handler.name(), &delivery);
-        let run = processor.process(delivery, |delivery| self.handler.run(delivery));
-        // A stale event (`None`) is done: acknowledged, never run.
-        match processor.in_turn(place, run).await.unwrap_or(Ok(())) {
+        let Some(turn) = processor.turn(place).await else {
+            // Stale: done, acknowledged, never run.
+            return Ok(());
+        };
+        let result = processor
+            .process(delivery, |delivery| self.handler.run(delivery))
+            .await;
+        turn.done(&result);
+        match result {
             Ok(()) => Ok(()),
             Err(letter) => {
                 let failure = (letter.error.to_string(), letter.attempts);

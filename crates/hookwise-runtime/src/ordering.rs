@@ -229,10 +229,20 @@ impl<E> Sequencer<E> {
         })
     }
 
+    /// Waits for `place`'s turn; `None` when its event is stale (then the place is
+    /// given up, and the line goes on).
+    pub(crate) async fn turn(&self, mut place: Place) -> Option<Turn<'_, E>> {
+        place.turn().await;
+        match self.is_stale(&place) {
+            true => None,
+            false => Some(Turn(Some((self, place)))),
+        }
+    }
+
     /// Whether `place`'s event is older than the last one applied for its resource,
     /// with stale events skipped. Asked in its turn, so that no other event of the
     /// resource is applied meanwhile.
-    pub(crate) fn is_stale(&self, place: &Place) -> bool {
+    fn is_stale(&self, place: &Place) -> bool {
         match (self.skip_stale, place.time) {
             (true, Some(time)) => self
                 .applied
@@ -243,7 +253,7 @@ impl<E> Sequencer<E> {
     }
 
     /// Records that `place`'s event was applied: later, older ones are stale.
-    pub(crate) fn applied(&self, place: &Place) {
+    fn applied(&self, place: &Place) {
         if let (true, Some(time)) = (self.skip_stale, place.time) {
             let last = self.applied.get(&place.line).unwrap_or(i64::MIN);
             self.applied.insert(place.line.clone(), last.max(time));
@@ -265,6 +275,26 @@ impl<E> fmt::Debug for Sequencer<E> {
         f.debug_struct("Sequencer")
             .field("skip_stale", &self.skip_stale)
             .finish_non_exhaustive()
+    }
+}
+
+/// An event's turn in its resource's line, held while it runs: [`done`](Self::done)
+/// records a success and lets the line go on. An unordered event's turn holds
+/// nothing.
+pub(crate) struct Turn<'a, E>(Option<(&'a Sequencer<E>, Place)>);
+
+impl<E> Turn<'_, E> {
+    /// The turn of an event that is not ordered.
+    pub(crate) fn unordered() -> Self {
+        Self(None)
+    }
+
+    /// Ends the turn after its run: a success is recorded as applied (later, older
+    /// events are stale); either way the next event of the line goes on.
+    pub(crate) fn done<T, F>(self, result: &Result<T, F>) {
+        if let (Some((sequencer, place)), true) = (&self.0, result.is_ok()) {
+            sequencer.applied(place);
+        }
     }
 }
 

@@ -23,7 +23,7 @@ use crate::{
     ShutdownHandle, Stats, Stored,
     attempt::attempt,
     dead_letter::{Kept, Refused, call_handler},
-    ordering::{Place, Sequencer},
+    ordering::{Place, Sequencer, Turn},
     shutdown::Unstarted,
 };
 
@@ -182,7 +182,7 @@ impl<P: Provider> Processor<P> {
     /// `job`, the handler `lane` (its name, or `""` for one given per request), is
     /// called once per attempt with the delivery. On `Ok` the event's run is
     /// admitted, its claim confirmed (redeliveries are answered `200`) and the run
-    /// started (polled once here, spawned if it waits): answer the sender `200`. Refused (`503`: shutting down, or queue full) means the claim
+    /// spawned: answer the sender `200`. Refused (`503`: shutting down, or queue full) means the claim
     /// was released and the sender should retry.
     pub(crate) async fn submit<J, F>(
         &self,
@@ -234,7 +234,7 @@ impl<P: Provider> Processor<P> {
     }
 
     /// An admitted event's run, tracked for the drain, to [`start`](Unstarted::start)
-    /// (polled once on the caller's task, spawned if it waits). `None` when the
+    /// (spawn). `None` when the
     /// shutdown handle closed since [`admit`](Self::admit): the run is dropped
     /// unstarted, and with it its claim, which `HeldClaim`'s `Drop` releases (a
     /// tracked task, so the drain waits for it). The check and the tracking are one
@@ -289,7 +289,12 @@ impl<P: Provider> Processor<P> {
     {
         let shared = &self.shared;
         let place = self.place(lane, &delivery);
-        let run = self.in_turn(place, async { self.timed_attempt(job(delivery)).await });
+        let run = async {
+            let turn = self.turn(place).await?;
+            let result = self.timed_attempt(job(delivery)).await;
+            turn.done(&result);
+            Some(result)
+        };
         let result = shared.shutdown.track(renewing(&claim, run)).await;
         match result {
             // Run, or stale (`None`: acknowledged as done, never run, not processed).
@@ -324,17 +329,21 @@ impl<P: Provider> Processor<P> {
         J: FnMut(Delivery<P::Event>) -> F + Send + 'static,
         F: Future<Output = Result<(), HandlerError>> + Send + 'static,
     {
-        let waiting = self.shared.stats.waiting();
-        // Its turn first, then a running slot: an event waiting behind another of its
-        // resource must not hold a slot others could run in.
-        let run = async {
+        let work = async {
+            let waiting = self.shared.stats.waiting();
+            // Its turn first, then a running slot: an event waiting behind another
+            // of its resource must not hold a slot others could run in.
+            let Some(turn) = self.turn(place).await else {
+                // Stale: acknowledged as done.
+                return Ok(());
+            };
             // Never closed, so never an error.
             let _running = self.shared.running.acquire().await.ok();
             drop(waiting);
-            self.attempts(&delivery, &mut job).await
+            let result = self.attempts(&delivery, &mut job).await;
+            turn.done(&result);
+            result
         };
-        // A stale event (`None`) is acknowledged as done.
-        let work = async { self.in_turn(place, run).await.unwrap_or(Ok(())) };
         let result = match &claim {
             Some(claim) => renewing(claim, work).await,
             None => work.await,
@@ -460,29 +469,20 @@ impl<P: Provider> Processor<P> {
         sequencer.place(self.shared.receiver.provider(), lane, delivery)
     }
 
-    /// Runs `work` in `place`'s turn in its resource's line, then lets the line go
-    /// on (the place is dropped here), recording a success as applied. `None` when
-    /// the event is stale (a newer event of its resource was applied): skipped,
-    /// counted, `work` never run. Without a place (no ordering, or no key), `work`.
-    pub(crate) async fn in_turn<T, E>(
-        &self,
-        place: Option<Place>,
-        work: impl Future<Output = Result<T, E>>,
-    ) -> Option<Result<T, E>> {
-        let (Some(sequencer), Some(mut place)) = (&self.shared.sequencer, place) else {
-            return Some(work.await);
+    /// Waits for the event's turn in its resource's line ([`Turn::done`] ends it);
+    /// `None` when the event is stale (a newer event of its resource was applied):
+    /// skipped, counted, never run. Without a place (no ordering, or no key), a turn
+    /// that orders nothing.
+    pub(crate) async fn turn(&self, place: Option<Place>) -> Option<Turn<'_, P::Event>> {
+        let (Some(sequencer), Some(place)) = (&self.shared.sequencer, place) else {
+            return Some(Turn::unordered());
         };
-        place.turn().await;
-        if sequencer.is_stale(&place) {
+        let turn = sequencer.turn(place).await;
+        if turn.is_none() {
             self.shared.stats.stale();
             tracing::info!("a newer event of this resource was applied: skipped as stale");
-            return None;
         }
-        let result = work.await;
-        if result.is_ok() {
-            sequencer.applied(&place);
-        }
-        Some(result)
+        turn
     }
 
     /// One attempt of the handler ([`attempt`]), its duration and result counted.

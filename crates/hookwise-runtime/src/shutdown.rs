@@ -11,24 +11,20 @@ use std::{
 
 use tokio_util::task::{TaskTracker, task_tracker::TrackedFuture};
 
-/// Work a drain waits for, not started yet ([`ShutdownHandle::admit_unless_closed`]).
+/// Work a drain waits for, not started yet ([`ShutdownHandle::admit_unless_closed`]):
+/// a run is admitted before its claim is confirmed and started after.
 /// Dropped unstarted (its caller was cancelled), it is spawned: it runs either way.
 pub(crate) struct Unstarted<F: Future<Output = ()> + Send + Unpin + 'static>(
     Option<TrackedFuture<F>>,
 );
 
 impl<F: Future<Output = ()> + Send + Unpin + 'static> Unstarted<F> {
-    /// Polls the work once here, on the caller's task, and spawns it if it waits:
-    /// work that finishes without waiting (a handler that does not await) is done
-    /// without a task, a wake-up or a hop to another core.
+    /// Spawns the work as a task of its own. Not polled here first: on the
+    /// request's task a run's poll sits on top of the server's whole stack, and in a
+    /// debug build a handler through the layer with `sqlx` came within about 100 KiB
+    /// of a worker's 2 MiB (BENCHMARKS.md, section 13).
     pub(crate) fn start(mut self) {
-        let Some(mut work) = self.0.take() else {
-            return;
-        };
-        // A waker that does nothing: if the work waits, the spawned task polls it
-        // again with its own, and a future wakes only the waker of its last poll.
-        let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
-        if std::pin::Pin::new(&mut work).poll(&mut cx).is_pending() {
+        if let Some(work) = self.0.take() {
             tokio::spawn(work);
         }
     }
