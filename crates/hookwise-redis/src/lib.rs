@@ -66,6 +66,7 @@
 #![forbid(unsafe_code)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+mod acks;
 mod connection;
 mod dead_letters;
 mod entry;

@@ -10,10 +10,11 @@ use redis::{AsyncCommands, Script, ToRedisArgs, streams::StreamId};
 
 use crate::{
     DEFAULT_NAMESPACE, RedisStore,
+    acks::{ACK_DONE, Acks},
     connection::{Connection, millis},
     dead_letters::RedisDeadLetters,
     entry::delivery_fields,
-    reader::{FINISH, Reader},
+    reader::{BURY, Reader},
     store::STORE_AND_COMMIT,
 };
 
@@ -78,7 +79,8 @@ const MINIMUM_CLAIM_IDLE: Duration = Duration::from_millis(10);
 ///   what was acknowledged survives a Redis restart.
 /// - Workers in every instance read through one consumer group, run the named
 ///   handler with the runtime's retries, timeout and dead-letter callback, and `XACK`
-///   the entry when done. An entry that fails every attempt is moved to the
+///   the entry when done: one task per stream acknowledges (and deletes), in one
+///   script, every entry processed while its last script was on its way. An entry that fails every attempt is moved to the
 ///   dead-letter stream `<ns>:dead:{<provider>}` with its last error, where
 ///   [`dead_letters`](Self::dead_letters) lists it and [`replay`](Self::replay) puts it
 ///   back.
@@ -120,7 +122,8 @@ pub struct RedisQueue {
     max_backlog: u64,
     append: Script,
     store_and_commit: Script,
-    pub(crate) finish: Script,
+    pub(crate) ack_done: Script,
+    pub(crate) bury: Script,
     replay: Script,
 }
 
@@ -150,7 +153,8 @@ impl RedisQueue {
             max_backlog: DEFAULT_MAX_BACKLOG,
             append: Script::new(APPEND),
             store_and_commit: Script::new(STORE_AND_COMMIT),
-            finish: Script::new(FINISH),
+            ack_done: Script::new(ACK_DONE),
+            bury: Script::new(BURY),
             replay: Script::new(REPLAY),
         })
     }
@@ -452,14 +456,16 @@ impl<P: Provider> DurableQueue<P> for RedisQueue {
     fn start(&self, workers: Workers<P>) {
         let provider = workers.processor.receiver().provider().name();
         let handler = workers.handler.name();
+        let shutdown = workers.processor.shutdown_handle().clone();
+        let stream = self.stream(provider, handler);
         let reader = Reader {
             queue: self.clone(),
-            stream: self.stream(provider, handler),
+            acks: Acks::start(self.clone(), stream.clone(), &shutdown),
+            stream,
             dead_stream: self.dead_stream(provider),
             handler: handler.to_owned(),
             workers: Arc::new(workers),
         };
-        let shutdown = reader.workers.processor.shutdown_handle().clone();
         shutdown.spawn(reader.run());
     }
 

@@ -13,25 +13,24 @@ use tokio::{sync::Semaphore, task::JoinHandle};
 
 use crate::{
     RedisQueue,
+    acks::Acks,
     connection::millis,
     entry::{StoredEntry, delivery_fields},
     queue::GROUP,
 };
 
-/// Ends a run entry in one step: acknowledges the entry `ARGV[2]` of the stream
-/// `KEYS[1]` for the group `ARGV[1]` and deletes it, and, for a dead letter (fields
-/// in `ARGV[3..]`), appends it to the dead-letter stream `KEYS[2]`. Nothing when the
-/// entry was acknowledged already (a worker thought dead finished it too): no second
-/// dead letter. Atomic, so a Redis restart leaves either the entry pending (it runs
-/// again) or all of it done, never an acknowledged entry in the stream or a dead
-/// letter of a pending one.
-pub(crate) const FINISH: &str = r"
+/// Dead-letters an entry in one step: acknowledges the entry `ARGV[2]` of the stream
+/// `KEYS[1]` for the group `ARGV[1]`, appends it (fields in `ARGV[3..]`) to the
+/// dead-letter stream `KEYS[2]` and deletes it. Nothing when the entry was
+/// acknowledged already (a worker thought dead finished it too): no second dead
+/// letter. Atomic, so a Redis restart leaves either the entry pending (it runs
+/// again) or all of it done, never a dead letter of a pending entry. Entries run to
+/// success are acknowledged in batches instead ([`Acks`]).
+pub(crate) const BURY: &str = r"
 if redis.call('XACK', KEYS[1], ARGV[1], ARGV[2]) == 0 then
   return 0
 end
-if #ARGV > 2 then
-  redis.call('XADD', KEYS[2], '*', unpack(ARGV, 3))
-end
+redis.call('XADD', KEYS[2], '*', unpack(ARGV, 3))
 redis.call('XDEL', KEYS[1], ARGV[2])
 return 1
 ";
@@ -46,6 +45,7 @@ pub(crate) struct Reader<P: Provider> {
     pub(crate) dead_stream: String,
     pub(crate) handler: String,
     pub(crate) workers: Arc<Workers<P>>,
+    pub(crate) acks: Acks,
 }
 
 /// What one read took from the stream.
@@ -221,33 +221,40 @@ impl<P: Provider> Reader<P> {
         let error =
             format!("delivered {deliveries} times without finishing (its worker died each time)");
         let attempts = u32::try_from(deliveries).unwrap_or(u32::MAX);
-        finish(
+        dead_letter(
             &self.queue,
             &self.stream,
             &self.dead_stream,
             &self.handler,
             &entry,
-            Err((error, attempts)),
+            (error, attempts),
         )
         .await;
     }
 
-    /// Runs one entry to its end: processed, or dead-lettered; then acknowledges it.
+    /// Runs one entry to its end: processed and handed over to be acknowledged, or
+    /// dead-lettered.
     fn run_entry(&self, entry: StreamId) -> impl std::future::Future<Output = ()> + Send + 'static {
         let queue = self.queue.clone();
         let stream = self.stream.clone();
         let dead_stream = self.dead_stream.clone();
         let handler = self.handler.clone();
         let workers = self.workers.clone();
+        let acks = self.acks.clone();
         async move {
             let heartbeat = Heartbeat(tokio::spawn(keep_fresh(
                 queue.clone(),
                 stream.clone(),
                 entry.id.clone(),
             )));
-            let outcome = run_stored(&workers, &entry).await;
-            // Kept fresh until acknowledged, so it is not taken over meanwhile.
-            finish(&queue, &stream, &dead_stream, &handler, &entry, outcome).await;
+            // Kept fresh until handed over, so it is not taken over meanwhile; the
+            // acknowledgement follows within a round trip or two.
+            match run_stored(&workers, &entry).await {
+                Ok(()) => acks.done(entry.id).await,
+                Err(failure) => {
+                    dead_letter(&queue, &stream, &dead_stream, &handler, &entry, failure).await;
+                }
+            }
             drop(heartbeat);
         }
     }
@@ -264,44 +271,41 @@ impl Drop for Heartbeat {
     }
 }
 
-/// Ends an entry in one script (`FINISH`): acknowledges and deletes it, and on
-/// `Err((error, attempts))` moves it to the dead-letter stream. When the script
-/// cannot run (Redis down), the entry stays pending, to be taken over and run again
-/// after the idle time: at least once.
-async fn finish(
+/// Moves an entry that failed (`(error, attempts)`) to the dead-letter stream in one
+/// script ([`BURY`]). When the script cannot run (Redis down), the entry stays
+/// pending, to be taken over and run again after the idle time: at least once.
+async fn dead_letter(
     queue: &RedisQueue,
     stream: &str,
     dead_stream: &str,
     handler: &str,
     entry: &StreamId,
-    outcome: Result<(), (String, u32)>,
+    (error, attempts): (String, u32),
 ) {
     let mut connection = queue.connection.handle();
-    let mut invocation = queue.finish.key(stream);
+    let mut invocation = queue.bury.key(stream);
     invocation.key(dead_stream).arg(GROUP).arg(&entry.id);
-    if let Err((error, attempts)) = outcome {
-        for (name, value) in delivery_fields(entry) {
-            invocation.arg(name).arg(value);
-        }
-        invocation
-            .arg("error")
-            .arg(error)
-            .arg("attempts")
-            .arg(attempts)
-            .arg("handler")
-            .arg(handler);
+    for (name, value) in delivery_fields(entry) {
+        invocation.arg(name).arg(value);
     }
-    let finished: Result<i64, StoreError> = queue
+    invocation
+        .arg("error")
+        .arg(error)
+        .arg("attempts")
+        .arg(attempts)
+        .arg("handler")
+        .arg(handler);
+    let buried: Result<i64, StoreError> = queue
         .connection
-        .bounded("finish", invocation.invoke_async(&mut connection))
+        .bounded("dead-letter", invocation.invoke_async(&mut connection))
         .await;
-    match finished {
+    match buried {
         Ok(1) => {}
         Ok(_) => tracing::debug!(id = %entry.id, "entry finished by another worker already"),
         // Neither acknowledged nor dead-lettered: the entry is run again after the
         // idle time.
         Err(error) => {
-            tracing::warn!(%error, id = %entry.id, "cannot finish an entry; it stays pending and runs again");
+            tracing::warn!(%error, id = %entry.id, "cannot dead-letter an entry; it stays pending and runs again");
         }
     }
 }
