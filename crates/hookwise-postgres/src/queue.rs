@@ -9,7 +9,8 @@ use std::{
 use bytes::Bytes;
 use hookwise_core::{AnyStore, ConfigError, Provider, Receiver, StoreError, Verified};
 use hookwise_runtime::{
-    DeadLetterStore, DurableQueue, Enqueue, QueueFuture, Stored, StoredHead, Workers,
+    AckBatcher, DEFAULT_ACK_BATCH, DeadLetterStore, DurableQueue, Enqueue, QueueFuture,
+    ShutdownHandle, Stored, StoredHead, Workers,
 };
 use sqlx::{AssertSqlSafe, PgPool, Row, postgres::PgRow};
 use tokio::{sync::Semaphore, task::JoinHandle};
@@ -303,13 +304,14 @@ impl<P: Provider> DurableQueue<P> for PgQueue {
     }
 
     fn start(&self, workers: Workers<P>) {
+        let shutdown = workers.processor.shutdown_handle().clone();
         let reader = Reader {
             queue: self.clone(),
             provider: workers.processor.receiver().provider().name(),
             handler: workers.handler.name().to_owned(),
             workers: Arc::new(workers),
+            done: self.deleter(&shutdown),
         };
-        let shutdown = reader.workers.processor.shutdown_handle().clone();
         shutdown.spawn(reader.run());
     }
 
@@ -328,6 +330,8 @@ struct Reader<P: Provider> {
     provider: &'static str,
     handler: String,
     workers: Arc<Workers<P>>,
+    /// Deletes the rows run to success, in batches.
+    done: AckBatcher<i64>,
 }
 
 /// A row taken from the queue.
@@ -411,9 +415,7 @@ impl<P: Provider> Reader<P> {
                     Err(error) => {
                         let id: i64 = row.try_get("id").unwrap_or_default();
                         tracing::error!(%error, id, "unreadable durable queue row; dead-lettered");
-                        queue
-                            .finish(id, Err(("unreadable queue row".to_owned(), 0)))
-                            .await;
+                        queue.bury(id, ("unreadable queue row".to_owned(), 0)).await;
                         continue;
                     }
                 };
@@ -423,15 +425,16 @@ impl<P: Provider> Reader<P> {
                         taken.deliveries - 1
                     );
                     let attempts = u32::try_from(taken.deliveries - 1).unwrap_or(0);
-                    queue.finish(taken.id, Err((error, attempts))).await;
+                    queue.bury(taken.id, (error, attempts)).await;
                     continue;
                 }
                 let Ok(slot) = slots.clone().acquire_owned().await else {
                     return;
                 };
-                let (queue, workers) = (queue.clone(), self.workers.clone());
+                let (queue, workers, done) =
+                    (queue.clone(), self.workers.clone(), self.done.clone());
                 shutdown.spawn(async move {
-                    queue.run_taken(&workers, taken).await;
+                    queue.run_taken(&workers, &done, taken).await;
                     drop(slot);
                 });
             }
@@ -440,8 +443,14 @@ impl<P: Provider> Reader<P> {
 }
 
 impl PgQueue {
-    /// Runs a taken row to its end, kept fresh meanwhile: processed, or dead-lettered.
-    async fn run_taken<P: Provider>(&self, workers: &Workers<P>, taken: Taken) {
+    /// Runs a taken row to its end, kept fresh meanwhile: processed and handed to
+    /// `done` to be deleted, or dead-lettered.
+    async fn run_taken<P: Provider>(
+        &self,
+        workers: &Workers<P>,
+        done: &AckBatcher<i64>,
+        taken: Taken,
+    ) {
         let heartbeat = Heartbeat(tokio::spawn(keep_fresh(
             self.clone(),
             taken.id,
@@ -462,30 +471,42 @@ impl PgQueue {
                 Err(("unreadable request head".to_owned(), 0))
             }
         };
-        self.finish(taken.id, outcome).await;
+        // Kept fresh until handed over; the delete follows within a statement or two.
+        match outcome {
+            Ok(()) => done.done(taken.id).await,
+            Err(failure) => self.bury(taken.id, failure).await,
+        }
         drop(heartbeat);
     }
 
-    /// Ends a row in one statement: deleted, or on `Err((error, attempts))` moved to
-    /// the dead letters. A row finished already (by a worker that took it over) is
-    /// left alone: no second dead letter. When the statement cannot run, the row
-    /// becomes visible again after the visibility timeout and runs again.
-    async fn finish(&self, id: i64, outcome: Result<(), (String, u32)>) {
-        let result = match outcome {
-            Ok(()) => {
-                let query = sqlx::query(AssertSqlSafe(self.sql.delete.clone())).bind(id);
-                bounded(self.timeout, "finish", query.execute(&self.pool)).await
+    /// The task that deletes the rows run to success, in batches of at most
+    /// [`DEFAULT_ACK_BATCH`], one statement each. When the statement cannot run, the
+    /// rows become visible again after the visibility timeout and run again.
+    fn deleter(&self, shutdown: &ShutdownHandle) -> AckBatcher<i64> {
+        let queue = self.clone();
+        AckBatcher::start(shutdown, DEFAULT_ACK_BATCH, move |ids: Vec<i64>| {
+            let queue = queue.clone();
+            async move {
+                let query = sqlx::query(AssertSqlSafe(queue.sql.delete.clone())).bind(&ids);
+                let deleted = bounded(queue.timeout, "finish", query.execute(&queue.pool)).await;
+                if let Err(error) = deleted {
+                    tracing::warn!(%error, rows = ids.len(), "cannot delete processed durable queue rows; they run again after the visibility timeout");
+                }
             }
-            Err((error, attempts)) => {
-                let query = sqlx::query(AssertSqlSafe(self.sql.bury.clone()))
-                    .bind(id)
-                    .bind(error)
-                    .bind(i32::try_from(attempts).unwrap_or(i32::MAX));
-                bounded(self.timeout, "dead-letter", query.execute(&self.pool)).await
-            }
-        };
-        if let Err(error) = result {
-            tracing::warn!(%error, id, "cannot finish a durable queue row; it runs again after the visibility timeout");
+        })
+    }
+
+    /// Moves a row that failed (`(error, attempts)`) to the dead letters in one
+    /// statement. A row finished already (by a worker that took it over) is left
+    /// alone: no second dead letter. When the statement cannot run, the row becomes
+    /// visible again after the visibility timeout and runs again.
+    async fn bury(&self, id: i64, (error, attempts): (String, u32)) {
+        let query = sqlx::query(AssertSqlSafe(self.sql.bury.clone()))
+            .bind(id)
+            .bind(error)
+            .bind(i32::try_from(attempts).unwrap_or(i32::MAX));
+        if let Err(error) = bounded(self.timeout, "dead-letter", query.execute(&self.pool)).await {
+            tracing::warn!(%error, id, "cannot dead-letter a durable queue row; it runs again after the visibility timeout");
         }
     }
 }
@@ -562,7 +583,7 @@ pub(crate) struct QueueStatements {
     take: Arc<str>,
     /// `$1` id, `$2` deliveries, `$3` visibility in ms.
     refresh: Arc<str>,
-    /// `$1` id.
+    /// `$1` the ids of rows run to success.
     delete: Arc<str>,
     /// `$1` id, `$2` error, `$3` attempts.
     bury: Arc<str>,
@@ -635,7 +656,7 @@ RETURNING id, deliveries, key, method, uri, headers, body, secret, signed_at, re
                 "UPDATE {queue} SET visible_at = {visible} WHERE id = $1 AND deliveries = $2"
             )
             .into(),
-            delete: format!("DELETE FROM {queue} WHERE id = $1").into(),
+            delete: format!("DELETE FROM {queue} WHERE id = ANY($1)").into(),
             bury: format!(
                 "WITH moved AS (DELETE FROM {queue} WHERE id = $1 RETURNING {COLUMNS})
 INSERT INTO {dead} ({COLUMNS}, error, attempts) SELECT {COLUMNS}, $2, $3 FROM moved"

@@ -1,10 +1,10 @@
-//! Acknowledgements of the entries run to success, batched: one task per stream
-//! acknowledges, in one script, every entry that finished while its last script was
-//! on its way. Under load, one round trip ends many entries instead of one each.
+//! Acknowledgements of the entries run to success, batched ([`AckBatcher`]): one
+//! task per stream acknowledges, in one script, every entry that finished while its
+//! last script was on its way. Under load, one round trip ends many entries instead
+//! of one each.
 
 use hookwise_core::StoreError;
-use hookwise_runtime::ShutdownHandle;
-use tokio::sync::mpsc;
+use hookwise_runtime::{AckBatcher, DEFAULT_ACK_BATCH, ShutdownHandle};
 
 use crate::{RedisQueue, queue::GROUP};
 
@@ -24,66 +24,39 @@ end
 return done
 ";
 
-/// The most entries one script acknowledges, and how many finished entries may wait
-/// for their acknowledgement before a run waits to hand its own over.
-pub(crate) const MAX_BATCH: usize = 128;
-
-/// Where a run hands the id of an entry it processed. A task of its own
-/// acknowledges the ids in batches; it ends once every `Acks` of its stream is
-/// dropped, after acknowledging what it was handed, and a drain waits for it.
-///
-/// An id handed over but not acknowledged (Redis down, or the process killed
-/// first) leaves its entry pending: it is taken over and run again after the claim
-/// idle time, at least once, as when a run's own acknowledgement fails.
-#[derive(Debug, Clone)]
-pub(crate) struct Acks {
-    ids: mpsc::Sender<String>,
-}
-
-impl Acks {
-    /// Starts the task that acknowledges `stream`'s entries, tracked by `shutdown`.
-    pub(crate) fn start(queue: RedisQueue, stream: String, shutdown: &ShutdownHandle) -> Self {
-        let (ids, pending) = mpsc::channel(MAX_BATCH);
-        shutdown.spawn(acknowledge(queue, stream, pending));
-        Self { ids }
-    }
-
-    /// Hands `id` over to be acknowledged; waits while [`MAX_BATCH`] ids wait.
-    pub(crate) async fn done(&self, id: String) {
-        // The receiving task ends only once every sender is gone: this one is not.
-        let _ = self.ids.send(id).await;
-    }
-}
-
-/// Acknowledges `stream`'s entries as their ids arrive: each script takes every id
-/// that arrived while the one before it ran.
-async fn acknowledge(queue: RedisQueue, stream: String, mut pending: mpsc::Receiver<String>) {
-    let mut batch = Vec::with_capacity(MAX_BATCH);
-    while pending.recv_many(&mut batch, MAX_BATCH).await > 0 {
-        let mut connection = queue.connection.handle();
-        let mut invocation = queue.ack_done.key(&stream);
-        invocation.arg(GROUP).arg(&batch);
-        let acknowledged: Result<usize, StoreError> = queue
-            .connection
-            .bounded("acknowledge", invocation.invoke_async(&mut connection))
-            .await;
-        match acknowledged {
-            Ok(done) if done < batch.len() => tracing::debug!(
-                finished_elsewhere = batch.len() - done,
-                "entries finished by another worker already"
-            ),
-            Ok(_) => {}
-            // Left pending: taken over and run again after the idle time.
-            Err(error) => tracing::warn!(
-                %error,
-                %stream,
-                entries = batch.len(),
-                "cannot acknowledge processed entries; they stay pending and run again"
-            ),
+/// Starts the task that acknowledges `stream`'s processed entries in batches of at
+/// most [`DEFAULT_ACK_BATCH`], one [`ACK_DONE`] script each. An entry whose script
+/// fails (Redis down) stays pending: taken over and run again after the idle time.
+pub(crate) fn start(queue: RedisQueue, stream: String, shutdown: &ShutdownHandle) -> Acks {
+    AckBatcher::start(shutdown, DEFAULT_ACK_BATCH, move |ids: Vec<String>| {
+        let (queue, stream) = (queue.clone(), stream.clone());
+        async move {
+            let mut connection = queue.connection.handle();
+            let mut invocation = queue.ack_done.key(&stream);
+            invocation.arg(GROUP).arg(&ids);
+            let acknowledged: Result<usize, StoreError> = queue
+                .connection
+                .bounded("acknowledge", invocation.invoke_async(&mut connection))
+                .await;
+            match acknowledged {
+                Ok(done) if done < ids.len() => tracing::debug!(
+                    finished_elsewhere = ids.len() - done,
+                    "entries finished by another worker already"
+                ),
+                Ok(_) => {}
+                Err(error) => tracing::warn!(
+                    %error,
+                    %stream,
+                    entries = ids.len(),
+                    "cannot acknowledge processed entries; they stay pending and run again"
+                ),
+            }
         }
-        batch.clear();
-    }
+    })
 }
+
+/// Where a run hands the id of the entry it processed.
+pub(crate) type Acks = AckBatcher<String>;
 
 #[cfg(test)]
 mod tests {
@@ -171,7 +144,7 @@ mod tests {
 
         let queue = RedisQueue::new(&redis.url()).expect("valid URL");
         let shutdown = ShutdownHandle::default();
-        let acks = Acks::start(queue, STREAM.to_owned(), &shutdown);
+        let acks = start(queue, STREAM.to_owned(), &shutdown);
         // On this one thread the acknowledging task runs only once this test waits:
         // every id is handed over before the first script.
         for id in &ids {

@@ -10,7 +10,7 @@ use redis::{AsyncCommands, Script, ToRedisArgs, streams::StreamId};
 
 use crate::{
     DEFAULT_NAMESPACE, RedisStore,
-    acks::{ACK_DONE, Acks},
+    acks::{self, ACK_DONE},
     connection::{Connection, millis},
     dead_letters::RedisDeadLetters,
     entry::delivery_fields,
@@ -460,7 +460,7 @@ impl<P: Provider> DurableQueue<P> for RedisQueue {
         let stream = self.stream(provider, handler);
         let reader = Reader {
             queue: self.clone(),
-            acks: Acks::start(self.clone(), stream.clone(), &shutdown),
+            acks: acks::start(self.clone(), stream.clone(), &shutdown),
             stream,
             dead_stream: self.dead_stream(provider),
             handler: handler.to_owned(),

@@ -13,7 +13,8 @@
 //!   dead-lettered after the last attempt ([`DeadLetters`], or your callback);
 //! - the handlers registered by name ([`Handler`]), and with a
 //!   [`DurableQueue`] the readers that run stored deliveries, started once per
-//!   handler when the runtime is built, keyed by the handler's name;
+//!   handler when the runtime is built, keyed by the handler's name (a queue's
+//!   workers acknowledge processed entries in batches through an [`AckBatcher`]);
 //! - the [`Stats`] and the [`ShutdownHandle`] that drains it all.
 //!
 //! Adapters only wrap it: `hookwise-tower`'s `WebhookLayer` and `WebhookEndpoint`,
@@ -68,6 +69,7 @@
 #![forbid(unsafe_code)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+mod ack_batcher;
 mod attempt;
 mod body;
 mod builder;
@@ -84,6 +86,7 @@ mod stats;
 mod webhooks;
 
 pub use self::{
+    ack_batcher::{AckBatcher, DEFAULT_ACK_BATCH},
     builder::{DEFAULT_BODY_TIMEOUT, WebhooksBuilder},
     claim::HeldClaim,
     dead_letter::{
