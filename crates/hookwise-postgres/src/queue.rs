@@ -56,7 +56,9 @@ const COLUMNS: &str =
 ///   make them invisible for the visibility timeout (60 s by default), kept fresh by a
 ///   heartbeat while they run; a row whose worker died becomes visible again and is
 ///   taken by another. Delivery is at least once.
-/// - A run ends in one statement: the row is deleted, or, when every attempt failed,
+/// - A run ends in one statement: the row is deleted (one statement for every row
+///   processed while the last delete was on its way, through an
+///   [`AckBatcher`](hookwise_runtime::AckBatcher)), or, when every attempt failed,
 ///   moved to `<schema>.dead` with its last error, where
 ///   [`dead_letters`](Self::dead_letters) lists it and [`replay`](Self::replay)
 ///   moves it back. A row taken more than [`max_deliveries`](Self::max_deliveries)
