@@ -2,7 +2,7 @@
 
 use std::{
     fmt,
-    sync::{Arc, OnceLock},
+    sync::{Arc, Mutex, OnceLock, PoisonError},
     time::Duration,
 };
 
@@ -88,6 +88,18 @@ pub struct PgQueue {
     max_deliveries: u32,
     max_backlog: u64,
     pub(crate) timeout: Duration,
+    /// The lowest row id seen, per provider and handler (see `QueueStatements::room`).
+    lowest: Arc<Mutex<Vec<Lowest>>>,
+}
+
+/// The lowest row id a delivery of `provider`'s `handler` read: no row of theirs has
+/// a lower one since, except rows inserted meanwhile by deliveries racing this one,
+/// which the bound allows for (one per pooled connection).
+#[derive(Debug)]
+struct Lowest {
+    provider: String,
+    handler: String,
+    id: i64,
 }
 
 impl PgQueue {
@@ -108,12 +120,14 @@ impl PgQueue {
             max_deliveries: DEFAULT_MAX_DELIVERIES,
             max_backlog: DEFAULT_MAX_BACKLOG,
             timeout: DEFAULT_TIMEOUT,
+            lowest: Arc::default(),
         }
     }
 
     /// Keeps the tables in schema `schema` (default `hookwise`); the store's.
     pub fn schema(mut self, schema: &str) -> Result<Self, ConfigError> {
         self.sql = Arc::new(QueueStatements::new(crate::schema::checked(schema)?));
+        self.lowest = Arc::default();
         Ok(self)
     }
 
@@ -230,6 +244,32 @@ impl PgQueue {
         }
     }
 
+    /// The lowest row id seen for `provider`'s `handler`, if any.
+    fn lowest(&self, provider: &str, handler: &str) -> Option<i64> {
+        let lowest = self.lowest.lock().unwrap_or_else(PoisonError::into_inner);
+        lowest
+            .iter()
+            .find(|seen| seen.provider == provider && seen.handler == handler)
+            .map(|seen| seen.id)
+    }
+
+    /// Keeps `id`, the lowest row id a delivery of `provider`'s `handler` just read.
+    /// One entry per handler the runtime enqueues for: its registered names.
+    fn saw_lowest(&self, provider: &str, handler: &str, id: i64) {
+        let mut lowest = self.lowest.lock().unwrap_or_else(PoisonError::into_inner);
+        match lowest
+            .iter_mut()
+            .find(|seen| seen.provider == provider && seen.handler == handler)
+        {
+            Some(seen) => seen.id = id,
+            None => lowest.push(Lowest {
+                provider: provider.to_owned(),
+                handler: handler.to_owned(),
+                id,
+            }),
+        }
+    }
+
     /// [`max_backlog`](Self::max_backlog) as a statement's parameter.
     fn bound(&self) -> i64 {
         i64::try_from(self.max_backlog).unwrap_or(i64::MAX)
@@ -272,7 +312,7 @@ impl<P: Provider> DurableQueue<P> for PgQueue {
                 Some(store) => (self.store_and_commit(store), true),
                 None => (self.sql.insert.clone(), false),
             };
-            let mut query = sqlx::query_as::<_, (bool, bool)>(AssertSqlSafe(sql))
+            let mut query = sqlx::query_as::<_, (bool, bool, Option<i64>)>(AssertSqlSafe(sql))
                 .bind(delivery.provider())
                 .bind(handler)
                 .bind(delivery.dedupe_key().as_str())
@@ -288,9 +328,15 @@ impl<P: Provider> DurableQueue<P> for PgQueue {
                     .bind(crate::store::token(claim.token()))
                     .bind(millis(store.retention));
             }
-            let query = query.bind(self.bound()).bind(entry_line);
-            let (room, stored) =
+            let query = query
+                .bind(self.bound())
+                .bind(entry_line)
+                .bind(self.lowest(delivery.provider(), handler));
+            let (room, stored, lowest) =
                 bounded(self.timeout, "enqueue", query.fetch_one(&self.pool)).await?;
+            if let Some(lowest) = lowest {
+                self.saw_lowest(delivery.provider(), handler, lowest);
+            }
             match (room, stored, committing) {
                 (_, true, false) => Ok(Stored::Uncommitted),
                 (_, true, true) => Ok(Stored::Committed),
@@ -571,13 +617,15 @@ impl StoredDeadLetter {
 #[derive(Debug)]
 pub(crate) struct QueueStatements {
     /// `$1`..`$10` the columns of [`COLUMNS`], `$11` the backlog's bound, `$12` the
-    /// line: whether there was room, and whether the row was stored.
+    /// line, `$13` the lowest id seen: whether there was room, whether the row was
+    /// stored, and the lowest id if it was read.
     pub(crate) insert: Arc<str>,
     /// The same as `INSERT … SELECT`, for a `WHERE` to follow, with `{line}` for the
     /// line's parameter.
     pub(crate) insert_select: String,
-    /// A `room` CTE (`ok`: provider `$1`'s handler `$2` has fewer rows than the
-    /// bound), with `{bound}` for the bound's parameter.
+    /// The `span`, `low` and `room` CTEs (`ok`: provider `$1`'s handler `$2` has
+    /// fewer rows than the bound; `low`: its lowest id, when it had to be read),
+    /// with `{bound}` for the bound's parameter and `{low}` for the lowest id seen.
     pub(crate) room: String,
     /// `$1` provider, `$2` handler, `$3` visibility in ms, `$4` the most rows; never
     /// a row with an earlier one of its line still queued (running, or waiting to),
@@ -608,14 +656,29 @@ impl QueueStatements {
             format!(r#""{schema}".dead"#),
         );
         let visible = "clock_timestamp() + ($3::float8 * interval '1 millisecond')";
-        // The span of the handler's ids bounds its rows from above, and costs two
-        // probes of the index on (provider, handler, id): when it is under the bound
-        // there is room. Only past it are the rows counted, no further than the bound.
+        // The span of the handler's ids bounds its rows from above. Its high end is
+        // one probe of the index on (provider, handler, id); its low end, the lowest
+        // id, sits behind the index entries of deleted rows until a vacuum, so it is
+        // read only when the lowest id this queue saw last ({low}, never above the
+        // lowest id since: rows leave, new ones come in above) no longer proves
+        // room, and returned to be kept. Only when the span reaches the bound are the
+        // rows counted, no further than the bound.
         let room = format!(
-            "room AS (
+            "span AS (
+    SELECT max(id) AS high FROM {queue} WHERE provider = $1 AND handler = $2
+),
+low AS (
     SELECT CASE
-        WHEN (SELECT coalesce(max(id) - min(id) + 1, 0) FROM {queue}
-              WHERE provider = $1 AND handler = $2) < {{bound}} THEN true
+        WHEN (SELECT high FROM span) IS NULL THEN NULL
+        WHEN (SELECT high FROM span) >= {{low}}
+            AND (SELECT high FROM span) - {{low}} + 1 < {{bound}} THEN NULL
+        ELSE (SELECT min(id) FROM {queue} WHERE provider = $1 AND handler = $2)
+    END AS low
+),
+room AS (
+    SELECT CASE
+        WHEN (SELECT high FROM span) IS NULL OR (SELECT low FROM low) IS NULL THEN true
+        WHEN (SELECT high FROM span) - (SELECT low FROM low) + 1 < {{bound}} THEN true
         ELSE (SELECT count(*) < {{bound}} FROM (
             SELECT 1 FROM {queue} WHERE provider = $1 AND handler = $2 LIMIT {{bound}}
         ) backlog)
@@ -630,8 +693,10 @@ impl QueueStatements {
             insert: format!(
                 "WITH {room},
 inserted AS ({insert_select} WHERE (SELECT ok FROM room) RETURNING 1)
-SELECT (SELECT ok FROM room), EXISTS (SELECT 1 FROM inserted)",
-                room = room.replace("{bound}", "$11"),
+SELECT (SELECT ok FROM room), EXISTS (SELECT 1 FROM inserted), (SELECT low FROM low)",
+                room = room
+                    .replace("{bound}", "$11")
+                    .replace("{low}", "$13::bigint"),
                 insert_select = insert_select.replace("{line}", "$12::text"),
             )
             .into(),

@@ -196,10 +196,11 @@ impl PgStore {
     }
 
     /// `insert_select` (an `INSERT … SELECT $1..$10` of a queue row, its line `$14`)
-    /// run only when, in the same statement, the `room` CTE (its bound `$13`) is `ok`
-    /// and the claim of key `$3` and token `$11` is marked done for `$12` ms: both or
-    /// neither.
-    /// Answers whether there was room, and whether the row was stored.
+    /// run only when, in the same statement, the `room` CTE (its bound `$13`, the
+    /// lowest id seen `$15`) is `ok` and the claim of key `$3` and token `$11` is
+    /// marked done for `$12` ms: both or neither.
+    /// Answers whether there was room, whether the row was stored, and the lowest id
+    /// if it was read.
     pub(crate) fn store_and_commit(&self, room: &str, insert_select: &str) -> Arc<str> {
         let table = format!(r#""{}".dedupe"#, self.sql.schema);
         format!(
@@ -212,8 +213,10 @@ marked AS (
     RETURNING 1
 ),
 inserted AS ({insert_select} WHERE EXISTS (SELECT 1 FROM marked) RETURNING 1)
-SELECT (SELECT ok FROM room), EXISTS (SELECT 1 FROM inserted)",
-            room = room.replace("{bound}", "$13"),
+SELECT (SELECT ok FROM room), EXISTS (SELECT 1 FROM inserted), (SELECT low FROM low)",
+            room = room
+                .replace("{bound}", "$13")
+                .replace("{low}", "$15::bigint"),
             insert_select = insert_select.replace("{line}", "$14::text"),
         )
         .into()

@@ -354,6 +354,83 @@ async fn postgres_restarted_mid_flood_loses_nothing_acknowledged() {
     webhooks.shutdown(Duration::from_secs(5)).await;
 }
 
+/// The bound holds round after round while the rows' ids move up, and for two
+/// handlers whose rows interleave: the lowest id a queue keeps to skip reading it
+/// again only ever makes it read it again, never admit a row past the bound.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_backlog_bound_holds_round_after_round_as_the_ids_move_up() {
+    let Some(server) = PgServer::start("pg queue backlog rounds") else {
+        return;
+    };
+    let store = store(&server).await;
+    let gate = Arc::new(tokio::sync::Semaphore::new(0));
+    let recorder = Recorder::default();
+    let receiver = Receiver::new(
+        Hoursmith::new(HOURSMITH_SECRET).expect("secret"),
+        store.clone(),
+    )
+    .expect("config");
+    let mut builder =
+        Webhooks::builder(receiver).durable_queue(queue(&server).max_backlog(3).expect("bound"));
+    for name in ["first", "second"] {
+        let (waiting, recording) = (gate.clone(), recorder.clone());
+        builder = builder.handler(name, move |delivery: Delivery<hoursmith::Event>| {
+            let (gate, recorder) = (waiting.clone(), recording.clone());
+            async move {
+                // Each run takes a pass for good: a round opens the gate for its own.
+                gate.acquire()
+                    .await
+                    .map_err(|_| "the gate closed")?
+                    .forget();
+                recorder.record(delivery.event().id());
+                Ok::<(), &str>(())
+            }
+        });
+    }
+    let webhooks = builder.build().expect("valid settings");
+    let mut app = Router::new();
+    for name in ["first", "second"] {
+        let endpoint = WebhookEndpoint::new(&webhooks, name).expect("registered");
+        app = app.route(&format!("/{name}"), post_service(endpoint));
+    }
+    let addr = serve(app).await;
+    let client = client();
+
+    for round in 0..4 {
+        // The handlers' deliveries alternate, so their row ids interleave.
+        for i in 0..3 {
+            for name in ["first", "second"] {
+                let id = format!("evt_{name}_{round}_{i}");
+                let answer = send(&client, addr, &format!("/{name}"), &hoursmith(&id)).await;
+                assert_eq!(answer.body, r#"{"status":"accepted"}"#, "{id}: {answer:?}");
+            }
+        }
+        for name in ["first", "second"] {
+            let id = format!("evt_{name}_{round}_over");
+            let refused = send(&client, addr, &format!("/{name}"), &hoursmith(&id)).await;
+            assert_eq!(
+                refused.status.as_u16(),
+                503,
+                "round {round}, {name}: {refused:?}"
+            );
+        }
+        assert_eq!(
+            rows(&server, "queue"),
+            6,
+            "round {round}: 3 rows per handler"
+        );
+        gate.add_permits(6);
+        let done = 6 * (round + 1);
+        assert_eq!(recorder.wait_for(done, Duration::from_secs(10)).await, done);
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        while rows(&server, "queue") > 0 {
+            assert!(tokio::time::Instant::now() < deadline, "the queue drains");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+    webhooks.shutdown(Duration::from_secs(5)).await;
+}
+
 /// Each handler's backlog is bounded: past `max_backlog` a delivery is refused `503`
 /// `queue_full` with its claim released and nothing stored or marked done; once the
 /// workers catch up it is taken. The same bound holds without the receiver's
