@@ -3,6 +3,8 @@
 //! last script was on its way. Under load, one round trip ends many entries instead
 //! of one each.
 
+use std::sync::Arc;
+
 use hookwise_core::StoreError;
 use hookwise_runtime::{AckBatcher, DEFAULT_ACK_BATCH, ShutdownHandle};
 
@@ -27,12 +29,12 @@ return done
 /// Starts the task that acknowledges `stream`'s processed entries in batches of at
 /// most [`DEFAULT_ACK_BATCH`], one [`ACK_DONE`] script each. An entry whose script
 /// fails (Redis down) stays pending: taken over and run again after the idle time.
-pub(crate) fn start(queue: RedisQueue, stream: String, shutdown: &ShutdownHandle) -> Acks {
+pub(crate) fn start(queue: RedisQueue, stream: Arc<str>, shutdown: &ShutdownHandle) -> Acks {
     AckBatcher::start(shutdown, DEFAULT_ACK_BATCH, move |ids: Vec<String>| {
         let (queue, stream) = (queue.clone(), stream.clone());
         async move {
             let mut connection = queue.connection.handle();
-            let mut invocation = queue.ack_done.key(&stream);
+            let mut invocation = queue.scripts.ack_done.key(&*stream);
             invocation.arg(GROUP).arg(&ids);
             let acknowledged: Result<usize, StoreError> = queue
                 .connection
@@ -144,7 +146,7 @@ mod tests {
 
         let queue = RedisQueue::new(&redis.url()).expect("valid URL");
         let shutdown = ShutdownHandle::default();
-        let acks = start(queue, STREAM.to_owned(), &shutdown);
+        let acks = start(queue, STREAM.into(), &shutdown);
         // On this one thread the acknowledging task runs only once this test waits:
         // every id is handed over before the first script.
         for id in &ids {

@@ -114,12 +114,18 @@ const MINIMUM_CLAIM_IDLE: Duration = Duration::from_millis(10);
 #[derive(Clone)]
 pub struct RedisQueue {
     pub(crate) connection: Connection,
-    namespace: String,
-    pub(crate) consumer: String,
+    namespace: Arc<str>,
+    pub(crate) consumer: Arc<str>,
     pub(crate) claim_idle: Duration,
     pub(crate) poll_interval: Duration,
     pub(crate) max_deliveries: u32,
     max_backlog: u64,
+    /// Shared by the clones a worker takes for each entry it runs.
+    pub(crate) scripts: Arc<Scripts>,
+}
+
+/// The queue's scripts, each with its SHA-1 for `EVALSHA`.
+pub(crate) struct Scripts {
     append: Script,
     store_and_commit: Script,
     pub(crate) ack_done: Script,
@@ -145,17 +151,19 @@ impl RedisQueue {
     fn on(connection: Connection) -> Result<Self, StoreError> {
         Ok(Self {
             connection,
-            namespace: DEFAULT_NAMESPACE.to_owned(),
-            consumer: default_consumer_name(),
+            namespace: DEFAULT_NAMESPACE.into(),
+            consumer: default_consumer_name().into(),
             claim_idle: DEFAULT_CLAIM_IDLE,
             poll_interval: DEFAULT_POLL_INTERVAL,
             max_deliveries: DEFAULT_MAX_DELIVERIES,
             max_backlog: DEFAULT_MAX_BACKLOG,
-            append: Script::new(APPEND),
-            store_and_commit: Script::new(STORE_AND_COMMIT),
-            ack_done: Script::new(ACK_DONE),
-            bury: Script::new(BURY),
-            replay: Script::new(REPLAY),
+            scripts: Arc::new(Scripts {
+                append: Script::new(APPEND),
+                store_and_commit: Script::new(STORE_AND_COMMIT),
+                ack_done: Script::new(ACK_DONE),
+                bury: Script::new(BURY),
+                replay: Script::new(REPLAY),
+            }),
         })
     }
 
@@ -163,7 +171,7 @@ impl RedisQueue {
     /// one. No braces: in a cluster, braces choose a key's slot.
     #[must_use]
     pub fn namespace(mut self, namespace: impl Into<String>) -> Self {
-        self.namespace = namespace.into();
+        self.namespace = namespace.into().into();
         self
     }
 
@@ -171,7 +179,7 @@ impl RedisQueue {
     /// id and a random suffix). Must differ between instances.
     #[must_use]
     pub fn consumer(mut self, name: impl Into<String>) -> Self {
-        self.consumer = name.into();
+        self.consumer = name.into().into();
         self
     }
 
@@ -257,7 +265,7 @@ impl RedisQueue {
         V: ToRedisArgs,
     {
         let mut connection = self.connection.handle();
-        let mut invocation = self.append.key(stream);
+        let mut invocation = self.scripts.append.key(stream);
         invocation.arg(self.max_backlog);
         for (name, value) in fields {
             invocation.arg(name).arg(value);
@@ -281,7 +289,7 @@ impl RedisQueue {
         (claim_key, token, retention_ms): (String, String, u64),
     ) -> Result<Stored, StoreError> {
         let mut connection = self.connection.handle();
-        let mut invocation = self.store_and_commit.key(stream);
+        let mut invocation = self.scripts.store_and_commit.key(stream);
         invocation
             .key(claim_key)
             .arg(self.max_backlog)
@@ -347,7 +355,7 @@ impl RedisQueue {
             return Err(StoreError::new(format!("dead letter {id} has no handler")));
         };
         let stream = self.stream(provider, &handler);
-        let mut invocation = self.replay.key(&stream);
+        let mut invocation = self.scripts.replay.key(&stream);
         invocation.key(&dead).arg(self.max_backlog).arg(id);
         for (name, value) in delivery_fields(entry) {
             invocation.arg(name).arg(value);
@@ -457,13 +465,13 @@ impl<P: Provider> DurableQueue<P> for RedisQueue {
         let provider = workers.processor.receiver().provider().name();
         let handler = workers.handler.name();
         let shutdown = workers.processor.shutdown_handle().clone();
-        let stream = self.stream(provider, handler);
+        let stream: Arc<str> = self.stream(provider, handler).into();
         let reader = Reader {
             queue: self.clone(),
             acks: acks::start(self.clone(), stream.clone(), &shutdown),
             stream,
-            dead_stream: self.dead_stream(provider),
-            handler: handler.to_owned(),
+            dead_stream: self.dead_stream(provider).into(),
+            handler: handler.into(),
             workers: Arc::new(workers),
         };
         shutdown.spawn(reader.run());

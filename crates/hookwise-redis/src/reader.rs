@@ -41,9 +41,9 @@ const SCAN_START: &str = "0-0";
 /// Reads one handler's stream and runs its entries, at most `concurrency` at once.
 pub(crate) struct Reader<P: Provider> {
     pub(crate) queue: RedisQueue,
-    pub(crate) stream: String,
-    pub(crate) dead_stream: String,
-    pub(crate) handler: String,
+    pub(crate) stream: Arc<str>,
+    pub(crate) dead_stream: Arc<str>,
+    pub(crate) handler: Arc<str>,
     pub(crate) workers: Arc<Workers<P>>,
     pub(crate) acks: Acks,
 }
@@ -120,7 +120,7 @@ impl<P: Provider> Reader<P> {
             .connection
             .bounded(
                 "XGROUP CREATE",
-                connection.xgroup_create_mkstream(&self.stream, GROUP, "0"),
+                connection.xgroup_create_mkstream(&*self.stream, GROUP, "0"),
             )
             .await;
         match created {
@@ -144,9 +144,9 @@ impl<P: Provider> Reader<P> {
             .bounded(
                 "XAUTOCLAIM",
                 connection.xautoclaim_options(
-                    &self.stream,
+                    &*self.stream,
                     GROUP,
-                    &queue.consumer,
+                    &*queue.consumer,
                     millis(queue.claim_idle),
                     cursor.as_str(),
                     StreamAutoClaimOptions::default().count(count),
@@ -158,13 +158,13 @@ impl<P: Provider> Reader<P> {
             return self.sort_out(abandoned.claimed).await;
         }
         let options = StreamReadOptions::default()
-            .group(GROUP, &queue.consumer)
+            .group(GROUP, &*queue.consumer)
             .count(count);
         let fresh: Option<redis::streams::StreamReadReply> = queue
             .connection
             .bounded(
                 "XREADGROUP",
-                connection.xread_options(&[&self.stream], &[">"], &options),
+                connection.xread_options(&[&*self.stream], &[">"], &options),
             )
             .await?;
         Ok(Taken {
@@ -184,7 +184,7 @@ impl<P: Provider> Reader<P> {
         let mut pipe = redis::pipe();
         for entry in &claimed {
             pipe.cmd("XPENDING")
-                .arg(&self.stream)
+                .arg(&*self.stream)
                 .arg(GROUP)
                 .arg(&entry.id)
                 .arg(&entry.id)
@@ -283,7 +283,7 @@ async fn dead_letter(
     (error, attempts): (String, u32),
 ) {
     let mut connection = queue.connection.handle();
-    let mut invocation = queue.bury.key(stream);
+    let mut invocation = queue.scripts.bury.key(stream);
     invocation.key(dead_stream).arg(GROUP).arg(&entry.id);
     for (name, value) in delivery_fields(entry) {
         invocation.arg(name).arg(value);
@@ -331,7 +331,7 @@ async fn run_stored<P: Provider>(
 }
 
 /// Keeps a running entry's idle time low, so no other worker takes it over.
-async fn keep_fresh(queue: RedisQueue, stream: String, id: String) {
+async fn keep_fresh(queue: RedisQueue, stream: Arc<str>, id: String) {
     let every = queue.claim_idle / 3;
     loop {
         tokio::time::sleep(every).await;
@@ -341,9 +341,9 @@ async fn keep_fresh(queue: RedisQueue, stream: String, id: String) {
             .bounded(
                 "XCLAIM",
                 redis::cmd("XCLAIM")
-                    .arg(&stream)
+                    .arg(&*stream)
                     .arg(GROUP)
-                    .arg(&queue.consumer)
+                    .arg(&*queue.consumer)
                     .arg(0)
                     .arg(&id)
                     .arg("JUSTID")
