@@ -224,6 +224,51 @@ impl<P: Provider, S: DedupeStore> Receiver<P, S> {
         headers: &HeaderMap,
         body: Bytes,
     ) -> Result<Outcome<P::Event>, Rejection> {
+        let delivery = self.verify_at(path, headers, body).await?;
+        if !self.should_process(&delivery) {
+            return Ok(Outcome::Skipped(delivery));
+        }
+        match self.store.claim(&delivery.key).await {
+            Ok(ClaimOutcome::Claimed(claim)) => Ok(Outcome::Accepted { delivery, claim }),
+            Ok(ClaimOutcome::Duplicate(state)) => self.duplicate(delivery.key, state),
+            Err(e) => Err(store_unavailable(&e)),
+        }
+    }
+
+    /// The first half of [`receive_at`](Self::receive_at): size limit, tenant,
+    /// signature over the raw bytes, parse; no dedupe claim. For a caller that
+    /// claims the event in another way, e.g. in the same atomic step as it stores it
+    /// (a durable queue on the store's server); it then answers a key found taken
+    /// with [`duplicate`](Self::duplicate), and skips the events
+    /// [`should_process`](Self::should_process) refuses, as `receive_at` does.
+    ///
+    /// ```
+    /// use bytes::Bytes;
+    /// use http::HeaderMap;
+    /// use hookwise_core::{Hoursmith, MemoryStore, Receiver, sign};
+    ///
+    /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+    /// let receiver = Receiver::new(Hoursmith::new("whsec_test_secret")?, MemoryStore::new())?;
+    /// let body = Bytes::from_static(br#"{"id":"e1","type":"project.created","created":1,
+    ///     "orgId":"o1","livemode":true,"data":{"project":{"id":"p1"}}}"#);
+    /// let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_secs();
+    /// let mut headers = HeaderMap::new();
+    /// sign::hoursmith(b"whsec_test_secret", now, &body).insert_into(&mut headers);
+    ///
+    /// let delivery = receiver.verify_at("/webhooks/hoursmith", &headers, body).await?;
+    /// assert_eq!(delivery.dedupe_key().id(), "e1");
+    /// assert!(receiver.should_process(&delivery));
+    /// // Nothing was claimed: the store has not seen the event.
+    /// assert_eq!(receiver.store().stats().claims, 0);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// # }).unwrap();
+    /// ```
+    pub async fn verify_at(
+        &self,
+        path: &str,
+        headers: &HeaderMap,
+        body: Bytes,
+    ) -> Result<Delivery<P::Event>, Rejection> {
         if body.len() > self.body_limit {
             return Err(self.too_large(body.len() as u64));
         }
@@ -256,24 +301,31 @@ impl<P: Provider, S: DedupeStore> Receiver<P, S> {
         let verified = provider
             .verify(headers, &body, now)
             .map_err(|rejection| self.diagnosed(provider, rejection, headers, &body, now))?;
-        let delivery = self.delivery(headers, body, now, verified, tenant)?;
-        let process = self.provider.should_process(&delivery.event);
-        if !process {
-            return Ok(Outcome::Skipped(delivery));
-        }
-        match self.store.claim(&delivery.key).await {
-            Ok(ClaimOutcome::Claimed(claim)) => Ok(Outcome::Accepted { delivery, claim }),
+        self.delivery(headers, body, now, verified, tenant)
+    }
+
+    /// Whether a verified delivery is to be claimed and processed; `false` for an
+    /// event the provider is configured not to process (a dropped test event),
+    /// which [`receive_at`](Self::receive_at) answers [`Outcome::Skipped`].
+    pub fn should_process(&self, delivery: &Delivery<P::Event>) -> bool {
+        self.provider.should_process(&delivery.event)
+    }
+
+    /// The answer to a delivery whose event key was found taken in the store:
+    /// [`Outcome::Duplicate`] (`200`) for an event processed or in flight under a
+    /// confirmed claim; a `409` [`RejectionKind::InProgress`] rejection for a
+    /// provisional claim, which may still be given back.
+    pub fn duplicate(
+        &self,
+        key: DedupeKey,
+        state: Duplicate,
+    ) -> Result<Outcome<P::Event>, Rejection> {
+        match state {
             // Not acknowledged: the other delivery may still fail, and a 200 here
             // would stop the retries that would then process the event.
-            Ok(ClaimOutcome::Duplicate(Duplicate::Provisional)) => {
-                Err(Rejection::new(RejectionKind::InProgress)
-                    .with_detail(format!("{} is claimed, not yet confirmed", delivery.key)))
-            }
-            Ok(ClaimOutcome::Duplicate(state)) => Ok(Outcome::Duplicate {
-                key: delivery.key,
-                state,
-            }),
-            Err(e) => Err(store_unavailable(&e)),
+            Duplicate::Provisional => Err(Rejection::new(RejectionKind::InProgress)
+                .with_detail(format!("{key} is claimed, not yet confirmed"))),
+            state => Ok(Outcome::Duplicate { key, state }),
         }
     }
 
