@@ -225,6 +225,16 @@ impl<P: Provider, S: DedupeStore> Receiver<P, S> {
         body: Bytes,
     ) -> Result<Outcome<P::Event>, Rejection> {
         let delivery = self.verify_at(path, headers, body).await?;
+        self.claim(delivery).await
+    }
+
+    /// The second half of [`receive_at`](Self::receive_at), for a delivery from
+    /// [`verify_at`](Self::verify_at): skips an event the provider is configured not
+    /// to process, else claims its key in the store.
+    pub async fn claim(
+        &self,
+        delivery: Delivery<P::Event>,
+    ) -> Result<Outcome<P::Event>, Rejection> {
         if !self.should_process(&delivery) {
             return Ok(Outcome::Skipped(delivery));
         }
@@ -236,11 +246,11 @@ impl<P: Provider, S: DedupeStore> Receiver<P, S> {
     }
 
     /// The first half of [`receive_at`](Self::receive_at): size limit, tenant,
-    /// signature over the raw bytes, parse; no dedupe claim. For a caller that
-    /// claims the event in another way, e.g. in the same atomic step as it stores it
-    /// (a durable queue on the store's server); it then answers a key found taken
-    /// with [`duplicate`](Self::duplicate), and skips the events
-    /// [`should_process`](Self::should_process) refuses, as `receive_at` does.
+    /// signature over the raw bytes, parse; no dedupe claim. [`claim`](Self::claim)
+    /// is the second half. A caller that claims the event in another way (a durable
+    /// queue on the store's server claims, stores and commits it in one atomic step)
+    /// skips the events [`should_process`](Self::should_process) refuses and answers
+    /// a key found taken with [`duplicate`](Self::duplicate), as `claim` does.
     ///
     /// ```
     /// use bytes::Bytes;

@@ -4,7 +4,8 @@ use std::{fmt, sync::Arc, time::Duration};
 
 use hookwise_core::{AnyStore, ConfigError, Provider, Receiver, StoreError};
 use hookwise_runtime::{
-    DeadLetterStore, DurableQueue, Enqueue, QueueFuture, Stored, StoredHead, Workers,
+    DeadLetterStore, DurableQueue, Enqueue, IfNew, QueueFuture, Stored, StoredHead, Unclaimed,
+    Workers,
 };
 use redis::{AsyncCommands, Script, ToRedisArgs, streams::StreamId};
 
@@ -15,7 +16,7 @@ use crate::{
     dead_letters::RedisDeadLetters,
     entry::delivery_fields,
     reader::{BURY, Reader},
-    store::STORE_AND_COMMIT,
+    store::{STORE_AND_COMMIT, STORE_IF_NEW, duplicate_of},
 };
 
 /// The consumer group every instance's workers read through.
@@ -128,6 +129,7 @@ pub struct RedisQueue {
 pub(crate) struct Scripts {
     append: Script,
     store_and_commit: Script,
+    store_if_new: Script,
     pub(crate) ack_done: Script,
     pub(crate) bury: Script,
     replay: Script,
@@ -160,6 +162,7 @@ impl RedisQueue {
             scripts: Arc::new(Scripts {
                 append: Script::new(APPEND),
                 store_and_commit: Script::new(STORE_AND_COMMIT),
+                store_if_new: Script::new(STORE_IF_NEW),
                 ack_done: Script::new(ACK_DONE),
                 bury: Script::new(BURY),
                 replay: Script::new(REPLAY),
@@ -312,6 +315,37 @@ impl RedisQueue {
         }
     }
 
+    /// Appends an entry of `fields` to `stream` and marks the event whose Redis key
+    /// and retention are `mark` processed, in one script (`STORE_IF_NEW`), if that
+    /// key is free and the backlog is not full: both or neither.
+    async fn append_if_new(
+        &self,
+        stream: &str,
+        fields: &[(&str, Vec<u8>)],
+        (event_key, retention_ms): (String, u64),
+    ) -> Result<IfNew, StoreError> {
+        let mut connection = self.connection.handle();
+        let mut invocation = self.scripts.store_if_new.key(stream);
+        invocation
+            .key(event_key)
+            .arg(self.max_backlog)
+            .arg(retention_ms);
+        for (name, value) in fields {
+            invocation.arg(name).arg(value);
+        }
+        let answer: String = self
+            .connection
+            .bounded("XADD", invocation.invoke_async(&mut connection))
+            .await?;
+        match answer.as_str() {
+            "stored" => Ok(IfNew::Stored),
+            "full" => Err(self.full(stream)),
+            taken => Ok(IfNew::Duplicate(duplicate_of(
+                taken.strip_prefix("taken:").unwrap_or(taken),
+            ))),
+        }
+    }
+
     /// The error of a full backlog.
     fn full(&self, stream: &str) -> StoreError {
         StoreError::full(format!(
@@ -427,25 +461,7 @@ impl<P: Provider> DurableQueue<P> for RedisQueue {
                 store,
                 ..
             } = entry;
-            let verified = delivery.verified();
-            let signed_at = verified
-                .signed_timestamp()
-                .map(|t| t.to_string())
-                .unwrap_or_default();
-            let head = StoredHead::of(head);
-            let fields: [(&str, Vec<u8>); 8] = [
-                ("key", delivery.dedupe_key().as_str().as_bytes().to_vec()),
-                ("method", head.method.into_bytes()),
-                ("uri", head.uri.into_bytes()),
-                ("headers", head.headers),
-                ("body", delivery.raw_body().to_vec()),
-                ("secret", verified.secret_index().to_string().into_bytes()),
-                ("signed_at", signed_at.into_bytes()),
-                (
-                    "received_ms",
-                    millis(delivery.received_at()).to_string().into_bytes(),
-                ),
-            ];
+            let fields = entry_fields(head, delivery);
             let stream = self.stream(delivery.provider(), handler);
             // The receiver's store on this server: store and commit in one script.
             let commit = store
@@ -459,6 +475,29 @@ impl<P: Provider> DurableQueue<P> for RedisQueue {
                 }
             }
         })
+    }
+
+    /// With the receiver's [`RedisStore`] on this server: one script looks the
+    /// event's key up, appends the entry and marks the key `done`.
+    fn enqueue_if_new<'a>(
+        &'a self,
+        entry: Unclaimed<'a, P::Event>,
+    ) -> Option<QueueFuture<'a, IfNew>> {
+        let Unclaimed {
+            handler,
+            head,
+            delivery,
+            store,
+            ..
+        } = entry;
+        let mark = store
+            .downcast_ref::<RedisStore>()?
+            .mark_args(&self.connection, delivery.dedupe_key())?;
+        Some(Box::pin(async move {
+            let fields = entry_fields(head, delivery);
+            let stream = self.stream(delivery.provider(), handler);
+            self.append_if_new(&stream, &fields, mark).await
+        }))
     }
 
     fn start(&self, workers: Workers<P>) {
@@ -487,6 +526,34 @@ impl<P: Provider> DurableQueue<P> for RedisQueue {
             receiver.clone(),
         )))
     }
+}
+
+/// The fields of a stored delivery: its key, its request head, raw body,
+/// verification facts and receipt time (what [`Workers::run_stored`] restores it
+/// from).
+fn entry_fields<E>(
+    head: &http::request::Parts,
+    delivery: &hookwise_core::Delivery<E>,
+) -> [(&'static str, Vec<u8>); 8] {
+    let verified = delivery.verified();
+    let signed_at = verified
+        .signed_timestamp()
+        .map(|t| t.to_string())
+        .unwrap_or_default();
+    let head = StoredHead::of(head);
+    [
+        ("key", delivery.dedupe_key().as_str().as_bytes().to_vec()),
+        ("method", head.method.into_bytes()),
+        ("uri", head.uri.into_bytes()),
+        ("headers", head.headers),
+        ("body", delivery.raw_body().to_vec()),
+        ("secret", verified.secret_index().to_string().into_bytes()),
+        ("signed_at", signed_at.into_bytes()),
+        (
+            "received_ms",
+            millis(delivery.received_at()).to_string().into_bytes(),
+        ),
+    ]
 }
 
 /// A consumer name unique to this process.

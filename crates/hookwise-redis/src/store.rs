@@ -116,6 +116,24 @@ return 'stored'
 "
 );
 
+/// Stores a delivery in a durable queue's stream and marks its event processed, in
+/// one atomic step, if the event's key is free: unless the key `KEYS[2]` is held or
+/// the stream `KEYS[1]` holds `ARGV[1]` entries, appends the fields `ARGV[3..]` and
+/// sets the key to `done` for `ARGV[2]` ms. Answers `stored`, `full`, or
+/// `taken:<value>` with what holds the key.
+pub(crate) const STORE_IF_NEW: &str = r"
+local held = redis.call('GET', KEYS[2])
+if held then
+    return 'taken:' .. held
+end
+if redis.call('XLEN', KEYS[1]) >= tonumber(ARGV[1]) then
+    return 'full'
+end
+redis.call('XADD', KEYS[1], '*', unpack(ARGV, 3))
+redis.call('SET', KEYS[2], 'done', 'PX', ARGV[2])
+return 'stored'
+";
+
 /// A [`DedupeStore`] on Redis, shared by every instance of a receiver.
 ///
 /// Each event key is one Redis string, `<namespace>:dedupe:{<provider>}:<event key>`
@@ -259,6 +277,19 @@ impl RedisStore {
         })
     }
 
+    /// What a durable queue on the same server needs to mark `key` processed in its
+    /// own script ([`STORE_IF_NEW`]): the key's Redis key and the retention in ms;
+    /// `None` when `connection` is another server's.
+    pub(crate) fn mark_args(
+        &self,
+        connection: &Connection,
+        key: &DedupeKey,
+    ) -> Option<(String, u64)> {
+        self.connection
+            .same_server(connection)
+            .then(|| (self.redis_key(key), millis(self.retention)))
+    }
+
     /// The Redis key of a dedupe key.
     fn redis_key(&self, key: &DedupeKey) -> String {
         format!(
@@ -313,11 +344,7 @@ impl DedupeStore for RedisStore {
         unanswered.disarm();
         Ok(match answer.as_str() {
             "claimed" => ClaimOutcome::Claimed(Claim::new(key.clone(), token)),
-            DONE => ClaimOutcome::Duplicate(Duplicate::Processed),
-            held if held.starts_with(CONFIRMED) => ClaimOutcome::Duplicate(Duplicate::InFlight),
-            // `pending:<token>`; or anything this version did not write: not
-            // acknowledged, so the sender comes back.
-            _ => ClaimOutcome::Duplicate(Duplicate::Provisional),
+            held => ClaimOutcome::Duplicate(duplicate_of(held)),
         })
     }
 
@@ -419,6 +446,17 @@ impl Drop for UnansweredClaim {
 }
 
 /// A duration Redis can hold as a TTL: at least 1 ms.
+/// The state of an event whose key holds `value`.
+pub(crate) fn duplicate_of(value: &str) -> Duplicate {
+    match value {
+        DONE => Duplicate::Processed,
+        held if held.starts_with(CONFIRMED) => Duplicate::InFlight,
+        // `pending:<token>`; or anything this version did not write: not
+        // acknowledged, so the sender comes back.
+        _ => Duplicate::Provisional,
+    }
+}
+
 fn whole_millis(what: &'static str, given: Duration) -> Result<Duration, ConfigError> {
     if given.is_zero() {
         return Err(ConfigError::Zero(what));

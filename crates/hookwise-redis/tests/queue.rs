@@ -923,3 +923,97 @@ async fn with_the_receivers_store_on_the_same_redis_the_store_and_the_commit_are
     );
     shutdown.shutdown(Duration::from_secs(5)).await;
 }
+
+/// How many times Redis ran `command` since its counters were reset, scripts'
+/// calls included.
+fn calls(redis: &RedisServer, command: &str) -> u64 {
+    let stats = redis.cli(&["INFO", "commandstats"]);
+    stats
+        .lines()
+        .find_map(|line| line.strip_prefix(&format!("cmdstat_{command}:calls=")))
+        .and_then(|rest| rest.split(',').next())
+        .map_or(0, |n| n.parse().expect("a count"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn through_an_endpoint_on_the_stores_redis_each_delivery_is_one_script_and_no_claim() {
+    let Some(redis) = RedisServer::start("one script per delivery") else {
+        return;
+    };
+    let store = hookwise_redis::RedisStore::new(&redis.url()).expect("valid URL");
+    let receiver =
+        Receiver::new(Hoursmith::new(HOURSMITH_SECRET).expect("secret"), store).expect("config");
+    let app = Gated {
+        recorder: Recorder::default(),
+        gate: Arc::new(tokio::sync::Semaphore::new(0)),
+    };
+    let bounded = queue(&redis, "a").max_backlog(3).expect("valid bound");
+    let gate = app.clone();
+    let builder = Webhooks::builder(receiver).durable_queue(bounded);
+    let (addr, shutdown) =
+        serve_handler(builder, move |delivery| gated(gate.clone(), delivery)).await;
+    let client = client();
+    // The scripts are loaded by the first call; the handlers wait at the gate, so
+    // no acknowledgement runs a script meanwhile.
+    let first = send(&client, addr, "/hook", &hoursmith("evt_0")).await;
+    assert_eq!(first.body, r#"{"status":"accepted"}"#, "{first:?}");
+    redis.cli(&["CONFIG", "RESETSTAT"]);
+
+    for i in 1..3 {
+        let answer = send(&client, addr, "/hook", &hoursmith(&format!("evt_{i}"))).await;
+        assert_eq!(answer.body, r#"{"status":"accepted"}"#, "{answer:?}");
+    }
+    assert_eq!(calls(&redis, "evalsha"), 2, "one script per new delivery");
+    assert_eq!(
+        calls(&redis, "set"),
+        2,
+        "the key is marked done, never claimed first"
+    );
+    assert_eq!(
+        redis.cli(&["GET", "hookwise:dedupe:{hoursmith}:evt_2"]),
+        "done"
+    );
+    assert_eq!(xlen(&redis, STREAM).await, 3);
+
+    // Duplicates: one script each, nothing stored.
+    let again = send(&client, addr, "/hook", &hoursmith("evt_1")).await;
+    assert_eq!(again.body, r#"{"status":"duplicate"}"#, "{again:?}");
+    // Held by a provisional claim of another path (the extractor's): 409, so the
+    // sender comes back; confirmed: acknowledged.
+    redis.cli(&["SET", "hookwise:dedupe:{hoursmith}:evt_p", "pending:00ab"]);
+    let provisional = send(&client, addr, "/hook", &hoursmith("evt_p")).await;
+    assert_eq!(
+        (provisional.status.as_u16(), provisional.body.as_str()),
+        (409, r#"{"error":"in_progress"}"#)
+    );
+    redis.cli(&["SET", "hookwise:dedupe:{hoursmith}:evt_c", "claim:00ab"]);
+    let confirmed = send(&client, addr, "/hook", &hoursmith("evt_c")).await;
+    assert_eq!(confirmed.body, r#"{"status":"duplicate"}"#, "{confirmed:?}");
+    assert_eq!(calls(&redis, "evalsha"), 5);
+    assert_eq!(xlen(&redis, STREAM).await, 3, "no duplicate was stored");
+
+    // The backlog is full: refused, and the key left free for the retry.
+    let refused = send(&client, addr, "/hook", &hoursmith("evt_overflow")).await;
+    assert_eq!(
+        (refused.status.as_u16(), refused.body.as_str()),
+        (503, r#"{"error":"queue_full"}"#)
+    );
+    assert_eq!(
+        redis.cli(&["EXISTS", "hookwise:dedupe:{hoursmith}:evt_overflow"]),
+        "0"
+    );
+    assert_eq!(xlen(&redis, STREAM).await, 3);
+
+    app.gate.add_permits(1_000);
+    assert!(emptied(&redis, STREAM, Duration::from_secs(10)).await);
+    let resent = send(&client, addr, "/hook", &hoursmith("evt_overflow")).await;
+    assert_eq!(resent.body, r#"{"status":"accepted"}"#, "{resent:?}");
+    assert_eq!(app.recorder.wait_for(4, Duration::from_secs(10)).await, 4);
+    let mut processed = app.recorder.ids();
+    processed.sort();
+    assert_eq!(processed, ["evt_0", "evt_1", "evt_2", "evt_overflow"]);
+    assert_eq!(
+        shutdown.shutdown(Duration::from_secs(5)).await.unfinished,
+        0
+    );
+}

@@ -10,7 +10,7 @@
 
 use std::{future::Future, pin::Pin, sync::Arc};
 
-use hookwise_core::{AnyStore, Claim, Delivery, Provider, Receiver, StoreError};
+use hookwise_core::{AnyStore, Claim, Delivery, Duplicate, Provider, Receiver, StoreError};
 use http::request::Parts;
 
 use crate::{DeadLetterStore, Handler, Processor};
@@ -75,6 +75,61 @@ impl<'a, E> Enqueue<'a, E> {
     }
 }
 
+/// A verified delivery whose event is not claimed yet, for a queue that claims,
+/// stores and commits it in one atomic step ([`DurableQueue::enqueue_if_new`]).
+#[derive(Debug)]
+#[non_exhaustive]
+pub struct Unclaimed<'a, E> {
+    /// The name of the handler that must run it.
+    pub handler: &'a str,
+    /// The head of its request (method, URI, headers).
+    pub head: &'a Parts,
+    /// The verified, parsed delivery; its dedupe key is unclaimed.
+    pub delivery: &'a Delivery<E>,
+    /// The receiver's dedupe store, where the event's key is looked up and marked
+    /// processed.
+    pub store: &'a AnyStore,
+    /// With [`ordering`](crate::WebhooksBuilder::ordering) on, the name of the
+    /// event's line, as in [`Enqueue::line`].
+    pub line: Option<&'a str>,
+}
+
+impl<'a, E> Unclaimed<'a, E> {
+    /// What the runtime hands [`DurableQueue::enqueue_if_new`]; public for queues'
+    /// tests.
+    pub fn new(
+        handler: &'a str,
+        head: &'a Parts,
+        delivery: &'a Delivery<E>,
+        store: &'a AnyStore,
+    ) -> Self {
+        Self {
+            handler,
+            head,
+            delivery,
+            store,
+            line: None,
+        }
+    }
+
+    /// The same entry, in the line `line` ([`line`](Self::line)).
+    #[must_use]
+    pub fn ordered(mut self, line: &'a str) -> Self {
+        self.line = Some(line);
+        self
+    }
+}
+
+/// What [`DurableQueue::enqueue_if_new`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IfNew {
+    /// The event's key was free: the delivery is stored and the key marked
+    /// processed, in one atomic step.
+    Stored,
+    /// The key was taken, in this state: nothing stored, nothing changed.
+    Duplicate(Duplicate),
+}
+
 /// What a durable queue did with an accepted delivery.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Stored {
@@ -102,6 +157,32 @@ pub trait DurableQueue<P: Provider>: Send + Sync + 'static {
     /// claim in the same atomic step (it shares the store's server) does, and says
     /// so with [`Stored::Committed`].
     fn enqueue<'a>(&'a self, entry: Enqueue<'a, P::Event>) -> QueueFuture<'a, Stored>;
+
+    /// Looks the event's key up in the receiver's store and, if it is free, stores
+    /// the delivery for `entry.handler` and marks the key processed, all in one
+    /// atomic step: [`IfNew::Stored`], and the runtime answers `200`. A key found
+    /// taken is answered as a duplicate ([`IfNew::Duplicate`]: `200`, or `409` while
+    /// the claim holding it is provisional), and nothing is stored. On an error
+    /// nothing is stored and nothing marked: `503` (`queue_full` when
+    /// [`StoreError::is_full`]).
+    ///
+    /// One round trip where [`enqueue`](Self::enqueue) needs two (the claim, then the
+    /// store with the commit), and no claim to give back: a call whose reply is lost
+    /// or that is dropped either did everything or nothing, and the sender's retry
+    /// finds the key marked or free. The runtime uses it when it receives a delivery
+    /// for a handler named up front ([`Webhooks::deliver_to`](crate::Webhooks::deliver_to),
+    /// `hookwise-tower`'s `WebhookEndpoint`).
+    ///
+    /// `None`, the default, when this queue cannot do it for `entry.store` (it does
+    /// not share the store's server): the runtime then claims the event in the
+    /// store and calls [`enqueue`](Self::enqueue).
+    fn enqueue_if_new<'a>(
+        &'a self,
+        entry: Unclaimed<'a, P::Event>,
+    ) -> Option<QueueFuture<'a, IfNew>> {
+        let _ = entry;
+        None
+    }
 
     /// Starts the workers that run the deliveries stored for `workers.handler`,
     /// until the processor's shutdown handle closes. Called once per handler, when

@@ -2,7 +2,10 @@
 
 use std::{fmt, sync::Arc, time::Duration};
 
-use hookwise_core::{AnyStore, Diagnosis, Outcome, Provider, Receiver, Rejection, RejectionKind};
+use hookwise_core::{
+    AnyStore, DedupeKey, Delivery, Diagnosis, Duplicate, Outcome, OutcomeKind, Provider, Receiver,
+    Rejection, RejectionKind,
+};
 use http::request::Parts;
 use http_body::Body;
 use tracing::field::Empty;
@@ -52,9 +55,7 @@ impl<P: Provider> Intake<P> {
         )
     }
 
-    /// Receives one delivery; records its fields on the current span (see
-    /// [`span`](Self::span)) and counts its outcome. A request that is not a `POST`
-    /// is refused first (`405`), before anything is read or verified.
+    /// Receives one delivery: [`verify`](Self::verify), then [`claim`](Self::claim).
     ///
     /// On [`Outcome::Accepted`] the caller owns the claim, as with the core receiver.
     /// On `Err`, answer with [`reject`](Self::reject).
@@ -67,6 +68,23 @@ impl<P: Provider> Intake<P> {
         B: Body,
         B::Error: Into<BoxError>,
     {
+        let delivery = self.verify(head, body).await?;
+        self.claim(delivery).await
+    }
+
+    /// The contract up to the dedupe claim: a request that is not a `POST` is
+    /// refused first (`405`), before anything is read; then the shutdown, the
+    /// `Content-Length`, the body within its limit and timeout, the signature and
+    /// the parse ([`Receiver::verify_at`]).
+    pub(crate) async fn verify<B>(
+        &self,
+        head: &Parts,
+        body: B,
+    ) -> Result<Delivery<P::Event>, Rejection>
+    where
+        B: Body,
+        B::Error: Into<BoxError>,
+    {
         self.receiver.check_method(&head.method)?;
         if self.shutdown.is_closed() {
             return Err(Rejection::new(RejectionKind::ShuttingDown));
@@ -74,38 +92,59 @@ impl<P: Provider> Intake<P> {
         let headers = &head.headers;
         self.receiver.check_content_length(headers)?;
         let bytes = body::read(body, self.receiver.limit(), self.body_timeout).await?;
-        let outcome = self
-            .receiver
-            .receive_at(head.uri.path(), headers, bytes)
-            .await?;
+        self.receiver
+            .verify_at(head.uri.path(), headers, bytes)
+            .await
+    }
 
-        let span = tracing::Span::current();
-        span.record("outcome", outcome.label());
+    /// Skips or claims a verified delivery ([`Receiver::claim`]), and records the
+    /// outcome: its fields on the current span (see [`span`](Self::span)), its count
+    /// in [`Stats`].
+    pub(crate) async fn claim(
+        &self,
+        delivery: Delivery<P::Event>,
+    ) -> Result<Outcome<P::Event>, Rejection> {
+        let outcome = self.receiver.claim(delivery).await?;
         match &outcome {
-            Outcome::Accepted { delivery, .. } => {
-                span.record("event_id", delivery.dedupe_key().id());
-                span.record(
-                    "event_type",
-                    self.receiver.provider().event_type(delivery.event()),
-                );
-                self.stats.accepted();
-                let secret = delivery.verified().secret_index();
-                if self.receiver.diagnostics_on() && secret > 0 {
-                    self.diagnosed(&Diagnosis::RetiredSecret { secret });
-                }
-            }
-            Outcome::Duplicate { key, state } => {
-                span.record("event_id", key.id());
-                self.stats.duplicate();
-                tracing::debug!(?state, "webhook duplicate acknowledged");
-            }
-            Outcome::Skipped(delivery) => {
-                span.record("event_id", delivery.dedupe_key().id());
-                self.stats.skipped();
-                tracing::debug!("webhook event skipped");
-            }
+            Outcome::Accepted { delivery, .. } => self.accepted(delivery),
+            Outcome::Duplicate { key, state } => self.duplicate(key, *state),
+            Outcome::Skipped(delivery) => self.skipped(delivery),
         }
         Ok(outcome)
+    }
+
+    /// Records a new event taken on.
+    pub(crate) fn accepted(&self, delivery: &Delivery<P::Event>) {
+        let span = tracing::Span::current();
+        span.record("outcome", OutcomeKind::Accepted.label());
+        span.record("event_id", delivery.dedupe_key().id());
+        span.record(
+            "event_type",
+            self.receiver.provider().event_type(delivery.event()),
+        );
+        self.stats.accepted();
+        let secret = delivery.verified().secret_index();
+        if self.receiver.diagnostics_on() && secret > 0 {
+            self.diagnosed(&Diagnosis::RetiredSecret { secret });
+        }
+    }
+
+    /// Records a duplicate, acknowledged.
+    pub(crate) fn duplicate(&self, key: &DedupeKey, state: Duplicate) {
+        let span = tracing::Span::current();
+        span.record("outcome", OutcomeKind::Duplicate.label());
+        span.record("event_id", key.id());
+        self.stats.duplicate();
+        tracing::debug!(?state, "webhook duplicate acknowledged");
+    }
+
+    /// Records a test event skipped, acknowledged.
+    pub(crate) fn skipped(&self, delivery: &Delivery<P::Event>) {
+        let span = tracing::Span::current();
+        span.record("outcome", OutcomeKind::Skipped.label());
+        span.record("event_id", delivery.dedupe_key().id());
+        self.stats.skipped();
+        tracing::debug!("webhook event skipped");
     }
 
     /// Counts a rejection, records it on the current span, and returns the

@@ -94,7 +94,7 @@ pub use self::{
         DeadLetterHandler, DeadLetterPage, DeadLetterRecord, DeadLetterStore, DeadLetters,
         LogDeadLetter, ReplayReport,
     },
-    durable::{DurableQueue, Enqueue, QueueFuture, Stored, StoredHead, Workers},
+    durable::{DurableQueue, Enqueue, IfNew, QueueFuture, Stored, StoredHead, Unclaimed, Workers},
     handler::{BoxError, Handler, HandlerError, HandlerJob, HandlerRun},
     ordering::{DEFAULT_REMEMBERED_RESOURCES, Ordering},
     processor::{DEFAULT_CONCURRENCY, DEFAULT_HANDLER_TIMEOUT, DEFAULT_QUEUE_CAPACITY, Processor},

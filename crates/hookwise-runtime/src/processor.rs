@@ -19,8 +19,8 @@ use tracing::Instrument;
 
 use crate::{
     DEFAULT_KEPT_DEAD_LETTERS, DeadLetter, DeadLetterHandler, DeadLetters, DurableQueue, Enqueue,
-    HandlerError, HandlerJob, HandlerRun, HeldClaim, LogDeadLetter, Ordering, RetryPolicy,
-    ShutdownHandle, Stats, Stored,
+    HandlerError, HandlerJob, HandlerRun, HeldClaim, IfNew, LogDeadLetter, Ordering, RetryPolicy,
+    ShutdownHandle, Stats, Stored, Unclaimed,
     attempt::attempt,
     dead_letter::{Kept, Refused, call_handler},
     ordering::{Place, Sequencer, Turn},
@@ -539,11 +539,9 @@ impl<P: Provider> Processor<P> {
                 .with_detail("the claim had ended before the event was stored"));
         };
         let store = self.shared.receiver.store();
-        let line = self.shared.sequencer.as_ref().and_then(|sequencer| {
-            sequencer.line(self.shared.receiver.provider(), handler, delivery)
-        });
+        let line = self.line(handler, delivery);
         let mut entry = Enqueue::new(handler, head, delivery, held, store);
-        if let Some((line, _)) = &line {
+        if let Some(line) = &line {
             entry = entry.ordered(line);
         }
         // Failures to end the claim are logged by the claim.
@@ -558,14 +556,39 @@ impl<P: Provider> Processor<P> {
             }
             Err(error) => {
                 claim.release().await.unwrap_or_default();
-                let kind = if error.is_full() {
-                    RejectionKind::QueueFull
-                } else {
-                    RejectionKind::StoreUnavailable
-                };
-                Err(Rejection::new(kind).with_detail(format!("durable queue: {error}")))
+                Err(queue_refused(&error))
             }
         }
+    }
+
+    /// Takes a verified, unclaimed event into a durable queue that claims, stores
+    /// and commits it in one atomic step ([`DurableQueue::enqueue_if_new`]); `None`
+    /// when the queue cannot, and the event is still unclaimed. Refused with `503`
+    /// while shutting down, or when the queue cannot store it.
+    pub(crate) async fn enqueue_if_new(
+        &self,
+        queue: &dyn DurableQueue<P>,
+        handler: &str,
+        head: &Parts,
+        delivery: &Delivery<P::Event>,
+    ) -> Option<Result<IfNew, Rejection>> {
+        if self.shared.shutdown.is_closed() {
+            return Some(Err(Rejection::new(RejectionKind::ShuttingDown)));
+        }
+        let line = self.line(handler, delivery);
+        let mut entry = Unclaimed::new(handler, head, delivery, self.shared.receiver.store());
+        if let Some(line) = &line {
+            entry = entry.ordered(line);
+        }
+        let stored = queue.enqueue_if_new(entry)?.await;
+        Some(stored.map_err(|error| queue_refused(&error)))
+    }
+
+    /// With ordering on, the name of `delivery`'s line for the handler `lane`.
+    fn line(&self, lane: &str, delivery: &Delivery<P::Event>) -> Option<Arc<str>> {
+        let sequencer = self.shared.sequencer.as_ref()?;
+        let (line, _) = sequencer.line(self.shared.receiver.provider(), lane, delivery)?;
+        Some(line)
     }
 
     /// The core receiver, whose store holds the claims.
@@ -583,6 +606,17 @@ impl<P: Provider> Processor<P> {
     pub fn shutdown_handle(&self) -> &ShutdownHandle {
         &self.shared.shutdown
     }
+}
+
+/// The answer when a durable queue could not store an event: `503`, `queue_full`
+/// when it is at its bound, else `store_unavailable`.
+fn queue_refused(error: &hookwise_core::StoreError) -> Rejection {
+    let kind = if error.is_full() {
+        RejectionKind::QueueFull
+    } else {
+        RejectionKind::StoreUnavailable
+    };
+    Rejection::new(kind).with_detail(format!("durable queue: {error}"))
 }
 
 /// Drives `work` while renewing `claim`'s lease every third of the store's lease, so

@@ -102,13 +102,8 @@ where
     fn call(&mut self, request: Request<ReqBody>) -> Self::Future {
         let handler = self.handler.clone();
         let (parts, body) = request.into_parts();
-        ResponseFuture::deliver(
-            self.webhooks.clone(),
-            parts,
-            body,
-            |webhooks, parts, delivery, claim| async move {
-                webhooks.hand_to(&handler, &parts, delivery, claim).await
-            },
-        )
+        ResponseFuture::answer(self.webhooks.clone(), |webhooks| async move {
+            webhooks.deliver_to(&handler, &parts, body).await
+        })
     }
 }

@@ -31,9 +31,7 @@ pub struct ResponseFuture {
 
 impl ResponseFuture {
     /// Receives one delivery through `webhooks`, hands a new event to `hand_on`
-    /// (which ends its claim), and answers: `200` for a new event taken on, a
-    /// duplicate or a skipped one, the contract's rejection otherwise. Runs in the
-    /// delivery's `webhook` span.
+    /// (which ends its claim), and answers as [`answer`](Self::answer) does.
     pub(crate) fn deliver<P, ReqBody, H, F>(
         webhooks: Webhooks<P>,
         parts: Parts,
@@ -48,17 +46,29 @@ impl ResponseFuture {
         H: FnOnce(Webhooks<P>, Parts, Delivery<P::Event>, HeldClaim<P>) -> F + Send + 'static,
         F: Future<Output = Result<(), Rejection>> + Send,
     {
+        Self::answer(webhooks, |webhooks| async move {
+            match webhooks.receive(&parts, body).await? {
+                Received::New { delivery, claim } => {
+                    hand_on(webhooks, parts, delivery, claim).await?;
+                    Ok(OutcomeKind::Accepted)
+                }
+                Received::Acknowledged(kind) => Ok(kind),
+            }
+        })
+    }
+
+    /// Runs `receive` (one delivery through a clone of `webhooks`) in the delivery's `webhook`
+    /// span, and answers: `200` for a new event taken on, a duplicate or a skipped
+    /// one, the contract's rejection otherwise.
+    pub(crate) fn answer<P, R, F>(webhooks: Webhooks<P>, receive: R) -> Self
+    where
+        P: Provider,
+        R: FnOnce(Webhooks<P>) -> F + Send + 'static,
+        F: Future<Output = Result<OutcomeKind, Rejection>> + Send,
+    {
         let span = webhooks.span();
         let future = async move {
-            let outcome = match webhooks.receive(&parts, body).await {
-                Ok(Received::New { delivery, claim }) => {
-                    hand_on(webhooks.clone(), parts, delivery, claim)
-                        .await
-                        .map(|()| OutcomeKind::Accepted)
-                }
-                Ok(Received::Acknowledged(kind)) => Ok(kind),
-                Err(rejection) => Err(rejection),
-            };
+            let outcome = receive(webhooks.clone()).await;
             Ok(match outcome {
                 // The static body: no allocation for the common answer.
                 Ok(kind) => kind.response(),
