@@ -7,18 +7,19 @@ use std::{
 };
 
 use bytes::Bytes;
-use hookwise_core::{AnyStore, ConfigError, Provider, Receiver, StoreError, Verified};
+use hookwise_core::{AnyStore, ConfigError, Delivery, Provider, Receiver, StoreError, Verified};
 use hookwise_runtime::{
-    AckBatcher, DEFAULT_ACK_BATCH, DeadLetterStore, DurableQueue, Enqueue, QueueFuture,
-    ShutdownHandle, Stored, StoredHead, Workers,
+    AckBatcher, DEFAULT_ACK_BATCH, DeadLetterStore, DurableQueue, Enqueue, IfNew, QueueFuture,
+    ShutdownHandle, Stored, StoredHead, Unclaimed, Workers,
 };
+use http::request::Parts;
 use sqlx::{AssertSqlSafe, PgPool, Row, postgres::PgRow};
 use tokio::{sync::Semaphore, task::JoinHandle};
 
 use crate::{
     DEFAULT_TIMEOUT, PgStore,
     dead_letters::{DeadStatements, PgDeadLetters},
-    store::{bounded, millis, place, pool_for},
+    store::{bounded, duplicate_of, millis, place, pool_for},
 };
 
 /// How long a taken entry stays invisible to other workers, by default: a worker
@@ -232,19 +233,29 @@ impl PgQueue {
         Ok(moved)
     }
 
-    /// The statement that stores a row and marks its claim done in `store`'s table:
-    /// made once, not on every delivery (a store in another schema than the first
-    /// one seen, which no setup needs, gets its own made each time).
-    fn store_and_commit(&self, store: &PgStore) -> Arc<str> {
-        let make = || store.store_and_commit(&self.sql.room, &self.sql.insert_select);
-        let (schema, sql) = self
-            .sql
-            .store_and_commit
-            .get_or_init(|| (store.schema_name().to_owned(), make()));
+    /// A statement on the queue and `store`'s table, `make` of the room CTE and the
+    /// row's insert, kept in `made`: made once, not on every delivery (a store in
+    /// another schema than the first one seen, which no setup needs, gets its own
+    /// made each time).
+    fn with_store(
+        &self,
+        made: &OnceLock<(String, Arc<str>)>,
+        store: &PgStore,
+        make: fn(&PgStore, &str, &str) -> Arc<str>,
+    ) -> Arc<str> {
+        let make = || make(store, &self.sql.room, &self.sql.insert_select);
+        let (schema, sql) = made.get_or_init(|| (store.schema_name().to_owned(), make()));
         match schema == store.schema_name() {
             true => sql.clone(),
             false => make(),
         }
+    }
+
+    /// The receiver's store, when it is a [`PgStore`] in this queue's database.
+    fn same_database<'s>(&self, store: &'s AnyStore) -> Option<&'s PgStore> {
+        store
+            .downcast_ref::<PgStore>()
+            .filter(|store| store.place == self.place)
     }
 
     /// The lowest row id seen for `provider`'s `handler`, if any.
@@ -300,32 +311,22 @@ impl<P: Provider> DurableQueue<P> for PgQueue {
                 line: entry_line,
                 ..
             } = entry;
-            let head = StoredHead::of(head);
-            let verified = delivery.verified();
-            let signed_at = verified
-                .signed_timestamp()
-                .and_then(|t| i64::try_from(t).ok());
-            let secret = i32::try_from(verified.secret_index()).unwrap_or(i32::MAX);
             // The receiver's store in this database: the row and the done-mark in
             // one statement.
-            let same = store
-                .downcast_ref::<PgStore>()
-                .filter(|store| store.place == self.place);
+            let same = self.same_database(store);
             let (sql, committing) = match same {
-                Some(store) => (self.store_and_commit(store), true),
+                Some(store) => (
+                    self.with_store(&self.sql.store_and_commit, store, PgStore::store_and_commit),
+                    true,
+                ),
                 None => (self.sql.insert.clone(), false),
             };
-            let mut query = sqlx::query_as::<_, (bool, bool, Option<i64>)>(AssertSqlSafe(sql))
-                .bind(delivery.provider())
-                .bind(handler)
-                .bind(delivery.dedupe_key().as_str())
-                .bind(head.method)
-                .bind(head.uri)
-                .bind(head.headers)
-                .bind(delivery.raw_body().to_vec())
-                .bind(secret)
-                .bind(signed_at)
-                .bind(millis(delivery.received_at()));
+            let mut query = bind_row(
+                sqlx::query_as::<_, (bool, bool, Option<i64>)>(AssertSqlSafe(sql)),
+                handler,
+                head,
+                delivery,
+            );
             if let Some(store) = same {
                 query = query
                     .bind(crate::store::token(claim.token()))
@@ -352,6 +353,51 @@ impl<P: Provider> DurableQueue<P> for PgQueue {
                 )),
             }
         })
+    }
+
+    /// With the receiver's [`PgStore`] in this database: one statement marks the
+    /// event's key done if it is free, and inserts the row.
+    fn enqueue_if_new<'a>(
+        &'a self,
+        entry: Unclaimed<'a, P::Event>,
+    ) -> Option<QueueFuture<'a, IfNew>> {
+        let Unclaimed {
+            handler,
+            head,
+            delivery,
+            store,
+            line,
+            ..
+        } = entry;
+        let store = self.same_database(store)?;
+        let sql = self.with_store(&self.sql.store_if_new, store, PgStore::store_if_new);
+        Some(Box::pin(async move {
+            let query = bind_row(
+                sqlx::query_as::<_, (bool, bool, Option<i64>, Option<String>)>(AssertSqlSafe(sql)),
+                handler,
+                head,
+                delivery,
+            )
+            .bind(millis(store.retention))
+            .bind(self.bound())
+            .bind(line)
+            .bind(self.lowest(delivery.provider(), handler));
+            let (room, stored, lowest, held) =
+                bounded(self.timeout, "enqueue", query.fetch_one(&self.pool)).await?;
+            if let Some(lowest) = lowest {
+                self.saw_lowest(delivery.provider(), handler, lowest);
+            }
+            match (stored, held, room) {
+                (true, _, _) => Ok(IfNew::Stored),
+                (false, Some(held), _) => Ok(IfNew::Duplicate(duplicate_of(Some(&held)))),
+                (false, None, false) => {
+                    Err(self.full(delivery.provider(), &format!("handler {handler:?}")))
+                }
+                // Free, yet not marked: a concurrent claim took it after this
+                // statement's snapshot.
+                (false, None, true) => Ok(IfNew::Duplicate(duplicate_of(None))),
+            }
+        }))
     }
 
     fn start(&self, workers: Workers<P>) {
@@ -648,6 +694,8 @@ pub(crate) struct QueueStatements {
     /// The store-and-commit statement with the receiver's `PgStore`, made on the
     /// first delivery, with the schema of that store's table.
     store_and_commit: OnceLock<(String, Arc<str>)>,
+    /// The store-if-new statement with the receiver's `PgStore`, made likewise.
+    store_if_new: OnceLock<(String, Arc<str>)>,
     /// An admin's statements on the dead letters.
     pub(crate) dead: DeadStatements,
 }
@@ -706,6 +754,7 @@ SELECT (SELECT ok FROM room), EXISTS (SELECT 1 FROM inserted), (SELECT low FROM 
             insert_select,
             room,
             store_and_commit: OnceLock::new(),
+            store_if_new: OnceLock::new(),
             dead: DeadStatements::new(&dead),
             take: format!(
                 "UPDATE {queue} SET deliveries = deliveries + 1, visible_at = {visible}
@@ -755,6 +804,33 @@ SELECT EXISTS (SELECT 1 FROM letter), (SELECT ok FROM room), EXISTS (SELECT 1 FR
             .into(),
         }
     }
+}
+
+/// Binds a queue row's columns, `$1` to `$10` ([`COLUMNS`]), for `delivery`, its
+/// request `head` and the handler that runs it.
+fn bind_row<'q, O, E>(
+    query: sqlx::query::QueryAs<'q, sqlx::Postgres, O, sqlx::postgres::PgArguments>,
+    handler: &'q str,
+    head: &Parts,
+    delivery: &'q Delivery<E>,
+) -> sqlx::query::QueryAs<'q, sqlx::Postgres, O, sqlx::postgres::PgArguments> {
+    let head = StoredHead::of(head);
+    let verified = delivery.verified();
+    let signed_at = verified
+        .signed_timestamp()
+        .and_then(|t| i64::try_from(t).ok());
+    let secret = i32::try_from(verified.secret_index()).unwrap_or(i32::MAX);
+    query
+        .bind(delivery.provider())
+        .bind(handler)
+        .bind(delivery.dedupe_key().as_str())
+        .bind(head.method)
+        .bind(head.uri)
+        .bind(head.headers)
+        .bind(delivery.raw_body().to_vec())
+        .bind(secret)
+        .bind(signed_at)
+        .bind(millis(delivery.received_at()))
 }
 
 impl fmt::Debug for PgQueue {

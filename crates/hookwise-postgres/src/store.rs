@@ -222,6 +222,37 @@ SELECT (SELECT ok FROM room), EXISTS (SELECT 1 FROM inserted), (SELECT low FROM 
         .into()
     }
 
+    /// `insert_select` (an `INSERT … SELECT $1..$10` of a queue row, its line `$13`)
+    /// run only when, in the same statement, the `room` CTE (its bound `$12`, the
+    /// lowest id seen `$14`) is `ok` and the key `$3` is free (absent or expired) and
+    /// is marked done for `$11` ms: both or neither.
+    /// Answers whether there was room, whether the row was stored, the lowest id if
+    /// it was read, and the state of the row holding the key when it was not free.
+    pub(crate) fn store_if_new(&self, room: &str, insert_select: &str) -> Arc<str> {
+        let table = format!(r#""{}".dedupe"#, self.sql.schema);
+        format!(
+            "WITH {room},
+marked AS (
+    INSERT INTO {table} AS d (key, state, token, expires_at)
+    SELECT $3, 'done', 0, clock_timestamp() + ($11::float8 * interval '1 millisecond')
+    WHERE (SELECT ok FROM room)
+    ON CONFLICT (key) DO UPDATE
+        SET state = 'done', token = 0, expires_at = EXCLUDED.expires_at
+        WHERE d.expires_at <= clock_timestamp()
+    RETURNING 1
+),
+inserted AS ({insert_select} WHERE EXISTS (SELECT 1 FROM marked) RETURNING 1)
+SELECT (SELECT ok FROM room), EXISTS (SELECT 1 FROM inserted), (SELECT low FROM low),
+    (SELECT state FROM {table}
+     WHERE key = $3 AND expires_at > clock_timestamp() AND NOT EXISTS (SELECT 1 FROM marked))",
+            room = room
+                .replace("{bound}", "$12")
+                .replace("{low}", "$14::bigint"),
+            insert_select = insert_select.replace("{line}", "$13::text"),
+        )
+        .into()
+    }
+
     /// The schema of the store's table.
     pub(crate) fn schema_name(&self) -> &str {
         &self.sql.schema
@@ -314,12 +345,7 @@ impl DedupeStore for PgStore {
         };
         Ok(match state.as_deref() {
             Some("claimed") => ClaimOutcome::Claimed(claim),
-            Some("done") => ClaimOutcome::Duplicate(Duplicate::Processed),
-            Some("confirmed") => ClaimOutcome::Duplicate(Duplicate::InFlight),
-            // `pending`, or a row this statement could not see yet (a concurrent
-            // claim committed after it started): not acknowledged, the sender
-            // comes back.
-            _ => ClaimOutcome::Duplicate(Duplicate::Provisional),
+            held => ClaimOutcome::Duplicate(duplicate_of(held)),
         })
     }
 
@@ -492,6 +518,17 @@ pub(crate) fn millis(d: Duration) -> i64 {
 }
 
 /// A claim's token as Postgres stores it (`bigint`): the same 64 bits.
+/// The state of an event whose key's row holds `state`.
+pub(crate) fn duplicate_of(state: Option<&str>) -> Duplicate {
+    match state {
+        Some("done") => Duplicate::Processed,
+        Some("confirmed") => Duplicate::InFlight,
+        // `pending`, or a row the statement could not see yet (a concurrent claim
+        // committed after it started): not acknowledged, the sender comes back.
+        _ => Duplicate::Provisional,
+    }
+}
+
 pub(crate) fn token(token: u64) -> i64 {
     i64::from_ne_bytes(token.to_ne_bytes())
 }

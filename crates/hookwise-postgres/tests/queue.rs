@@ -18,7 +18,7 @@ use hookwise_core::{
     Outcome, Receiver, hoursmith,
 };
 use hookwise_postgres::{PgQueue, PgStore, StoredDeadLetter, sqlx};
-use hookwise_runtime::{DurableQueue, Enqueue, RetryPolicy, Stored, Webhooks};
+use hookwise_runtime::{DurableQueue, Enqueue, IfNew, RetryPolicy, Stored, Unclaimed, Webhooks};
 use hookwise_test_support::*;
 use hookwise_tower::WebhookEndpoint;
 
@@ -536,4 +536,108 @@ async fn the_backlog_is_bounded_and_a_delivery_past_it_is_refused_with_nothing_s
         .expect_err("the backlog is full");
     assert!(error.is_full(), "{error}");
     assert_eq!(rows(&server, "dead"), 1, "the dead letter stays");
+}
+
+/// The state and token of `id`'s dedupe row.
+fn dedupe_row(server: &PgServer, id: &str) -> String {
+    server.psql(&format!(
+        "SELECT state || ' ' || token FROM hookwise.dedupe WHERE key = 'hoursmith:{id}'"
+    ))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_the_receivers_pg_store_a_new_delivery_is_stored_and_marked_in_one_statement_with_no_claim()
+ {
+    let Some(server) = PgServer::start("pg queue store if new") else {
+        return;
+    };
+    let store = store(&server).await;
+    let queue = queue(&server);
+    let receiver = Receiver::new(
+        Hoursmith::new(HOURSMITH_SECRET).expect("secret"),
+        store.clone(),
+    )
+    .expect("config")
+    .erase_store();
+    let verified = |id: &str| {
+        let signed = hoursmith(id);
+        let mut request = http::Request::post("/hook").body(()).expect("request");
+        *request.headers_mut() = signed.headers;
+        let (head, ()) = request.into_parts();
+        let receiver = &receiver;
+        async move {
+            let delivery = receiver
+                .verify_at("/hook", &head.headers, signed.body)
+                .await
+                .expect("verified");
+            (head, delivery)
+        }
+    };
+    let if_new = async |head: &http::request::Parts, delivery: &Delivery<hoursmith::Event>| {
+        let entry = Unclaimed::new(HANDLER, head, delivery, receiver.store());
+        DurableQueue::<Hoursmith>::enqueue_if_new(&queue, entry)
+            .expect("the receiver's store is in the queue's database")
+            .await
+    };
+
+    let (head, delivery) = verified("evt_new").await;
+    assert_eq!(
+        if_new(&head, &delivery).await.expect("stored"),
+        IfNew::Stored
+    );
+    assert_eq!(
+        dedupe_row(&server, "evt_new"),
+        "done 0",
+        "marked, never claimed"
+    );
+    assert_eq!(rows(&server, "queue"), 1);
+    // A redelivery: a duplicate, nothing stored.
+    assert_eq!(
+        if_new(&head, &delivery).await.expect("answered"),
+        IfNew::Duplicate(Duplicate::Processed)
+    );
+    assert_eq!(rows(&server, "queue"), 1);
+
+    // Held by another path's claim: provisional, then confirmed.
+    let (head, delivery) = verified("evt_held").await;
+    let ClaimOutcome::Claimed(claim) = store.claim(delivery.dedupe_key()).await.expect("claim")
+    else {
+        panic!("the key was free");
+    };
+    assert_eq!(
+        if_new(&head, &delivery).await.expect("answered"),
+        IfNew::Duplicate(Duplicate::Provisional)
+    );
+    assert!(store.confirm(&claim).await.expect("confirmed"));
+    assert_eq!(
+        if_new(&head, &delivery).await.expect("answered"),
+        IfNew::Duplicate(Duplicate::InFlight)
+    );
+    assert_eq!(rows(&server, "queue"), 1);
+
+    // A mark whose retention ran out frees the key.
+    server.psql(
+        "UPDATE hookwise.dedupe SET expires_at = clock_timestamp() - interval '1 second' \
+         WHERE key = 'hoursmith:evt_new'",
+    );
+    let (head, delivery) = verified("evt_new").await;
+    assert_eq!(
+        if_new(&head, &delivery).await.expect("stored"),
+        IfNew::Stored
+    );
+    assert_eq!(rows(&server, "queue"), 2);
+
+    // Another store: the runtime claims first, then enqueues.
+    let memory = AnyStore::new(MemoryStore::new());
+    let entry = Unclaimed::new(HANDLER, &head, &delivery, &memory);
+    assert!(DurableQueue::<Hoursmith>::enqueue_if_new(&queue, entry).is_none());
+
+    // Through an endpoint: the same, over HTTP.
+    let (recorder, failing) = (Recorder::default(), Arc::new(AtomicBool::new(false)));
+    let (addr, webhooks) = instance(&server, &recorder, &failing).await;
+    let answer = send(&client(), addr, "/hook", &hoursmith("evt_http")).await;
+    assert_eq!(answer.body, r#"{"status":"accepted"}"#, "{answer:?}");
+    assert_eq!(dedupe_row(&server, "evt_http"), "done 0");
+    assert!(recorder.wait_for(3, Duration::from_secs(10)).await >= 3);
+    webhooks.shutdown(Duration::from_secs(5)).await;
 }
