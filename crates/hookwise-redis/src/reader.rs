@@ -9,7 +9,7 @@ use redis::{
     AsyncCommands, Value,
     streams::{StreamAutoClaimOptions, StreamId, StreamPendingCountReply, StreamReadOptions},
 };
-use tokio::{sync::Semaphore, task::JoinHandle};
+use tokio::{sync::Semaphore, task::JoinHandle, time::Instant};
 
 use crate::{
     RedisQueue,
@@ -63,8 +63,9 @@ impl<P: Provider> Reader<P> {
         let slots = Arc::new(Semaphore::new(self.workers.processor.concurrency().max(1)));
         let mut group_ready = false;
         let mut backoff = self.queue.poll_interval;
-        // Where the next XAUTOCLAIM goes on scanning the pending entries.
+        // Where the next XAUTOCLAIM goes on scanning the pending entries, and when.
         let mut cursor = SCAN_START.to_owned();
+        let mut next_scan = Instant::now();
         while !shutdown.is_closed() {
             if !group_ready {
                 group_ready = self.create_group().await;
@@ -77,7 +78,7 @@ impl<P: Provider> Reader<P> {
             let read = if !group_ready {
                 Ok(Taken::default())
             } else {
-                self.read(free, &mut cursor).await
+                self.read(free, &mut cursor, &mut next_scan).await
             };
             match read {
                 Ok(taken) if taken.run.is_empty() && taken.exhausted.is_empty() => {
@@ -107,6 +108,7 @@ impl<P: Provider> Reader<P> {
                     // A restarted Redis may have lost the group: create it again.
                     group_ready = false;
                     cursor = SCAN_START.to_owned();
+                    next_scan = Instant::now();
                 }
             }
         }
@@ -135,27 +137,39 @@ impl<P: Provider> Reader<P> {
 
     /// Entries abandoned by a dead worker first, then new ones. `cursor` is where
     /// the scan of the pending entries goes on; it comes back to the start once the
-    /// scan has gone round.
-    async fn read(&self, count: usize, cursor: &mut String) -> Result<Taken, StoreError> {
+    /// scan has gone round. A scan that went round is taken up again after the poll
+    /// interval, not on every read: an entry is abandoned only after the claim
+    /// idle time, and a busy stream would otherwise pay a second command per read.
+    async fn read(
+        &self,
+        count: usize,
+        cursor: &mut String,
+        next_scan: &mut Instant,
+    ) -> Result<Taken, StoreError> {
         let queue = &self.queue;
         let mut connection = queue.connection.handle();
-        let abandoned: redis::streams::StreamAutoClaimReply = queue
-            .connection
-            .bounded(
-                "XAUTOCLAIM",
-                connection.xautoclaim_options(
-                    &*self.stream,
-                    GROUP,
-                    &*queue.consumer,
-                    millis(queue.claim_idle),
-                    cursor.as_str(),
-                    StreamAutoClaimOptions::default().count(count),
-                ),
-            )
-            .await?;
-        abandoned.next_stream_id.clone_into(cursor);
-        if !abandoned.claimed.is_empty() {
-            return self.sort_out(abandoned.claimed).await;
+        if Instant::now() >= *next_scan {
+            let abandoned: redis::streams::StreamAutoClaimReply = queue
+                .connection
+                .bounded(
+                    "XAUTOCLAIM",
+                    connection.xautoclaim_options(
+                        &*self.stream,
+                        GROUP,
+                        &*queue.consumer,
+                        millis(queue.claim_idle),
+                        cursor.as_str(),
+                        StreamAutoClaimOptions::default().count(count),
+                    ),
+                )
+                .await?;
+            abandoned.next_stream_id.clone_into(cursor);
+            if cursor == SCAN_START {
+                *next_scan = Instant::now() + queue.poll_interval;
+            }
+            if !abandoned.claimed.is_empty() {
+                return self.sort_out(abandoned.claimed).await;
+            }
         }
         let options = StreamReadOptions::default()
             .group(GROUP, &*queue.consumer)
