@@ -53,6 +53,10 @@ const COLUMNS: &str =
 ///   that runs it. When the receiver's store is a [`PgStore`] on the same database,
 ///   the row and the event's done-mark are one statement: there is no moment when
 ///   the delivery is stored and the event not marked done, nor the other way round.
+///   Through a `WebhookEndpoint` ([`Webhooks::deliver_to`](hookwise_runtime::Webhooks::deliver_to))
+///   that statement also finds the event's key free (absent or expired) or taken,
+///   so a delivery takes one statement and no claim is made
+///   ([`DurableQueue::enqueue_if_new`]).
 /// - Workers in every instance take ready rows with `FOR UPDATE SKIP LOCKED` and
 ///   make them invisible for the visibility timeout (60 s by default), kept fresh by a
 ///   heartbeat while they run; a row whose worker died becomes visible again and is

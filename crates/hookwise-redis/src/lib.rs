@@ -50,7 +50,8 @@
 //! [`RedisQueue`] is a [`DurableQueue`](hookwise_runtime::DurableQueue) for
 //! `WebhooksBuilder::durable_queue`: entries are stored with `XADD` before the `200`,
 //! under the name of the handler that runs them (with the receiver's [`RedisStore`]
-//! on the same URL, in one script with the commit of the event's claim), run by a
+//! on the same URL, in one script with the event's `done` mark; through a
+//! `WebhookEndpoint`, that script is the delivery's only round trip), run by a
 //! consumer group's workers
 //! (one reader per handler, started when the runtime is built) with the runtime's
 //! retries, acknowledged when

@@ -73,11 +73,16 @@ const MINIMUM_CLAIM_IDLE: Duration = Duration::from_millis(10);
 /// - Before the `200`, the accepted delivery (request head, raw body, verification
 ///   facts, receipt time) is appended with `XADD` to `<ns>:queue:{<provider>}:<handler>`,
 ///   where `handler` is the name of the handler that runs it. When the receiver's
-///   store is a [`RedisStore`] on the same URL, the `XADD` and the commit of the
-///   event's claim are one script: there is no moment when the delivery is stored and
-///   the event not marked done (a request cut there would have its retry stored and
-///   run again), nor the other way round. Run Redis with `appendonly yes` so that
-///   what was acknowledged survives a Redis restart.
+///   store is a [`RedisStore`] on the same URL, the `XADD` and the event's `done`
+///   mark are one script: there is no moment when the delivery is stored and the
+///   event not marked done (a request cut there would have its retry stored and run
+///   again), nor the other way round. Through a `WebhookEndpoint`
+///   ([`Webhooks::deliver_to`](hookwise_runtime::Webhooks::deliver_to)) that script
+///   also looks the event's key up, so a delivery takes one round trip and no claim
+///   is made ([`DurableQueue::enqueue_if_new`]); through the axum extractor, which
+///   claims the event before the handler is named, it commits the claim instead.
+///   Run Redis with `appendonly yes` so that what was acknowledged survives a Redis
+///   restart.
 /// - Workers in every instance read through one consumer group, run the named
 ///   handler with the runtime's retries, timeout and dead-letter callback, and `XACK`
 ///   the entry when done: one task per stream acknowledges (and deletes), in one
@@ -103,8 +108,8 @@ const MINIMUM_CLAIM_IDLE: Duration = Duration::from_millis(10);
 ///   entries unread or running; done ones are deleted) beyond
 ///   [`max_backlog`](Self::max_backlog) (100 000 by default) is not stored, and
 ///   `enqueue` fails with a "full" error ([`StoreError::is_full`]). The runtime answers
-///   `503` `queue_full` with `Retry-After` and releases the claim, so the
-///   sender retries later. The check and the `XADD` are one script, so concurrent
+///   `503` `queue_full` with `Retry-After` and releases the claim (through an
+///   endpoint, none was made), so the sender retries later. The check and the `XADD` are one script, so concurrent
 ///   deliveries cannot overshoot; nothing is ever trimmed (`MAXLEN`) to make room,
 ///   which could drop events already acknowledged.
 /// - An entry that can no longer be read (a missing or garbled field) or whose body

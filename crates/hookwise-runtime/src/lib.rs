@@ -17,11 +17,14 @@
 //!   workers acknowledge processed entries in batches through an [`AckBatcher`]);
 //! - the [`Stats`] and the [`ShutdownHandle`] that drains it all.
 //!
-//! Adapters only wrap it: `hookwise-tower`'s `WebhookLayer` and `WebhookEndpoint`,
-//! and `hookwise-axum`'s `Webhook` extractor, each turn a request into
-//! [`Webhooks::receive`], then [`Webhooks::process`] or [`Webhooks::hand_to`], and an
-//! answer. Every accepted event's claim is held by a [`HeldClaim`], which ends it
-//! whatever happens (its docs have the table of who ends a claim when).
+//! Adapters only wrap it: `hookwise-tower`'s `WebhookLayer` and `hookwise-axum`'s
+//! `Webhook` extractor each turn a request into [`Webhooks::receive`], then
+//! [`Webhooks::process`] or [`Webhooks::hand_to`], and an answer; `WebhookEndpoint`,
+//! whose handler is named up front, into [`Webhooks::deliver_to`], which lets a
+//! durable queue on the store's server claim, store and commit a new event in one
+//! step ([`DurableQueue::enqueue_if_new`]). Every claim the runtime takes is held by
+//! a [`HeldClaim`], which ends it whatever happens (its docs have the table of who
+//! ends a claim when).
 //!
 //! # Example
 //!

@@ -5,9 +5,12 @@ use std::{convert::Infallible, sync::Arc, time::Duration};
 
 use bytes::Bytes;
 use hookwise_core::{
-    Delivery, Hoursmith, MemoryStore, OutcomeKind, Receiver, RejectionKind, hoursmith,
+    Delivery, Duplicate, Hoursmith, MemoryStore, OutcomeKind, Receiver, RejectionKind, StoreError,
+    hoursmith,
 };
-use hookwise_runtime::{DurableQueue, Enqueue, QueueFuture, Received, Stored, Webhooks, Workers};
+use hookwise_runtime::{
+    DurableQueue, Enqueue, IfNew, QueueFuture, Received, Stored, Unclaimed, Webhooks, Workers,
+};
 use hookwise_test_support::{hoursmith as signed, *};
 use http::request::Parts;
 use http_body_util::Full;
@@ -150,4 +153,95 @@ async fn a_durable_runtime_stores_under_the_handlers_name_and_refuses_a_per_requ
     assert_eq!(refused.kind(), RejectionKind::HandlerFailed);
     let _ = new_event(&webhooks, "evt_job").await;
     assert_eq!(queue.stored.lock().map(|s| s.len()).ok(), Some(1));
+}
+
+/// A queue that claims, stores and commits in one step, answering by the event id:
+/// `evt_held_*` is held by a provisional claim, `evt_seen_*` was processed,
+/// `evt_full_*` finds the backlog full; any other is stored. `enqueue` is never
+/// expected.
+#[derive(Clone, Default)]
+struct OneStepQueue {
+    stored: Arc<std::sync::Mutex<Vec<String>>>,
+}
+
+impl DurableQueue<Hoursmith> for OneStepQueue {
+    fn enqueue<'a>(&'a self, entry: Enqueue<'a, hoursmith::Event>) -> QueueFuture<'a, Stored> {
+        panic!(
+            "{} was claimed and enqueued in two steps",
+            entry.delivery.dedupe_key()
+        );
+    }
+
+    fn enqueue_if_new<'a>(
+        &'a self,
+        entry: Unclaimed<'a, hoursmith::Event>,
+    ) -> Option<QueueFuture<'a, IfNew>> {
+        let id = entry.delivery.dedupe_key().id().to_owned();
+        let answer = if id.starts_with("evt_held") {
+            Ok(IfNew::Duplicate(Duplicate::Provisional))
+        } else if id.starts_with("evt_seen") {
+            Ok(IfNew::Duplicate(Duplicate::Processed))
+        } else if id.starts_with("evt_full") {
+            Err(StoreError::full("the backlog is full"))
+        } else {
+            if let Ok(mut all) = self.stored.lock() {
+                all.push(format!("{}:{id}", entry.handler));
+            }
+            Ok(IfNew::Stored)
+        };
+        Some(Box::pin(async move { answer }))
+    }
+
+    fn start(&self, _workers: Workers<Hoursmith>) {}
+}
+
+#[tokio::test]
+async fn delivered_to_a_named_handler_a_queue_that_can_claims_stores_and_commits_in_one_step() {
+    let store = Arc::new(MemoryStore::new());
+    let queue = OneStepQueue::default();
+    let webhooks = Webhooks::builder(receiver(store.clone()))
+        .durable_queue(queue.clone())
+        .handler("tasks", |_: Delivery<hoursmith::Event>| async {
+            Ok::<_, Infallible>(())
+        })
+        .build()
+        .expect("valid");
+    let deliver = async |id: &str| {
+        let (head, body) = request(id);
+        webhooks.deliver_to("tasks", &head, body).await
+    };
+
+    assert_eq!(
+        deliver("evt_new").await.expect("stored"),
+        OutcomeKind::Accepted
+    );
+    assert_eq!(
+        deliver("evt_seen").await.expect("acknowledged"),
+        OutcomeKind::Duplicate
+    );
+    let held = deliver("evt_held").await.expect_err("in progress");
+    assert_eq!(held.kind(), RejectionKind::InProgress);
+    let full = deliver("evt_full").await.expect_err("refused");
+    assert_eq!(full.kind(), RejectionKind::QueueFull);
+    let other = deliver("evt_other").await;
+    assert!(other.is_ok(), "{other:?}");
+    let stored = queue.stored.lock().map(|s| s.clone()).unwrap_or_default();
+    assert_eq!(stored, ["tasks:evt_new", "tasks:evt_other"]);
+    assert_eq!(store.stats().claims, 0, "nothing was claimed in the store");
+
+    let stats = webhooks.stats().snapshot();
+    assert_eq!((stats.accepted, stats.duplicates), (2, 1));
+    assert_eq!(
+        stats.in_flight, 0,
+        "stored events are out of this process's hands"
+    );
+    // A handler name nobody registered: refused before anything is stored.
+    let (head, body) = request("evt_typo");
+    let refused = webhooks
+        .deliver_to("taks", &head, body)
+        .await
+        .expect_err("no such handler");
+    assert_eq!(refused.kind(), RejectionKind::HandlerFailed);
+    assert_eq!(queue.stored.lock().map(|s| s.len()).unwrap_or(0), 2);
+    assert_eq!(store.stats().keys, 0, "the fallback's claim was released");
 }

@@ -100,10 +100,7 @@ where
     }
 
     fn call(&mut self, request: Request<ReqBody>) -> Self::Future {
-        let handler = self.handler.clone();
         let (parts, body) = request.into_parts();
-        ResponseFuture::answer(self.webhooks.clone(), |webhooks| async move {
-            webhooks.deliver_to(&handler, &parts, body).await
-        })
+        ResponseFuture::deliver_to(self.webhooks.clone(), self.handler.clone(), parts, body)
     }
 }

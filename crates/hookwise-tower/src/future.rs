@@ -6,6 +6,7 @@ use std::{
     fmt,
     future::Future,
     pin::Pin,
+    sync::Arc,
     task::{Context, Poll},
 };
 
@@ -31,7 +32,9 @@ pub struct ResponseFuture {
 
 impl ResponseFuture {
     /// Receives one delivery through `webhooks`, hands a new event to `hand_on`
-    /// (which ends its claim), and answers as [`answer`](Self::answer) does.
+    /// (which ends its claim), and answers: `200` for a new event taken on, a
+    /// duplicate or a skipped one, the contract's rejection otherwise. Runs in the
+    /// delivery's `webhook` span.
     pub(crate) fn deliver<P, ReqBody, H, F>(
         webhooks: Webhooks<P>,
         parts: Parts,
@@ -46,40 +49,61 @@ impl ResponseFuture {
         H: FnOnce(Webhooks<P>, Parts, Delivery<P::Event>, HeldClaim<P>) -> F + Send + 'static,
         F: Future<Output = Result<(), Rejection>> + Send,
     {
-        Self::answer(webhooks, |webhooks| async move {
-            match webhooks.receive(&parts, body).await? {
-                Received::New { delivery, claim } => {
-                    hand_on(webhooks, parts, delivery, claim).await?;
-                    Ok(OutcomeKind::Accepted)
-                }
-                Received::Acknowledged(kind) => Ok(kind),
-            }
-        })
-    }
-
-    /// Runs `receive` (one delivery through a clone of `webhooks`) in the delivery's `webhook`
-    /// span, and answers: `200` for a new event taken on, a duplicate or a skipped
-    /// one, the contract's rejection otherwise.
-    pub(crate) fn answer<P, R, F>(webhooks: Webhooks<P>, receive: R) -> Self
-    where
-        P: Provider,
-        R: FnOnce(Webhooks<P>) -> F + Send + 'static,
-        F: Future<Output = Result<OutcomeKind, Rejection>> + Send,
-    {
         let span = webhooks.span();
         let future = async move {
-            let outcome = receive(webhooks.clone()).await;
-            Ok(match outcome {
-                // The static body: no allocation for the common answer.
-                Ok(kind) => kind.response(),
-                Err(rejection) => webhooks
-                    .reject(&rejection)
-                    .map(|text| Full::new(Bytes::from(text))),
-            })
+            let outcome = match webhooks.receive(&parts, body).await {
+                Ok(Received::New { delivery, claim }) => {
+                    hand_on(webhooks.clone(), parts, delivery, claim)
+                        .await
+                        .map(|()| OutcomeKind::Accepted)
+                }
+                Ok(Received::Acknowledged(kind)) => Ok(kind),
+                Err(rejection) => Err(rejection),
+            };
+            Ok(respond(&webhooks, outcome))
         };
         Self {
             future: Box::pin(future.instrument(span)),
         }
+    }
+
+    /// Receives one delivery through `webhooks` and hands a new event to the handler
+    /// registered as `handler` ([`Webhooks::deliver_to`]); answers as
+    /// [`deliver`](Self::deliver) does.
+    pub(crate) fn deliver_to<P, ReqBody>(
+        webhooks: Webhooks<P>,
+        handler: Arc<str>,
+        parts: Parts,
+        body: ReqBody,
+    ) -> Self
+    where
+        P: Provider,
+        ReqBody: Body + Send + 'static,
+        ReqBody::Data: Send,
+        ReqBody::Error: Into<hookwise_runtime::BoxError>,
+    {
+        let span = webhooks.span();
+        let future = async move {
+            let outcome = webhooks.deliver_to(&handler, &parts, body).await;
+            Ok(respond(&webhooks, outcome))
+        };
+        Self {
+            future: Box::pin(future.instrument(span)),
+        }
+    }
+}
+
+/// The answer to a delivery: `200` for `kind`, the contract's response to a rejection.
+fn respond<P: Provider>(
+    webhooks: &Webhooks<P>,
+    outcome: Result<OutcomeKind, Rejection>,
+) -> Response<ResponseBody> {
+    match outcome {
+        // The static body: no allocation for the common answer.
+        Ok(kind) => kind.response(),
+        Err(rejection) => webhooks
+            .reject(&rejection)
+            .map(|text| Full::new(Bytes::from(text))),
     }
 }
 
