@@ -168,14 +168,20 @@ async fn accepted<S: DedupeStore>(
     receiver: &Receiver<Hoursmith, S>,
     id: &str,
 ) -> (http::request::Parts, Delivery<hoursmith::Event>, Claim) {
+    let (head, body) = signed_request(id);
+    match receiver.receive(&head.headers, body).await {
+        Ok(Outcome::Accepted { delivery, claim }) => (head, delivery, claim),
+        other => panic!("{id} was not accepted: {other:?}"),
+    }
+}
+
+/// The signed delivery `id` as a request to `/hook`: its head and body.
+fn signed_request(id: &str) -> (http::request::Parts, bytes::Bytes) {
     let signed = hoursmith(id);
     let mut request = http::Request::post("/hook").body(()).expect("request");
     *request.headers_mut() = signed.headers;
     let (head, ()) = request.into_parts();
-    match receiver.receive(&head.headers, signed.body).await {
-        Ok(Outcome::Accepted { delivery, claim }) => (head, delivery, claim),
-        other => panic!("{id} was not accepted: {other:?}"),
-    }
+    (head, signed.body)
 }
 
 /// Stores `id` as an accepted delivery would be, without running it.
@@ -559,19 +565,13 @@ async fn with_the_receivers_pg_store_a_new_delivery_is_stored_and_marked_in_one_
     )
     .expect("config")
     .erase_store();
-    let verified = |id: &str| {
-        let signed = hoursmith(id);
-        let mut request = http::Request::post("/hook").body(()).expect("request");
-        *request.headers_mut() = signed.headers;
-        let (head, ()) = request.into_parts();
-        let receiver = &receiver;
-        async move {
-            let delivery = receiver
-                .verify_at("/hook", &head.headers, signed.body)
-                .await
-                .expect("verified");
-            (head, delivery)
-        }
+    let verified = async |id: &str| {
+        let (head, body) = signed_request(id);
+        let delivery = receiver
+            .verify_at("/hook", &head.headers, body)
+            .await
+            .expect("verified");
+        (head, delivery)
     };
     let if_new = async |head: &http::request::Parts, delivery: &Delivery<hoursmith::Event>| {
         let entry = Unclaimed::new(HANDLER, head, delivery, receiver.store());

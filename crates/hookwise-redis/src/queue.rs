@@ -296,19 +296,14 @@ impl RedisQueue {
         fields: &[(&str, Vec<u8>)],
         (claim_key, token, retention_ms): (String, String, u64),
     ) -> Result<Stored, StoreError> {
-        let mut connection = self.connection.handle();
-        let mut invocation = self.scripts.store_and_commit.key(stream);
-        invocation
-            .key(claim_key)
-            .arg(self.max_backlog)
-            .arg(token)
-            .arg(retention_ms);
-        for (name, value) in fields {
-            invocation.arg(name).arg(value);
-        }
-        let answer: String = self
-            .connection
-            .bounded("XADD", invocation.invoke_async(&mut connection))
+        let script = &self.scripts.store_and_commit;
+        let answer = self
+            .append_scripted(
+                script,
+                (stream, claim_key),
+                &[token, retention_ms.to_string()],
+                fields,
+            )
             .await?;
         match answer.as_str() {
             "stored" => Ok(Stored::Committed),
@@ -329,18 +324,14 @@ impl RedisQueue {
         fields: &[(&str, Vec<u8>)],
         (event_key, retention_ms): (String, u64),
     ) -> Result<IfNew, StoreError> {
-        let mut connection = self.connection.handle();
-        let mut invocation = self.scripts.store_if_new.key(stream);
-        invocation
-            .key(event_key)
-            .arg(self.max_backlog)
-            .arg(retention_ms);
-        for (name, value) in fields {
-            invocation.arg(name).arg(value);
-        }
-        let answer: String = self
-            .connection
-            .bounded("XADD", invocation.invoke_async(&mut connection))
+        let script = &self.scripts.store_if_new;
+        let answer = self
+            .append_scripted(
+                script,
+                (stream, event_key),
+                &[retention_ms.to_string()],
+                fields,
+            )
             .await?;
         match answer.as_str() {
             "stored" => Ok(IfNew::Stored),
@@ -349,6 +340,30 @@ impl RedisQueue {
                 taken.strip_prefix("taken:").unwrap_or(taken),
             ))),
         }
+    }
+
+    /// Runs one of the scripts that append to a stream and touch an event's key:
+    /// `KEYS` the stream and the key, `ARGV` the backlog's bound, `args`, then the
+    /// entry's `fields`; the script's answer.
+    async fn append_scripted(
+        &self,
+        script: &Script,
+        (stream, event_key): (&str, String),
+        args: &[String],
+        fields: &[(&str, Vec<u8>)],
+    ) -> Result<String, StoreError> {
+        let mut connection = self.connection.handle();
+        let mut invocation = script.key(stream);
+        invocation.key(event_key).arg(self.max_backlog);
+        for arg in args {
+            invocation.arg(arg);
+        }
+        for (name, value) in fields {
+            invocation.arg(name).arg(value);
+        }
+        self.connection
+            .bounded("XADD", invocation.invoke_async(&mut connection))
+            .await
     }
 
     /// The error of a full backlog.

@@ -62,9 +62,7 @@ impl ResponseFuture {
             };
             Ok(respond(&webhooks, outcome))
         };
-        Self {
-            future: Box::pin(future.instrument(span)),
-        }
+        Self::in_span(future, span)
     }
 
     /// Receives one delivery through `webhooks` and hands a new event to the handler
@@ -87,6 +85,14 @@ impl ResponseFuture {
             let outcome = webhooks.deliver_to(&handler, &parts, body).await;
             Ok(respond(&webhooks, outcome))
         };
+        Self::in_span(future, span)
+    }
+
+    /// `future`, boxed, run in `span`.
+    fn in_span<F>(future: F, span: tracing::Span) -> Self
+    where
+        F: Future<Output = Result<Response<ResponseBody>, Infallible>> + Send + 'static,
+    {
         Self {
             future: Box::pin(future.instrument(span)),
         }
