@@ -517,7 +517,6 @@ pub(crate) fn millis(d: Duration) -> i64 {
     i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
 }
 
-/// A claim's token as Postgres stores it (`bigint`): the same 64 bits.
 /// The state of an event whose key's row holds `state`.
 pub(crate) fn duplicate_of(state: Option<&str>) -> Duplicate {
     match state {
@@ -529,6 +528,7 @@ pub(crate) fn duplicate_of(state: Option<&str>) -> Duplicate {
     }
 }
 
+/// A claim's token as Postgres stores it (`bigint`): the same 64 bits.
 pub(crate) fn token(token: u64) -> i64 {
     i64::from_ne_bytes(token.to_ne_bytes())
 }

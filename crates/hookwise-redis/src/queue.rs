@@ -107,11 +107,12 @@ const MINIMUM_CLAIM_IDLE: Duration = Duration::from_millis(10);
 /// - Each handler's stream is bounded: an event that would take its backlog (the
 ///   entries unread or running; done ones are deleted) beyond
 ///   [`max_backlog`](Self::max_backlog) (100 000 by default) is not stored, and
-///   `enqueue` fails with a "full" error ([`StoreError::is_full`]). The runtime answers
-///   `503` `queue_full` with `Retry-After` and releases the claim (through an
-///   endpoint, none was made), so the sender retries later. The check and the `XADD` are one script, so concurrent
-///   deliveries cannot overshoot; nothing is ever trimmed (`MAXLEN`) to make room,
-///   which could drop events already acknowledged.
+///   `enqueue` fails with a "full" error ([`StoreError::is_full`]). The runtime
+///   answers `503` `queue_full` with `Retry-After` and releases the claim (through
+///   an endpoint, none was made), so the sender retries later. The check and the
+///   `XADD` are one script, so concurrent deliveries cannot overshoot; nothing is
+///   ever trimmed (`MAXLEN`) to make room, which could drop events already
+///   acknowledged.
 /// - An entry that can no longer be read (a missing or garbled field) or whose body
 ///   no longer parses is moved to the dead-letter stream unrun, with the reason, and
 ///   acknowledged; it never loops. The dead-letter callback is not called for it.

@@ -445,7 +445,6 @@ impl Drop for UnansweredClaim {
     }
 }
 
-/// A duration Redis can hold as a TTL: at least 1 ms.
 /// The state of an event whose key holds `value`.
 pub(crate) fn duplicate_of(value: &str) -> Duplicate {
     match value {
@@ -457,6 +456,7 @@ pub(crate) fn duplicate_of(value: &str) -> Duplicate {
     }
 }
 
+/// A duration Redis can hold as a TTL: at least 1 ms.
 fn whole_millis(what: &'static str, given: Duration) -> Result<Duration, ConfigError> {
     if given.is_zero() {
         return Err(ConfigError::Zero(what));

@@ -256,7 +256,8 @@ impl<P: Provider> Webhooks<P> {
     /// [`reject`](Self::reject).
     ///
     /// With a durable queue that shares the dedupe store's server (`RedisQueue` with
-    /// a `RedisStore` on the same URL), it takes one round trip to that server
+    /// a `RedisStore` on the same URL, `PgQueue` with a `PgStore` in the same
+    /// database), it takes one round trip to that server
     /// instead of two: the queue looks the event's key up, stores the delivery and
     /// marks the key processed in one atomic step
     /// ([`DurableQueue::enqueue_if_new`]), so no claim is ever held (nor left
