@@ -3,10 +3,12 @@
 
 use std::time::Duration;
 
-use hookwise_core::Verified;
+use hookwise_core::{Delivery, Verified};
 use hookwise_runtime::StoredHead;
 use http::request::Parts;
 use redis::streams::StreamId;
+
+use crate::connection::millis;
 
 /// The fields of a queued delivery.
 pub(crate) const ENTRY_FIELDS: [&str; 8] = [
@@ -26,6 +28,34 @@ pub(crate) fn delivery_fields(entry: &StreamId) -> Vec<(String, Vec<u8>)> {
         .iter()
         .filter_map(|name| entry.get::<Vec<u8>>(name).map(|v| ((*name).to_owned(), v)))
         .collect()
+}
+
+/// The fields of a stored delivery, named [`ENTRY_FIELDS`] in that order: its key,
+/// its request head, raw body, verification facts and receipt time (what
+/// [`StoredEntry::decode`] reads back).
+pub(crate) fn entry_fields<E>(
+    head: &Parts,
+    delivery: &Delivery<E>,
+) -> [(&'static str, Vec<u8>); 8] {
+    let verified = delivery.verified();
+    let signed_at = verified
+        .signed_timestamp()
+        .map(|t| t.to_string())
+        .unwrap_or_default();
+    let head = StoredHead::of(head);
+    [
+        ("key", delivery.dedupe_key().as_str().as_bytes().to_vec()),
+        ("method", head.method.into_bytes()),
+        ("uri", head.uri.into_bytes()),
+        ("headers", head.headers),
+        ("body", delivery.raw_body().to_vec()),
+        ("secret", verified.secret_index().to_string().into_bytes()),
+        ("signed_at", signed_at.into_bytes()),
+        (
+            "received_ms",
+            millis(delivery.received_at()).to_string().into_bytes(),
+        ),
+    ]
 }
 
 /// A queued delivery read back: the request head and what restores the delivery.

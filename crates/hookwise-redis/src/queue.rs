@@ -4,17 +4,16 @@ use std::{fmt, sync::Arc, time::Duration};
 
 use hookwise_core::{AnyStore, ConfigError, Provider, Receiver, StoreError};
 use hookwise_runtime::{
-    DeadLetterStore, DurableQueue, Enqueue, IfNew, QueueFuture, Stored, StoredHead, Unclaimed,
-    Workers,
+    DeadLetterStore, DurableQueue, Enqueue, IfNew, QueueFuture, Stored, Unclaimed, Workers,
 };
 use redis::{AsyncCommands, Script, ToRedisArgs, streams::StreamId};
 
 use crate::{
     DEFAULT_NAMESPACE, RedisStore,
     acks::{self, ACK_DONE},
-    connection::{Connection, millis},
+    connection::Connection,
     dead_letters::RedisDeadLetters,
-    entry::delivery_fields,
+    entry::{delivery_fields, entry_fields},
     reader::{BURY, Reader},
     store::{STORE_AND_COMMIT, STORE_IF_NEW, duplicate_of},
 };
@@ -547,34 +546,6 @@ impl<P: Provider> DurableQueue<P> for RedisQueue {
             receiver.clone(),
         )))
     }
-}
-
-/// The fields of a stored delivery: its key, its request head, raw body,
-/// verification facts and receipt time (what [`Workers::run_stored`] restores it
-/// from).
-fn entry_fields<E>(
-    head: &http::request::Parts,
-    delivery: &hookwise_core::Delivery<E>,
-) -> [(&'static str, Vec<u8>); 8] {
-    let verified = delivery.verified();
-    let signed_at = verified
-        .signed_timestamp()
-        .map(|t| t.to_string())
-        .unwrap_or_default();
-    let head = StoredHead::of(head);
-    [
-        ("key", delivery.dedupe_key().as_str().as_bytes().to_vec()),
-        ("method", head.method.into_bytes()),
-        ("uri", head.uri.into_bytes()),
-        ("headers", head.headers),
-        ("body", delivery.raw_body().to_vec()),
-        ("secret", verified.secret_index().to_string().into_bytes()),
-        ("signed_at", signed_at.into_bytes()),
-        (
-            "received_ms",
-            millis(delivery.received_at()).to_string().into_bytes(),
-        ),
-    ]
 }
 
 /// A consumer name unique to this process.
