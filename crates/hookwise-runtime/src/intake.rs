@@ -3,8 +3,8 @@
 use std::{fmt, sync::Arc, time::Duration};
 
 use hookwise_core::{
-    AnyStore, DedupeKey, Delivery, Diagnosis, Duplicate, Outcome, OutcomeKind, Provider, Receiver,
-    Rejection, RejectionKind,
+    AnyStore, DedupeKey, Delivery, Diagnosis, Outcome, OutcomeKind, Provider, Receiver, Rejection,
+    RejectionKind,
 };
 use http::request::Parts;
 use http_body::Body;
@@ -105,19 +105,30 @@ impl<P: Provider> Intake<P> {
         delivery: Delivery<P::Event>,
     ) -> Result<Outcome<P::Event>, Rejection> {
         let outcome = self.receiver.claim(delivery).await?;
-        match &outcome {
-            Outcome::Accepted { delivery, .. } => self.accepted(delivery),
-            Outcome::Duplicate { key, state } => self.duplicate(key, *state),
-            Outcome::Skipped(delivery) => self.skipped(delivery),
-        }
+        self.record(&outcome);
         Ok(outcome)
     }
 
-    /// Records a new event taken on.
+    /// Records an outcome: its fields on the current span, its count in [`Stats`].
+    pub(crate) fn record(&self, outcome: &Outcome<P::Event>) {
+        match outcome {
+            Outcome::Accepted { delivery, .. } => self.accepted(delivery),
+            Outcome::Duplicate { key, state } => {
+                marked(OutcomeKind::Duplicate, key);
+                self.stats.duplicate();
+                tracing::debug!(?state, "webhook duplicate acknowledged");
+            }
+            Outcome::Skipped(delivery) => {
+                marked(OutcomeKind::Skipped, delivery.dedupe_key());
+                self.stats.skipped();
+                tracing::debug!("webhook event skipped");
+            }
+        }
+    }
+
+    /// Records a new event taken on (claimed, or stored by a durable queue).
     pub(crate) fn accepted(&self, delivery: &Delivery<P::Event>) {
-        let span = tracing::Span::current();
-        span.record("outcome", OutcomeKind::Accepted.label());
-        span.record("event_id", delivery.dedupe_key().id());
+        let span = marked(OutcomeKind::Accepted, delivery.dedupe_key());
         span.record(
             "event_type",
             self.receiver.provider().event_type(delivery.event()),
@@ -127,24 +138,6 @@ impl<P: Provider> Intake<P> {
         if self.receiver.diagnostics_on() && secret > 0 {
             self.diagnosed(&Diagnosis::RetiredSecret { secret });
         }
-    }
-
-    /// Records a duplicate, acknowledged.
-    pub(crate) fn duplicate(&self, key: &DedupeKey, state: Duplicate) {
-        let span = tracing::Span::current();
-        span.record("outcome", OutcomeKind::Duplicate.label());
-        span.record("event_id", key.id());
-        self.stats.duplicate();
-        tracing::debug!(?state, "webhook duplicate acknowledged");
-    }
-
-    /// Records a test event skipped, acknowledged.
-    pub(crate) fn skipped(&self, delivery: &Delivery<P::Event>) {
-        let span = tracing::Span::current();
-        span.record("outcome", OutcomeKind::Skipped.label());
-        span.record("event_id", delivery.dedupe_key().id());
-        self.stats.skipped();
-        tracing::debug!("webhook event skipped");
     }
 
     /// Counts a rejection, records it on the current span, and returns the
@@ -174,6 +167,14 @@ impl<P: Provider> Intake<P> {
     pub(crate) fn stats(&self) -> &Stats {
         &self.stats
     }
+}
+
+/// Records `kind` and the event id of `key` on the current span, and returns it.
+fn marked(kind: OutcomeKind, key: &DedupeKey) -> tracing::Span {
+    let span = tracing::Span::current();
+    span.record("outcome", kind.label());
+    span.record("event_id", key.id());
+    span
 }
 
 impl<P: Provider> Clone for Intake<P> {

@@ -257,11 +257,10 @@ impl<P: Provider> Webhooks<P> {
     ///
     /// With a durable queue that shares the dedupe store's server (`RedisQueue` with
     /// a `RedisStore` on the same URL, `PgQueue` with a `PgStore` in the same
-    /// database), it takes one round trip to that server
-    /// instead of two: the queue looks the event's key up, stores the delivery and
-    /// marks the key processed in one atomic step
-    /// ([`DurableQueue::enqueue_if_new`]), so no claim is ever held (nor left
-    /// behind by a dropped request). The answers are the same as those of the two
+    /// database), it takes one round trip to that server instead of two: the queue
+    /// looks the event's key up, stores the delivery and marks the key processed in
+    /// one atomic step ([`DurableQueue::enqueue_if_new`]), so no claim is ever held
+    /// (nor left behind by a dropped request). The answers are the same as those of the two
     /// steps, but for one count: a delivery the queue cannot store is counted as
     /// rejected only, where the two steps count it accepted as well, then finished.
     ///
@@ -320,7 +319,7 @@ impl<P: Provider> Webhooks<P> {
                 Some(Ok(IfNew::Duplicate(state))) => {
                     let key = delivery.dedupe_key().clone();
                     let outcome = intake.receiver().duplicate(key, state)?;
-                    intake.duplicate(delivery.dedupe_key(), state);
+                    intake.record(&outcome);
                     return Ok(outcome.kind());
                 }
                 Some(Err(rejection)) => return Err(rejection),
