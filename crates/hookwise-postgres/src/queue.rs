@@ -73,7 +73,8 @@ const COLUMNS: &str =
 ///   is bounded by [`max_backlog`](Self::max_backlog) (10 000 by default): past it a
 ///   delivery is not stored (nor its event marked done), `enqueue` fails with a
 ///   "full" error ([`StoreError::is_full`]), and the runtime answers `503`
-///   `queue_full` with `Retry-After` and releases the claim. The count and the
+///   `queue_full` with `Retry-After` and releases the claim (through an endpoint,
+///   none was made). The count and the
 ///   insert are one statement; deliveries racing for the last places can overshoot
 ///   the bound by at most their number (one per pooled connection). Nothing stored is
 ///   ever deleted to make room.

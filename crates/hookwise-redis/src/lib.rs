@@ -62,7 +62,8 @@
 //! without running again, and so is one that no longer reads or parses. Each handler's
 //! backlog is bounded ([`max_backlog`](RedisQueue::max_backlog), 100 000 entries by
 //! default): beyond it, deliveries are answered `503` with `Retry-After` and their
-//! claims released, so senders retry later; nothing stored is trimmed.
+//! claims released (through an endpoint none was made), so senders retry later;
+//! nothing stored is trimmed.
 
 #![forbid(unsafe_code)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
