@@ -30,13 +30,13 @@ pub(crate) fn delivery_fields(entry: &StreamId) -> Vec<(String, Vec<u8>)> {
         .collect()
 }
 
+/// A stored delivery's fields, as [`entry_fields`] gives them.
+pub(crate) type EntryFields = [(&'static str, Vec<u8>); 8];
+
 /// The fields of a stored delivery, named [`ENTRY_FIELDS`] in that order: its key,
 /// its request head, raw body, verification facts and receipt time (what
 /// [`StoredEntry::decode`] reads back).
-pub(crate) fn entry_fields<E>(
-    head: &Parts,
-    delivery: &Delivery<E>,
-) -> [(&'static str, Vec<u8>); 8] {
+pub(crate) fn entry_fields<E>(head: &Parts, delivery: &Delivery<E>) -> EntryFields {
     let verified = delivery.verified();
     let signed_at = verified
         .signed_timestamp()

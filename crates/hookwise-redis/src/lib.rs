@@ -72,6 +72,7 @@ mod acks;
 mod connection;
 mod dead_letters;
 mod entry;
+mod local;
 mod queue;
 mod reader;
 mod store;

@@ -7,14 +7,16 @@ use hookwise_runtime::{
     DeadLetterStore, DurableQueue, Enqueue, IfNew, QueueFuture, Stored, Unclaimed, Workers,
 };
 use redis::{AsyncCommands, Script, ToRedisArgs, streams::StreamId};
+use tokio::sync::Semaphore;
 
 use crate::{
     DEFAULT_NAMESPACE, RedisStore,
     acks::{self, ACK_DONE},
-    connection::Connection,
+    connection::{Connection, millis},
     dead_letters::RedisDeadLetters,
-    entry::{delivery_fields, entry_fields},
-    reader::{BURY, Reader},
+    entry::{EntryFields, delivery_fields, entry_fields},
+    local::{FreeSlot, Handover, Workshops},
+    reader::{BURY, Reader, Workshop},
     store::{STORE_AND_COMMIT, STORE_IF_NEW, duplicate_of},
 };
 
@@ -128,6 +130,9 @@ pub struct RedisQueue {
     max_backlog: u64,
     /// Shared by the clones a worker takes for each entry it runs.
     pub(crate) scripts: Arc<Scripts>,
+    /// This instance's workers, by stream: a delivery stored through an endpoint
+    /// runs here when one of its handler's slots is free ([`crate::local`]).
+    workshops: Arc<Workshops>,
 }
 
 /// The queue's scripts, each with its SHA-1 for `EVALSHA`.
@@ -172,6 +177,7 @@ impl RedisQueue {
                 bury: Script::new(BURY),
                 replay: Script::new(REPLAY),
             }),
+            workshops: Arc::default(),
         })
     }
 
@@ -317,23 +323,74 @@ impl RedisQueue {
 
     /// Appends an entry of `fields` to `stream` and marks the event whose Redis key
     /// and retention are `mark` processed, in one script (`STORE_IF_NEW`), if that
-    /// key is free and the backlog is not full: both or neither.
+    /// key is free and the backlog is not full: both or neither. With a `free` slot
+    /// of this instance's workers, the script also reads the new entry into this
+    /// instance's consumer when no older one waits: the delivery is then run here
+    /// ([`IfNew::StoredToRunHere`]).
     async fn append_if_new(
         &self,
-        stream: &str,
-        fields: &[(&str, Vec<u8>)],
-        (event_key, retention_ms): (String, u64),
+        stream: String,
+        fields: EntryFields,
+        mark: (String, u64),
+        free: Option<FreeSlot>,
     ) -> Result<IfNew, StoreError> {
+        let Some(free) = free else {
+            let answer = self.store_if_new(&stream, &fields, mark, "").await?;
+            return self.if_new(&stream, &answer);
+        };
+        // Driven to its end even if the request is dropped meanwhile: an entry read
+        // into this consumer for a run that will not happen is given back (Handover).
+        let queue = self.clone();
+        let call = tokio::spawn(async move {
+            let consumer = queue.consumer.clone();
+            let answer = queue
+                .store_if_new(&stream, &fields, mark, &consumer)
+                .await?;
+            match answer.strip_prefix("here:") {
+                Some(id) => {
+                    let id = id.to_owned();
+                    Ok(Err(Handover::new(queue, stream.into(), id, fields, free)))
+                }
+                None => queue.if_new(&stream, &answer).map(Ok),
+            }
+        });
+        match call.await {
+            Ok(Ok(Ok(if_new))) => Ok(if_new),
+            Ok(Ok(Err(handover))) => Ok(handover
+                .run_here()
+                .map_or(IfNew::Stored, IfNew::StoredToRunHere)),
+            Ok(Err(error)) => Err(error),
+            Err(panicked) => Err(StoreError::new(format!(
+                "the durable queue's store call failed: {panicked}"
+            ))),
+        }
+    }
+
+    /// Runs `STORE_IF_NEW` for an entry of `fields` in `stream` and the event whose
+    /// Redis key and retention are `mark`; with `consumer` (else empty), reading the
+    /// next undelivered entry into it. The script's answer.
+    async fn store_if_new(
+        &self,
+        stream: &str,
+        fields: &EntryFields,
+        (event_key, retention_ms): (String, u64),
+        consumer: &str,
+    ) -> Result<String, StoreError> {
+        let args = [
+            retention_ms.to_string(),
+            GROUP.to_owned(),
+            consumer.to_owned(),
+            millis(self.claim_idle).to_string(),
+        ];
         let script = &self.scripts.store_if_new;
-        let answer = self
-            .append_scripted(
-                script,
-                (stream, event_key),
-                &[retention_ms.to_string()],
-                fields,
-            )
-            .await?;
-        match answer.as_str() {
+        self.append_scripted(script, (stream, event_key), &args, fields)
+            .await
+    }
+
+    /// What `STORE_IF_NEW`'s `answer` (other than `here:`) says.
+    fn if_new(&self, stream: &str, answer: &str) -> Result<IfNew, StoreError> {
+        match answer {
+            // `here:` is never answered without a consumer.
             "stored" => Ok(IfNew::Stored),
             "full" => Err(self.full(stream)),
             taken => Ok(IfNew::Duplicate(duplicate_of(
@@ -516,7 +573,8 @@ impl<P: Provider> DurableQueue<P> for RedisQueue {
         Some(Box::pin(async move {
             let fields = entry_fields(head, delivery);
             let stream = self.stream(delivery.provider(), handler);
-            self.append_if_new(&stream, &fields, mark).await
+            let free = self.workshops.free_slot(&stream);
+            self.append_if_new(stream, fields, mark, free).await
         }))
     }
 
@@ -525,13 +583,18 @@ impl<P: Provider> DurableQueue<P> for RedisQueue {
         let handler = workers.handler.name();
         let shutdown = workers.processor.shutdown_handle().clone();
         let stream: Arc<str> = self.stream(provider, handler).into();
-        let reader = Reader {
-            queue: self.clone(),
+        let workshop = Arc::new(Workshop {
+            slots: Arc::new(Semaphore::new(workers.processor.concurrency().max(1))),
             acks: acks::start(self.clone(), stream.clone(), &shutdown),
-            stream,
             dead_stream: self.dead_stream(provider).into(),
             handler: handler.into(),
+        });
+        self.workshops.register(stream.clone(), &workshop);
+        let reader = Reader {
+            queue: self.clone(),
+            stream,
             workers: Arc::new(workers),
+            workshop,
         };
         shutdown.spawn(reader.run());
     }

@@ -4,7 +4,7 @@
 use std::{sync::Arc, time::Duration};
 
 use hookwise_core::{Provider, StoreError};
-use hookwise_runtime::Workers;
+use hookwise_runtime::{RunResult, Workers};
 use redis::{
     AsyncCommands, Value,
     streams::{StreamAutoClaimOptions, StreamId, StreamPendingCountReply, StreamReadOptions},
@@ -42,10 +42,42 @@ const SCAN_START: &str = "0-0";
 pub(crate) struct Reader<P: Provider> {
     pub(crate) queue: RedisQueue,
     pub(crate) stream: Arc<str>,
+    pub(crate) workers: Arc<Workers<P>>,
+    /// Shared with the request path, which runs entries in its slots too
+    /// ([`crate::local`]); dropped with the reader.
+    pub(crate) workshop: Arc<Workshop>,
+}
+
+/// What this instance's workers of one stream share, the reader and the request
+/// path: the running slots (`concurrency` of them), the acknowledger, and the names
+/// a dead letter is stored under.
+pub(crate) struct Workshop {
+    pub(crate) slots: Arc<Semaphore>,
+    pub(crate) acks: Acks,
     pub(crate) dead_stream: Arc<str>,
     pub(crate) handler: Arc<str>,
-    pub(crate) workers: Arc<Workers<P>>,
-    pub(crate) acks: Acks,
+}
+
+impl Workshop {
+    /// Ends the run of the entry `id` of `stream`: handed over to be acknowledged
+    /// when it succeeded, dead-lettered with its `fields` (made only then) when it
+    /// failed.
+    pub(crate) async fn finish(
+        &self,
+        queue: &RedisQueue,
+        stream: &str,
+        id: String,
+        result: RunResult,
+        fields: impl FnOnce() -> Vec<(String, Vec<u8>)>,
+    ) {
+        match result {
+            Ok(()) => self.acks.done(id).await,
+            Err(failure) => {
+                let (dead_stream, handler) = (&self.dead_stream, &self.handler);
+                dead_letter(queue, stream, dead_stream, handler, &id, fields(), failure).await;
+            }
+        }
+    }
 }
 
 /// What one read took from the stream.
@@ -60,7 +92,7 @@ struct Taken {
 impl<P: Provider> Reader<P> {
     pub(crate) async fn run(self) {
         let shutdown = self.workers.processor.shutdown_handle().clone();
-        let slots = Arc::new(Semaphore::new(self.workers.processor.concurrency().max(1)));
+        let slots = self.workshop.slots.clone();
         let mut group_ready = false;
         let mut backoff = self.queue.poll_interval;
         // Where the next XAUTOCLAIM goes on scanning the pending entries, and when.
@@ -238,9 +270,10 @@ impl<P: Provider> Reader<P> {
         dead_letter(
             &self.queue,
             &self.stream,
-            &self.dead_stream,
-            &self.handler,
-            &entry,
+            &self.workshop.dead_stream,
+            &self.workshop.handler,
+            &entry.id,
+            delivery_fields(&entry),
             (error, attempts),
         )
         .await;
@@ -251,24 +284,16 @@ impl<P: Provider> Reader<P> {
     fn run_entry(&self, entry: StreamId) -> impl std::future::Future<Output = ()> + Send + 'static {
         let queue = self.queue.clone();
         let stream = self.stream.clone();
-        let dead_stream = self.dead_stream.clone();
-        let handler = self.handler.clone();
         let workers = self.workers.clone();
-        let acks = self.acks.clone();
+        let workshop = self.workshop.clone();
         async move {
-            let heartbeat = Heartbeat(tokio::spawn(keep_fresh(
-                queue.clone(),
-                stream.clone(),
-                entry.id.clone(),
-            )));
             // Kept fresh until handed over, so it is not taken over meanwhile; the
             // acknowledgement follows within a round trip or two.
-            match run_stored(&workers, &entry).await {
-                Ok(()) => acks.done(entry.id).await,
-                Err(failure) => {
-                    dead_letter(&queue, &stream, &dead_stream, &handler, &entry, failure).await;
-                }
-            }
+            let heartbeat = Heartbeat::start(&queue, &stream, &entry.id);
+            let result = run_stored(&workers, &entry).await;
+            let id = entry.id.clone();
+            let fields = || delivery_fields(&entry);
+            workshop.finish(&queue, &stream, id, result, fields).await;
             drop(heartbeat);
         }
     }
@@ -277,7 +302,18 @@ impl<P: Provider> Reader<P> {
 /// The heartbeat of a running entry ([`keep_fresh`]), aborted when dropped: on every
 /// way out of the run, a panic or a cancelled run included, so an entry is never
 /// kept fresh by a worker that no longer runs it.
-struct Heartbeat(JoinHandle<()>);
+pub(crate) struct Heartbeat(JoinHandle<()>);
+
+impl Heartbeat {
+    /// Starts keeping the entry `id` of `stream` fresh.
+    pub(crate) fn start(queue: &RedisQueue, stream: &Arc<str>, id: &str) -> Self {
+        Self(tokio::spawn(keep_fresh(
+            queue.clone(),
+            stream.clone(),
+            id.to_owned(),
+        )))
+    }
+}
 
 impl Drop for Heartbeat {
     fn drop(&mut self) {
@@ -285,21 +321,23 @@ impl Drop for Heartbeat {
     }
 }
 
-/// Moves an entry that failed (`(error, attempts)`) to the dead-letter stream in one
-/// script ([`BURY`]). When the script cannot run (Redis down), the entry stays
-/// pending, to be taken over and run again after the idle time: at least once.
+/// Moves the entry `id` (a delivery's `fields`) that failed (`(error, attempts)`)
+/// to the dead-letter stream in one script ([`BURY`]). When the script cannot run
+/// (Redis down), the entry stays pending, to be taken over and run again after the
+/// idle time: at least once.
 async fn dead_letter(
     queue: &RedisQueue,
     stream: &str,
     dead_stream: &str,
     handler: &str,
-    entry: &StreamId,
+    id: &str,
+    fields: Vec<(String, Vec<u8>)>,
     (error, attempts): (String, u32),
 ) {
     let mut connection = queue.connection.handle();
     let mut invocation = queue.scripts.bury.key(stream);
-    invocation.key(dead_stream).arg(GROUP).arg(&entry.id);
-    for (name, value) in delivery_fields(entry) {
+    invocation.key(dead_stream).arg(GROUP).arg(id);
+    for (name, value) in fields {
         invocation.arg(name).arg(value);
     }
     invocation
@@ -315,21 +353,18 @@ async fn dead_letter(
         .await;
     match buried {
         Ok(1) => {}
-        Ok(_) => tracing::debug!(id = %entry.id, "entry finished by another worker already"),
+        Ok(_) => tracing::debug!(%id, "entry finished by another worker already"),
         // Neither acknowledged nor dead-lettered: the entry is run again after the
         // idle time.
         Err(error) => {
-            tracing::warn!(%error, id = %entry.id, "cannot dead-letter an entry; it stays pending and runs again");
+            tracing::warn!(%error, %id, "cannot dead-letter an entry; it stays pending and runs again");
         }
     }
 }
 
 /// Decodes a stream entry and runs it ([`Workers::run_stored`]); an entry that no
 /// longer decodes is dead-lettered unrun.
-async fn run_stored<P: Provider>(
-    workers: &Workers<P>,
-    entry: &StreamId,
-) -> Result<(), (String, u32)> {
+async fn run_stored<P: Provider>(workers: &Workers<P>, entry: &StreamId) -> RunResult {
     let Some(stored) = StoredEntry::decode(entry) else {
         tracing::error!(id = %entry.id, "unreadable durable queue entry; dead-lettered");
         return Err(("unreadable queue entry".to_owned(), 0));

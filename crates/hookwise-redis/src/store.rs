@@ -118,9 +118,16 @@ return 'stored'
 
 /// Stores a delivery in a durable queue's stream and marks its event processed, in
 /// one atomic step, if the event's key is free: unless the key `KEYS[2]` is held or
-/// the stream `KEYS[1]` holds `ARGV[1]` entries, appends the fields `ARGV[3..]` and
+/// the stream `KEYS[1]` holds `ARGV[1]` entries, appends the fields `ARGV[6..]` and
 /// sets the key to `done` for `ARGV[2]` ms. Answers `stored`, `full`, or
 /// `taken:<value>` with what holds the key.
+///
+/// With a consumer `ARGV[4]` (of the group `ARGV[3]`), whose instance has a running
+/// slot free, it also reads the stream's next undelivered entry into that consumer:
+/// the new one when no older one waits, answered `here:<id>` (the caller runs it).
+/// An older one read instead is made idle for `ARGV[5]` ms, the claim idle time,
+/// with no delivery counted, so the next scan of any reader takes it over; the new
+/// entry is left for the readers (`stored`).
 pub(crate) const STORE_IF_NEW: &str = r"
 local held = redis.call('GET', KEYS[2])
 if held then
@@ -129,8 +136,20 @@ end
 if redis.call('XLEN', KEYS[1]) >= tonumber(ARGV[1]) then
     return 'full'
 end
-redis.call('XADD', KEYS[1], '*', unpack(ARGV, 3))
+local id = redis.call('XADD', KEYS[1], '*', unpack(ARGV, 6))
 redis.call('SET', KEYS[2], 'done', 'PX', ARGV[2])
+if ARGV[4] == '' then
+    return 'stored'
+end
+local read = redis.pcall('XREADGROUP', 'GROUP', ARGV[3], ARGV[4], 'COUNT', 1, 'STREAMS', KEYS[1], '>')
+if type(read) ~= 'table' or read.err or not read[1] or not read[1][2][1] then
+    return 'stored'
+end
+local first = read[1][2][1][1]
+if first == id then
+    return 'here:' .. id
+end
+redis.call('XCLAIM', KEYS[1], ARGV[3], ARGV[4], 0, first, 'IDLE', ARGV[5], 'RETRYCOUNT', 0, 'JUSTID')
 return 'stored'
 ";
 

@@ -1017,3 +1017,105 @@ async fn through_an_endpoint_on_the_stores_redis_each_delivery_is_one_script_and
         0
     );
 }
+
+/// One instance whose receiver's store and durable queue are `redis`, serving
+/// `gate`'s handler on `POST /hook` with `concurrency` running slots; its readers
+/// look at the stream every `poll` and take over entries idle for 60 s (the
+/// default). Returns once the reader has made its first read of the stream.
+async fn endpoint_instance(
+    redis: &RedisServer,
+    consumer: &str,
+    gate: &Gated,
+    poll: Duration,
+    concurrency: usize,
+) -> (SocketAddr, ShutdownHandle) {
+    let store = hookwise_redis::RedisStore::new(&redis.url()).expect("valid URL");
+    let receiver =
+        Receiver::new(Hoursmith::new(HOURSMITH_SECRET).expect("secret"), store).expect("config");
+    let queue = RedisQueue::new(&redis.url())
+        .expect("valid URL")
+        .consumer(consumer)
+        .poll_interval(poll)
+        .expect("valid settings");
+    let builder = Webhooks::builder(receiver)
+        .durable_queue(queue)
+        .concurrency(concurrency);
+    let gate = gate.clone();
+    let served = serve_handler(builder, move |delivery| gated(gate.clone(), delivery)).await;
+    let read = eventually(Duration::from_secs(10), || calls(redis, "xreadgroup") > 0).await;
+    assert!(read, "the reader never read the stream");
+    served
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn through_an_endpoint_a_delivery_runs_on_the_instance_that_stored_it_without_a_read() {
+    let Some(redis) = RedisServer::start("a delivery runs where it was stored") else {
+        return;
+    };
+    let app = Gated {
+        recorder: Recorder::default(),
+        gate: Arc::new(tokio::sync::Semaphore::new(1_000)),
+    };
+    // The reader has read the empty stream and sleeps for a minute: whatever runs
+    // sooner was run by the request path.
+    let (addr, _asleep) = endpoint_instance(&redis, "a", &app, Duration::from_secs(60), 4).await;
+    let client = client();
+    for i in 0..3 {
+        let answer = send(&client, addr, "/hook", &hoursmith(&format!("evt_{i}"))).await;
+        assert_eq!(answer.body, r#"{"status":"accepted"}"#, "{answer:?}");
+    }
+    assert_eq!(app.recorder.wait_for(3, Duration::from_secs(10)).await, 3);
+    // Each ran once, and was acknowledged and deleted like an entry read back.
+    assert!(emptied(&redis, STREAM, Duration::from_secs(10)).await);
+    assert!(drained(&redis, STREAM, Duration::from_secs(10)).await);
+    let again = send(&client, addr, "/hook", &hoursmith("evt_1")).await;
+    assert_eq!(again.body, r#"{"status":"duplicate"}"#, "{again:?}");
+    let mut ran = app.recorder.ids();
+    ran.sort();
+    assert_eq!(ran, ["evt_0", "evt_1", "evt_2"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_older_entry_the_store_script_reads_instead_of_the_new_one_is_left_to_the_next_scan() {
+    let Some(redis) = RedisServer::start("an older entry read by the store script") else {
+        return;
+    };
+    let app = Gated {
+        recorder: Recorder::default(),
+        gate: Arc::new(tokio::sync::Semaphore::new(0)),
+    };
+    // One running slot, and a reader asleep for a minute.
+    let (addr, _asleep) = endpoint_instance(&redis, "a", &app, Duration::from_secs(60), 1).await;
+    let client = client();
+    // The first runs here and holds the slot at the gate; the second finds no slot
+    // free and waits in the stream, unread.
+    for id in ["evt_first", "evt_waiting"] {
+        let answer = send(&client, addr, "/hook", &hoursmith(id)).await;
+        assert_eq!(answer.body, r#"{"status":"accepted"}"#, "{answer:?}");
+    }
+    app.gate.add_permits(1);
+    assert_eq!(app.recorder.wait_for(1, Duration::from_secs(10)).await, 1);
+    assert!(
+        eventually(Duration::from_secs(10), || redis.cli(&["XLEN", STREAM])
+            == "1")
+        .await,
+        "the first entry was acknowledged"
+    );
+    // The slot is free again: the script reads the stream's next undelivered entry,
+    // the waiting one, not the new one.
+    let answer = send(&client, addr, "/hook", &hoursmith("evt_last")).await;
+    assert_eq!(answer.body, r#"{"status":"accepted"}"#, "{answer:?}");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(app.recorder.ids(), ["evt_first"], "the slot was given up");
+
+    // Another instance, whose reader scans at once: it takes the waiting entry over
+    // without waiting for the idle time (no delivery counted), and reads the new one.
+    app.gate.add_permits(1_000);
+    let (_addr, _shutdown) =
+        endpoint_instance(&redis, "b", &app, Duration::from_millis(20), 4).await;
+    assert_eq!(app.recorder.wait_for(3, Duration::from_secs(10)).await, 3);
+    assert!(emptied(&redis, STREAM, Duration::from_secs(10)).await);
+    let mut ran = app.recorder.ids();
+    ran.sort();
+    assert_eq!(ran, ["evt_first", "evt_last", "evt_waiting"]);
+}

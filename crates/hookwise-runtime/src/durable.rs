@@ -121,13 +121,75 @@ impl<'a, E> Unclaimed<'a, E> {
 }
 
 /// What [`DurableQueue::enqueue_if_new`] did.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug)]
 pub enum IfNew {
     /// The event's key was free: the delivery is stored and the key marked
     /// processed, in one atomic step.
     Stored,
+    /// As [`Stored`](Self::Stored), and in the same step the queue gave the stored
+    /// delivery to this instance's workers: the runtime runs it now, from the
+    /// delivery it holds (nothing is read back or parsed again), and hands the
+    /// result to the [`RunHere`].
+    StoredToRunHere(RunHere),
     /// The key was taken, in this state: nothing stored, nothing changed.
     Duplicate(Duplicate),
+}
+
+/// What a run's end is: `Ok` once the handler succeeded, else the error and the
+/// attempts to store with the dead letter (0: the delivery was never run).
+pub type RunResult = Result<(), (String, u32)>;
+
+/// The end of a run that a durable queue gave to the instance that stored it
+/// ([`IfNew::StoredToRunHere`]): the runtime runs the delivery with the handler's
+/// retries, timeout and dead-letter callback, then calls [`finish`](Self::finish)
+/// with the result, which acknowledges the stored delivery or dead-letters it.
+///
+/// Dropped unfinished (the run panicked, or was cut by the process's end), it leaves
+/// the stored delivery to the queue's recovery, as a worker that died would: another
+/// worker takes it over and runs it. At least once.
+///
+/// ```
+/// use hookwise_runtime::RunHere;
+///
+/// let (tell, told) = tokio::sync::oneshot::channel();
+/// let run = RunHere::new(move |result| async move {
+///     let _ = tell.send(result.is_ok());
+/// });
+/// # tokio::runtime::Runtime::new()?.block_on(async {
+/// run.finish(Ok(())).await;
+/// assert!(told.await?);
+/// # Ok::<(), tokio::sync::oneshot::error::RecvError>(()) })?;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub struct RunHere {
+    finish: Box<dyn FnOnce(RunResult) -> Finishing + Send>,
+}
+
+/// What [`RunHere`]'s end does once called.
+type Finishing = Pin<Box<dyn Future<Output = ()> + Send>>;
+
+impl RunHere {
+    /// A run's end that calls `finish` with the run's result.
+    pub fn new<F, Fut>(finish: F) -> Self
+    where
+        F: FnOnce(RunResult) -> Fut + Send + 'static,
+        Fut: Future<Output = ()> + Send + 'static,
+    {
+        Self {
+            finish: Box::new(move |result| Box::pin(finish(result))),
+        }
+    }
+
+    /// Ends the run with `result`.
+    pub async fn finish(self, result: RunResult) {
+        (self.finish)(result).await;
+    }
+}
+
+impl std::fmt::Debug for RunHere {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RunHere").finish_non_exhaustive()
+    }
 }
 
 /// What a durable queue did with an accepted delivery.
@@ -216,9 +278,8 @@ impl<P: Provider> Workers<P> {
         body: bytes::Bytes,
         received_at: std::time::Duration,
         verified: hookwise_core::Verified,
-    ) -> Result<(), (String, u32)> {
-        let processor = &self.processor;
-        let delivery = match processor.receiver().restore(
+    ) -> RunResult {
+        let delivery = match self.processor.receiver().restore(
             head.uri.path(),
             &head.headers,
             body,
@@ -231,6 +292,13 @@ impl<P: Provider> Workers<P> {
                 return Err((rejection.to_string(), 0));
             }
         };
+        self.run(delivery).await
+    }
+
+    /// Runs a stored delivery, as parsed: the handler with the runtime's retries,
+    /// timeout and dead-letter callback. `Err` as for [`run_stored`](Self::run_stored).
+    pub async fn run(&self, delivery: Delivery<P::Event>) -> RunResult {
+        let processor = &self.processor;
         // With ordering, one event of a resource at a time in this instance.
         let place = processor.place(self.handler.name(), &delivery);
         let Some(turn) = processor.turn(place).await else {

@@ -97,7 +97,10 @@ pub use self::{
         DeadLetterHandler, DeadLetterPage, DeadLetterRecord, DeadLetterStore, DeadLetters,
         LogDeadLetter, ReplayReport,
     },
-    durable::{DurableQueue, Enqueue, IfNew, QueueFuture, Stored, StoredHead, Unclaimed, Workers},
+    durable::{
+        DurableQueue, Enqueue, IfNew, QueueFuture, RunHere, RunResult, Stored, StoredHead,
+        Unclaimed, Workers,
+    },
     handler::{BoxError, Handler, HandlerError, HandlerJob, HandlerRun},
     ordering::{DEFAULT_REMEMBERED_RESOURCES, Ordering},
     processor::{DEFAULT_CONCURRENCY, DEFAULT_HANDLER_TIMEOUT, DEFAULT_QUEUE_CAPACITY, Processor},

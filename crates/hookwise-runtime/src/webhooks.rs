@@ -303,7 +303,7 @@ impl<P: Provider> Webhooks<P> {
         let intake = &self.inner.intake;
         let delivery = intake.verify(head, body).await?;
         if let Some(queue) = &self.inner.durable
-            && self.handler(name).is_some()
+            && let Some(handler) = self.handler(name)
             && intake.receiver().should_process(&delivery)
         {
             let processor = &self.inner.processor;
@@ -314,6 +314,20 @@ impl<P: Provider> Webhooks<P> {
                     // Accepted and, being stored, out of this process's hands.
                     intake.accepted(&delivery);
                     intake.stats().finished();
+                    return Ok(OutcomeKind::Accepted);
+                }
+                Some(Ok(IfNew::StoredToRunHere(run))) => {
+                    // Stored, and given to this instance's workers: run as read back.
+                    intake.accepted(&delivery);
+                    intake.stats().finished();
+                    let workers = Workers {
+                        processor: processor.clone(),
+                        handler: handler.clone(),
+                    };
+                    processor.shutdown_handle().spawn(async move {
+                        let result = workers.run(delivery).await;
+                        run.finish(result).await;
+                    });
                     return Ok(OutcomeKind::Accepted);
                 }
                 Some(Ok(IfNew::Duplicate(state))) => {

@@ -9,7 +9,8 @@ use hookwise_core::{
     hoursmith,
 };
 use hookwise_runtime::{
-    DurableQueue, Enqueue, IfNew, QueueFuture, Received, Stored, Unclaimed, Webhooks, Workers,
+    DurableQueue, Enqueue, IfNew, QueueFuture, Received, RetryPolicy, RunHere, RunResult, Stored,
+    Unclaimed, Webhooks, Workers,
 };
 use hookwise_test_support::{hoursmith as signed, *};
 use http::request::Parts;
@@ -157,11 +158,13 @@ async fn a_durable_runtime_stores_under_the_handlers_name_and_refuses_a_per_requ
 
 /// A queue that claims, stores and commits in one step, answering by the event id:
 /// `evt_held_*` is held by a provisional claim, `evt_seen_*` was processed,
-/// `evt_full_*` finds the backlog full; any other is stored. `enqueue` is never
-/// expected.
+/// `evt_full_*` finds the backlog full; any other is stored, and `evt_here_*` given
+/// back to run here, its end recorded in `finished`. `enqueue` is never expected,
+/// and it has no workers.
 #[derive(Clone, Default)]
 struct OneStepQueue {
     stored: Arc<std::sync::Mutex<Vec<String>>>,
+    finished: Arc<std::sync::Mutex<Vec<(String, RunResult)>>>,
 }
 
 impl DurableQueue<Hoursmith> for OneStepQueue {
@@ -187,7 +190,18 @@ impl DurableQueue<Hoursmith> for OneStepQueue {
             if let Ok(mut all) = self.stored.lock() {
                 all.push(format!("{}:{id}", entry.handler));
             }
-            Ok(IfNew::Stored)
+            if id.starts_with("evt_here") {
+                let finished = self.finished.clone();
+                Ok(IfNew::StoredToRunHere(RunHere::new(
+                    move |result| async move {
+                        if let Ok(mut all) = finished.lock() {
+                            all.push((id, result));
+                        }
+                    },
+                )))
+            } else {
+                Ok(IfNew::Stored)
+            }
         };
         Some(Box::pin(async move { answer }))
     }
@@ -244,4 +258,67 @@ async fn delivered_to_a_named_handler_a_queue_that_can_claims_stores_and_commits
     assert_eq!(refused.kind(), RejectionKind::HandlerFailed);
     assert_eq!(queue.stored.lock().map(|s| s.len()).unwrap_or(0), 2);
     assert_eq!(store.stats().keys, 0, "the fallback's claim was released");
+}
+
+#[tokio::test]
+async fn a_delivery_the_queue_gives_back_runs_here_and_its_end_goes_back_to_the_queue() {
+    let queue = OneStepQueue::default();
+    let recorder = Recorder::default();
+    let seen = recorder.clone();
+    let webhooks = Webhooks::builder(receiver(Arc::default()))
+        .durable_queue(queue.clone())
+        .retry(
+            RetryPolicy::default()
+                .max_attempts(2)
+                .initial_backoff(Duration::from_millis(1)),
+        )
+        .handler("tasks", move |delivery: Delivery<hoursmith::Event>| {
+            let seen = seen.clone();
+            async move {
+                let id = delivery.event().id();
+                seen.record(id);
+                if id.ends_with("fails") {
+                    return Err("it fails");
+                }
+                Ok(())
+            }
+        })
+        .build()
+        .expect("valid");
+    for id in ["evt_here_runs", "evt_here_fails"] {
+        let (head, body) = request(id);
+        let kind = webhooks.deliver_to("tasks", &head, body).await;
+        assert_eq!(kind, Ok(OutcomeKind::Accepted), "{id}");
+    }
+    // The queue starts no worker: what ran, ran from the request that stored it.
+    let ended = || queue.finished.lock().map_or(0, |all| all.len()) == 2;
+    assert!(eventually(Duration::from_secs(10), ended).await);
+    let mut finished = queue
+        .finished
+        .lock()
+        .map(|all| all.clone())
+        .unwrap_or_default();
+    finished.sort_by(|a, b| a.0.cmp(&b.0));
+    assert_eq!(
+        finished,
+        [
+            (
+                "evt_here_fails".to_owned(),
+                Err(("handler failed: it fails".to_owned(), 2))
+            ),
+            ("evt_here_runs".to_owned(), Ok(())),
+        ]
+    );
+    let mut ran = recorder.ids();
+    ran.sort();
+    assert_eq!(ran, ["evt_here_fails", "evt_here_fails", "evt_here_runs"]);
+    let stats = webhooks.stats().snapshot();
+    assert_eq!(
+        (stats.accepted, stats.processed, stats.dead_lettered),
+        (2, 1, 1)
+    );
+    assert_eq!(
+        webhooks.shutdown(Duration::from_secs(5)).await.unfinished,
+        0
+    );
 }
