@@ -128,6 +128,7 @@ pub struct RedisQueue {
     pub(crate) poll_interval: Duration,
     pub(crate) max_deliveries: u32,
     max_backlog: u64,
+    run_where_stored: bool,
     /// Shared by the clones a worker takes for each entry it runs.
     pub(crate) scripts: Arc<Scripts>,
     /// This instance's workers, by stream: a delivery stored through an endpoint
@@ -169,6 +170,7 @@ impl RedisQueue {
             poll_interval: DEFAULT_POLL_INTERVAL,
             max_deliveries: DEFAULT_MAX_DELIVERIES,
             max_backlog: DEFAULT_MAX_BACKLOG,
+            run_where_stored: true,
             scripts: Arc::new(Scripts {
                 append: Script::new(APPEND),
                 store_and_commit: Script::new(STORE_AND_COMMIT),
@@ -230,6 +232,25 @@ impl RedisQueue {
         }
         self.max_deliveries = deliveries;
         Ok(self)
+    }
+
+    /// Whether a delivery stored through an endpoint runs on the instance that
+    /// stored it, when one of its handler's running slots is free there (default
+    /// `true`). The store script then also reads the new entry into this instance's
+    /// consumer, and the handler runs from the delivery the request holds: no read
+    /// of the stream, no decoding, no second parse, and no wait for a reader's next
+    /// poll. That takes about a third of this process's CPU per delivery off, and
+    /// costs Redis more per delivery than a reader's batched read of the entry
+    /// (`BENCHMARKS.md`, section 17): turn it off when Redis's CPU, shared by every
+    /// instance, is the bound rather than the instances' own. The entry is pending in
+    /// this consumer as one a reader read: kept fresh while it runs, acknowledged or
+    /// dead-lettered after, taken over after the claim idle time if this process
+    /// dies. A request cut while its store script runs gives the entry back to the
+    /// readers at once.
+    #[must_use]
+    pub fn run_where_stored(mut self, run_where_stored: bool) -> Self {
+        self.run_where_stored = run_where_stored;
+        self
     }
 
     /// Sets the bound on each handler's backlog (default 100 000 entries): the entries
@@ -492,6 +513,7 @@ impl fmt::Debug for RedisQueue {
             .field("poll_interval", &self.poll_interval)
             .field("max_deliveries", &self.max_deliveries)
             .field("max_backlog", &self.max_backlog)
+            .field("run_where_stored", &self.run_where_stored)
             .field("timeout", &self.connection.timeout())
             .finish_non_exhaustive()
     }
@@ -573,7 +595,10 @@ impl<P: Provider> DurableQueue<P> for RedisQueue {
         Some(Box::pin(async move {
             let fields = entry_fields(head, delivery);
             let stream = self.stream(delivery.provider(), handler);
-            let free = self.workshops.free_slot(&stream);
+            let free = self
+                .run_where_stored
+                .then(|| self.workshops.free_slot(&stream))
+                .flatten();
             self.append_if_new(stream, fields, mark, free).await
         }))
     }

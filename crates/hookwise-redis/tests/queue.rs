@@ -1029,14 +1029,24 @@ async fn endpoint_instance(
     poll: Duration,
     concurrency: usize,
 ) -> (SocketAddr, ShutdownHandle) {
-    let store = hookwise_redis::RedisStore::new(&redis.url()).expect("valid URL");
-    let receiver =
-        Receiver::new(Hoursmith::new(HOURSMITH_SECRET).expect("secret"), store).expect("config");
     let queue = RedisQueue::new(&redis.url())
         .expect("valid URL")
         .consumer(consumer)
         .poll_interval(poll)
         .expect("valid settings");
+    endpoint_instance_on(redis, queue, gate, concurrency).await
+}
+
+/// [`endpoint_instance`] with `queue`.
+async fn endpoint_instance_on(
+    redis: &RedisServer,
+    queue: RedisQueue,
+    gate: &Gated,
+    concurrency: usize,
+) -> (SocketAddr, ShutdownHandle) {
+    let store = hookwise_redis::RedisStore::new(&redis.url()).expect("valid URL");
+    let receiver =
+        Receiver::new(Hoursmith::new(HOURSMITH_SECRET).expect("secret"), store).expect("config");
     let builder = Webhooks::builder(receiver)
         .durable_queue(queue)
         .concurrency(concurrency);
@@ -1118,4 +1128,30 @@ async fn an_older_entry_the_store_script_reads_instead_of_the_new_one_is_left_to
     let mut ran = app.recorder.ids();
     ran.sort();
     assert_eq!(ran, ["evt_first", "evt_last", "evt_waiting"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_run_where_stored_off_a_delivery_stored_through_an_endpoint_waits_for_a_reader() {
+    let Some(redis) = RedisServer::start("run where stored off") else {
+        return;
+    };
+    let app = Gated {
+        recorder: Recorder::default(),
+        gate: Arc::new(tokio::sync::Semaphore::new(1_000)),
+    };
+    let queue = RedisQueue::new(&redis.url())
+        .expect("valid URL")
+        .consumer("a")
+        .poll_interval(Duration::from_secs(60))
+        .expect("valid settings")
+        .run_where_stored(false);
+    let (addr, _asleep) = endpoint_instance_on(&redis, queue, &app, 4).await;
+    let answer = send(&client(), addr, "/hook", &hoursmith("evt_stored")).await;
+    assert_eq!(answer.body, r#"{"status":"accepted"}"#, "{answer:?}");
+    // Stored, and read by no one: run here, it would be pending in this consumer
+    // from the store script on.
+    assert_eq!(xlen(&redis, STREAM).await, 1);
+    assert_eq!(pending(&redis, STREAM).await, 0);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(app.recorder.ids().is_empty(), "{:?}", app.recorder.ids());
 }
