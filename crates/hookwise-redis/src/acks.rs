@@ -11,18 +11,14 @@ use hookwise_runtime::{AckBatcher, DEFAULT_ACK_BATCH, ShutdownHandle};
 use crate::{RedisQueue, queue::GROUP};
 
 /// Acknowledges and deletes the entries `ARGV[2..]` of the stream `KEYS[1]` for the
-/// group `ARGV[1]`: how many it acknowledged. An entry acknowledged already (a
-/// worker thought dead finished it too) is left alone, as the dead-letter script
-/// leaves it. Atomic, so a Redis restart never keeps an acknowledged entry in the
-/// stream.
+/// group `ARGV[1]`, in one `XACK` and one `XDEL`: how many it acknowledged. An entry
+/// acknowledged already (a worker thought dead finished it too) was deleted in the
+/// same step as its acknowledgement, by this script or the dead-letter one, so
+/// deleting it again does nothing. Atomic, so a Redis restart never keeps an
+/// acknowledged entry in the stream.
 pub(crate) const ACK_DONE: &str = r"
-local done = 0
-for i = 2, #ARGV do
-  if redis.call('XACK', KEYS[1], ARGV[1], ARGV[i]) == 1 then
-    redis.call('XDEL', KEYS[1], ARGV[i])
-    done = done + 1
-  end
-end
+local done = redis.call('XACK', KEYS[1], ARGV[1], unpack(ARGV, 2))
+redis.call('XDEL', KEYS[1], unpack(ARGV, 2))
 return done
 ";
 
@@ -127,11 +123,12 @@ mod tests {
             )
             .await
             .expect("XREADGROUP");
-        // One of them finished by another worker already: acknowledged, kept.
+        // One of them finished by another worker already: acknowledged and deleted.
         let _: usize = connection
             .xack(STREAM, GROUP, &[&ids[7]])
             .await
             .expect("XACK");
+        let _: usize = connection.xdel(STREAM, &[&ids[7]]).await.expect("XDEL");
         let _: String = redis::cmd("SCRIPT")
             .arg("LOAD")
             .arg(ACK_DONE)
@@ -164,11 +161,18 @@ mod tests {
             1,
             "one script for the 50 entries"
         );
-        assert_eq!(command_stat(&mut connection, "xack", "calls").await, 50);
+        assert_eq!(
+            (
+                command_stat(&mut connection, "xack", "calls").await,
+                command_stat(&mut connection, "xdel", "calls").await
+            ),
+            (1, 1),
+            "one XACK and one XDEL for them all"
+        );
         let pending: redis::streams::StreamPendingReply =
             connection.xpending(STREAM, GROUP).await.expect("XPENDING");
         assert_eq!(pending.count(), 0, "every entry acknowledged");
         let left: usize = connection.xlen(STREAM).await.expect("XLEN");
-        assert_eq!(left, 1, "the entry acknowledged elsewhere is left alone");
+        assert_eq!(left, 0, "every entry deleted");
     }
 }
