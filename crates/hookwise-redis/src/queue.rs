@@ -91,6 +91,11 @@ const MINIMUM_CLAIM_IDLE: Duration = Duration::from_millis(10);
 ///   dead-letter stream `<ns>:dead:{<provider>}` with its last error, where
 ///   [`dead_letters`](Self::dead_letters) lists it and [`replay`](Self::replay) puts it
 ///   back.
+/// - Through an endpoint, a delivery runs on the instance that stored it when one of
+///   its handler's running slots is free there: the store script also reads the new
+///   entry into this instance's consumer, and the handler runs from the delivery the
+///   request holds, with nothing read back or parsed again
+///   ([`run_where_stored`](Self::run_where_stored), on by default).
 /// - A running entry's idle time is kept fresh (a heartbeat, stopped on every way out
 ///   of the run, a panic included); an entry left pending by a worker that died is
 ///   taken over with `XAUTOCLAIM` once idle for the claim idle time (60 s by default),

@@ -22,7 +22,8 @@
 //! [`Webhooks::process`] or [`Webhooks::hand_to`], and an answer; `WebhookEndpoint`,
 //! whose handler is named up front, into [`Webhooks::deliver_to`], which lets a
 //! durable queue on the store's server claim, store and commit a new event in one
-//! step ([`DurableQueue::enqueue_if_new`]). Every claim the runtime takes is held by
+//! step ([`DurableQueue::enqueue_if_new`]), and give it back to run here, from the
+//! delivery in hand ([`IfNew::StoredToRunHere`]). Every claim the runtime takes is held by
 //! a [`HeldClaim`], which ends it whatever happens (its docs have the table of who
 //! ends a claim when).
 //!
