@@ -1155,3 +1155,43 @@ async fn with_run_where_stored_off_a_delivery_stored_through_an_endpoint_waits_f
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert!(app.recorder.ids().is_empty(), "{:?}", app.recorder.ids());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_entry_running_longer_than_the_claim_idle_time_is_kept_fresh_and_runs_once() {
+    let Some(redis) = RedisServer::start("a long run is kept fresh") else {
+        return;
+    };
+    let app = Gated {
+        recorder: Recorder::default(),
+        gate: Arc::new(tokio::sync::Semaphore::new(0)),
+    };
+    // Two instances reading one stream, each taking over what is idle for 300 ms.
+    let mut addrs = Vec::new();
+    for consumer in ["a", "b"] {
+        let queue = queue(&redis, consumer)
+            .claim_idle(Duration::from_millis(300))
+            .expect("valid idle time");
+        addrs.push(endpoint_instance_on(&redis, queue, &app, 4).await.0);
+    }
+    let client = client();
+    for (i, addr) in addrs.iter().enumerate() {
+        let answer = send(
+            &client,
+            *addr,
+            "/hook",
+            &hoursmith(&format!("evt_long_{i}")),
+        )
+        .await;
+        assert_eq!(answer.body, r#"{"status":"accepted"}"#, "{answer:?}");
+    }
+    // The runs wait at the gate for five claim idle times: each is kept fresh by
+    // its worker, so the other instance never takes it over.
+    tokio::time::sleep(Duration::from_millis(1_500)).await;
+    assert_eq!(pending(&redis, STREAM).await, 2);
+    app.gate.add_permits(1_000);
+    assert!(emptied(&redis, STREAM, Duration::from_secs(10)).await);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let mut ran = app.recorder.ids();
+    ran.sort();
+    assert_eq!(ran, ["evt_long_0", "evt_long_1"], "each ran once");
+}
