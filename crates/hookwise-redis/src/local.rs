@@ -108,7 +108,7 @@ impl Handover {
             fields,
             free: FreeSlot { workshop, slot },
         } = self.0.take()?;
-        let heartbeat = Heartbeat::start(&queue, &stream, &id);
+        let heartbeat = Heartbeat::start(&workshop, &id);
         Some(RunHere::new(move |result| async move {
             let fields = || fields.map(|(name, value)| (name.to_owned(), value)).into();
             workshop.finish(&queue, &stream, id, result, fields).await;

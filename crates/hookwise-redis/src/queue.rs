@@ -1,6 +1,10 @@
 //! [`RedisQueue`]: a durable queue for ack-fast mode, on Redis Streams.
 
-use std::{fmt, sync::Arc, time::Duration};
+use std::{
+    fmt,
+    sync::{Arc, Mutex},
+    time::Duration,
+};
 
 use hookwise_core::{AnyStore, ConfigError, Provider, Receiver, StoreError};
 use hookwise_runtime::{
@@ -16,7 +20,7 @@ use crate::{
     dead_letters::RedisDeadLetters,
     entry::{EntryFields, delivery_fields, entry_fields},
     local::{FreeSlot, Handover, Workshops},
-    reader::{BURY, Reader, Workshop},
+    reader::{BURY, Reader, Workshop, keep_fresh},
     store::{STORE_AND_COMMIT, STORE_IF_NEW, duplicate_of},
 };
 
@@ -615,11 +619,14 @@ impl<P: Provider> DurableQueue<P> for RedisQueue {
         let stream: Arc<str> = self.stream(provider, handler).into();
         let workshop = Arc::new(Workshop {
             slots: Arc::new(Semaphore::new(workers.processor.concurrency().max(1))),
+            running: Mutex::default(),
             acks: acks::start(self.clone(), stream.clone(), &shutdown),
             dead_stream: self.dead_stream(provider).into(),
             handler: handler.into(),
         });
         self.workshops.register(stream.clone(), &workshop);
+        let heartbeat = keep_fresh(self.clone(), stream.clone(), Arc::downgrade(&workshop));
+        tokio::spawn(heartbeat);
         let reader = Reader {
             queue: self.clone(),
             stream,

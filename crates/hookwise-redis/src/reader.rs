@@ -1,7 +1,11 @@
 //! The workers of one handler's stream: read, run, finish, and take over what a
 //! dead worker left.
 
-use std::{sync::Arc, time::Duration};
+use std::{
+    collections::HashSet,
+    sync::{Arc, Mutex, PoisonError, Weak},
+    time::Duration,
+};
 
 use hookwise_core::{Provider, StoreError};
 use hookwise_runtime::{RunResult, Workers};
@@ -9,7 +13,7 @@ use redis::{
     AsyncCommands, Value,
     streams::{StreamAutoClaimOptions, StreamId, StreamPendingCountReply, StreamReadOptions},
 };
-use tokio::{sync::Semaphore, task::JoinHandle, time::Instant};
+use tokio::{sync::Semaphore, time::Instant};
 
 use crate::{
     RedisQueue,
@@ -49,16 +53,23 @@ pub(crate) struct Reader<P: Provider> {
 }
 
 /// What this instance's workers of one stream share, the reader and the request
-/// path: the running slots (`concurrency` of them), the acknowledger, and the names
-/// a dead letter is stored under.
+/// path: the running slots (`concurrency` of them), the entries running (kept fresh
+/// together, [`keep_fresh`]), the acknowledger, and the names a dead letter is
+/// stored under.
 pub(crate) struct Workshop {
     pub(crate) slots: Arc<Semaphore>,
+    pub(crate) running: Mutex<HashSet<String>>,
     pub(crate) acks: Acks,
     pub(crate) dead_stream: Arc<str>,
     pub(crate) handler: Arc<str>,
 }
 
 impl Workshop {
+    /// The ids of the entries running.
+    fn running(&self) -> std::sync::MutexGuard<'_, HashSet<String>> {
+        self.running.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
     /// Ends the run of the entry `id` of `stream`: handed over to be acknowledged
     /// when it succeeded, dead-lettered with its `fields` (made only then) when it
     /// failed.
@@ -289,7 +300,7 @@ impl<P: Provider> Reader<P> {
         async move {
             // Kept fresh until handed over, so it is not taken over meanwhile; the
             // acknowledgement follows within a round trip or two.
-            let heartbeat = Heartbeat::start(&queue, &stream, &entry.id);
+            let heartbeat = Heartbeat::start(&workshop, &entry.id);
             let result = run_stored(&workers, &entry).await;
             let id = entry.id.clone();
             let fields = || delivery_fields(&entry);
@@ -299,25 +310,29 @@ impl<P: Provider> Reader<P> {
     }
 }
 
-/// The heartbeat of a running entry ([`keep_fresh`]), aborted when dropped: on every
-/// way out of the run, a panic or a cancelled run included, so an entry is never
-/// kept fresh by a worker that no longer runs it.
-pub(crate) struct Heartbeat(JoinHandle<()>);
+/// An entry counted as running by its workshop, so that [`keep_fresh`] keeps it
+/// fresh; no longer counted once dropped: on every way out of the run, a panic or a
+/// cancelled run included, so an entry is never kept fresh by a worker that no
+/// longer runs it.
+pub(crate) struct Heartbeat {
+    workshop: Arc<Workshop>,
+    id: String,
+}
 
 impl Heartbeat {
-    /// Starts keeping the entry `id` of `stream` fresh.
-    pub(crate) fn start(queue: &RedisQueue, stream: &Arc<str>, id: &str) -> Self {
-        Self(tokio::spawn(keep_fresh(
-            queue.clone(),
-            stream.clone(),
-            id.to_owned(),
-        )))
+    /// Counts the entry `id` as running in `workshop`.
+    pub(crate) fn start(workshop: &Arc<Workshop>, id: &str) -> Self {
+        workshop.running().insert(id.to_owned());
+        Self {
+            workshop: workshop.clone(),
+            id: id.to_owned(),
+        }
     }
 }
 
 impl Drop for Heartbeat {
     fn drop(&mut self) {
-        self.0.abort();
+        self.workshop.running().remove(&self.id);
     }
 }
 
@@ -379,11 +394,21 @@ async fn run_stored<P: Provider>(workers: &Workers<P>, entry: &StreamId) -> RunR
         .await
 }
 
-/// Keeps a running entry's idle time low, so no other worker takes it over.
-async fn keep_fresh(queue: RedisQueue, stream: Arc<str>, id: String) {
+/// Keeps the idle time of the entries `workshop` runs low, so no other worker takes
+/// them over: every third of the claim idle time, one `XCLAIM` of them all. Ends
+/// once the workshop is gone (its reader stopped and its last run ended).
+pub(crate) async fn keep_fresh(queue: RedisQueue, stream: Arc<str>, workshop: Weak<Workshop>) {
     let every = queue.claim_idle / 3;
     loop {
         tokio::time::sleep(every).await;
+        let Some(workshop) = workshop.upgrade() else {
+            return;
+        };
+        let ids: Vec<String> = workshop.running().iter().cloned().collect();
+        drop(workshop);
+        if ids.is_empty() {
+            continue;
+        }
         let mut connection = queue.connection.handle();
         let touched: Result<Value, StoreError> = queue
             .connection
@@ -394,13 +419,13 @@ async fn keep_fresh(queue: RedisQueue, stream: Arc<str>, id: String) {
                     .arg(GROUP)
                     .arg(&*queue.consumer)
                     .arg(0)
-                    .arg(&id)
+                    .arg(&ids)
                     .arg("JUSTID")
                     .query_async(&mut connection),
             )
             .await;
         if let Err(error) = touched {
-            tracing::debug!(%error, %id, "cannot refresh a running entry");
+            tracing::debug!(%error, entries = ids.len(), "cannot refresh running entries");
         }
     }
 }
