@@ -21,7 +21,6 @@ use crate::{
     RedisQueue,
     connection::millis,
     entry::EntryFields,
-    queue::GROUP,
     reader::{Heartbeat, Workshop},
 };
 
@@ -129,23 +128,12 @@ impl Drop for Handover {
         let connection = queue.connection.clone();
         connection.spawn(async move {
             let mut handle = queue.connection.handle();
+            let mut give_back = queue.claim_here(&stream, &id);
+            give_back.arg("IDLE").arg(millis(queue.claim_idle));
+            give_back.arg("RETRYCOUNT").arg(0).arg("JUSTID");
             let given_back: Result<redis::Value, _> = queue
                 .connection
-                .bounded(
-                    "XCLAIM",
-                    redis::cmd("XCLAIM")
-                        .arg(&*stream)
-                        .arg(GROUP)
-                        .arg(&*queue.consumer)
-                        .arg(0)
-                        .arg(&id)
-                        .arg("IDLE")
-                        .arg(millis(queue.claim_idle))
-                        .arg("RETRYCOUNT")
-                        .arg(0)
-                        .arg("JUSTID")
-                        .query_async(&mut handle),
-                )
+                .bounded("XCLAIM", give_back.query_async(&mut handle))
                 .await;
             if let Err(error) = given_back {
                 tracing::debug!(%error, %id, "cannot give an entry back; taken over after the idle time");

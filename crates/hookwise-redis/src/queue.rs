@@ -453,6 +453,19 @@ impl RedisQueue {
             .await
     }
 
+    /// The start of an `XCLAIM` of the entries `ids` of `stream` into this
+    /// instance's consumer, whatever their idle time; its options follow.
+    pub(crate) fn claim_here(&self, stream: &str, ids: impl ToRedisArgs) -> redis::Cmd {
+        let mut claim = redis::cmd("XCLAIM");
+        claim
+            .arg(stream)
+            .arg(GROUP)
+            .arg(&*self.consumer)
+            .arg(0)
+            .arg(ids);
+        claim
+    }
+
     /// The error of a full backlog.
     fn full(&self, stream: &str) -> StoreError {
         StoreError::full(format!(

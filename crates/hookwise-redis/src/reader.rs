@@ -410,19 +410,11 @@ pub(crate) async fn keep_fresh(queue: RedisQueue, stream: Arc<str>, workshop: We
             continue;
         }
         let mut connection = queue.connection.handle();
+        let mut refresh = queue.claim_here(&stream, &ids);
+        refresh.arg("JUSTID");
         let touched: Result<Value, StoreError> = queue
             .connection
-            .bounded(
-                "XCLAIM",
-                redis::cmd("XCLAIM")
-                    .arg(&*stream)
-                    .arg(GROUP)
-                    .arg(&*queue.consumer)
-                    .arg(0)
-                    .arg(&ids)
-                    .arg("JUSTID")
-                    .query_async(&mut connection),
-            )
+            .bounded("XCLAIM", refresh.query_async(&mut connection))
             .await;
         if let Err(error) = touched {
             tracing::debug!(%error, entries = ids.len(), "cannot refresh running entries");
