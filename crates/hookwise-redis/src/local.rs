@@ -4,8 +4,9 @@
 //! runtime runs it from the delivery it holds ([`IfNew::StoredToRunHere`]): no read
 //! of the stream, no decoding, no second parse. The entry is pending in this
 //! consumer, kept fresh while it runs and acknowledged or dead-lettered after, as
-//! one its reader read; a run that never ends (a dropped request, a dead process)
-//! leaves it to be taken over after the claim idle time.
+//! one its reader read. A request cut while the script runs gives it back to the
+//! readers at once ([`Handover`]); a process that dies mid-run leaves it to be taken
+//! over after the claim idle time.
 //!
 //! [`IfNew::StoredToRunHere`]: hookwise_runtime::IfNew::StoredToRunHere
 

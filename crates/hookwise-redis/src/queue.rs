@@ -100,8 +100,9 @@ const MINIMUM_CLAIM_IDLE: Duration = Duration::from_millis(10);
 ///   entry into this instance's consumer, and the handler runs from the delivery the
 ///   request holds, with nothing read back or parsed again
 ///   ([`run_where_stored`](Self::run_where_stored), on by default).
-/// - A running entry's idle time is kept fresh (a heartbeat, stopped on every way out
-///   of the run, a panic included); an entry left pending by a worker that died is
+/// - A running entry's idle time is kept fresh (a heartbeat: one `XCLAIM` of all of
+///   a handler's running entries every third of the claim idle time; an entry leaves
+///   it on every way out of its run, a panic included); an entry left pending by a worker that died is
 ///   taken over with `XAUTOCLAIM` once idle for the claim idle time (60 s by default),
 ///   so it is processed by another worker. Delivery is at least once. Each reader
 ///   pages through the pending entries with the cursor `XAUTOCLAIM` returns, so an
@@ -248,7 +249,7 @@ impl RedisQueue {
     /// `true`). The store script then also reads the new entry into this instance's
     /// consumer, and the handler runs from the delivery the request holds: no read
     /// of the stream, no decoding, no second parse, and no wait for a reader's next
-    /// poll. That takes about a third of this process's CPU per delivery off, and
+    /// poll. That takes about a sixth of this process's CPU per delivery off, and
     /// costs Redis more per delivery than a reader's batched read of the entry
     /// (`BENCHMARKS.md`, section 17): turn it off when Redis's CPU, shared by every
     /// instance, is the bound rather than the instances' own. The entry is pending in

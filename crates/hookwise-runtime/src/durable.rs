@@ -222,7 +222,10 @@ pub trait DurableQueue<P: Provider>: Send + Sync + 'static {
 
     /// Looks the event's key up in the receiver's store and, if it is free, stores
     /// the delivery for `entry.handler` and marks the key processed, all in one
-    /// atomic step: [`IfNew::Stored`], and the runtime answers `200`. A key found
+    /// atomic step: [`IfNew::Stored`], and the runtime answers `200`; or
+    /// [`IfNew::StoredToRunHere`] when the queue gave the stored delivery to this
+    /// instance's workers in the same step, and the runtime runs it from the
+    /// delivery it holds, then hands the result back to the queue. A key found
     /// taken is answered as a duplicate ([`IfNew::Duplicate`]: `200`, or `409` while
     /// the claim holding it is provisional), and nothing is stored. On an error
     /// nothing is stored and nothing marked: `503` (`queue_full` when
