@@ -19,7 +19,6 @@ use hookwise_runtime::RunHere;
 use tokio::sync::OwnedSemaphorePermit;
 
 use crate::{
-    RedisQueue,
     connection::millis,
     entry::EntryFields,
     reader::{Heartbeat, Workshop},
@@ -71,30 +70,16 @@ pub(crate) struct Handover(Option<Entry>);
 
 /// What a [`Handover`] hands over.
 struct Entry {
-    queue: RedisQueue,
-    stream: Arc<str>,
     id: String,
     fields: EntryFields,
     free: FreeSlot,
 }
 
 impl Handover {
-    /// The entry `id` of `stream`, stored with `fields` and read into this
-    /// instance's consumer, to run in the slot `free`.
-    pub(crate) fn new(
-        queue: RedisQueue,
-        stream: Arc<str>,
-        id: String,
-        fields: EntryFields,
-        free: FreeSlot,
-    ) -> Self {
-        Self(Some(Entry {
-            queue,
-            stream,
-            id,
-            fields,
-            free,
-        }))
+    /// The entry `id`, stored with `fields` and read into this instance's consumer,
+    /// to run in the slot `free` of its stream's workers.
+    pub(crate) fn new(id: String, fields: EntryFields, free: FreeSlot) -> Self {
+        Self(Some(Entry { id, fields, free }))
     }
 
     /// The entry's run here: kept fresh from now on, acknowledged when the run
@@ -102,8 +87,6 @@ impl Handover {
     /// then.
     pub(crate) fn run_here(mut self) -> Option<RunHere> {
         let Entry {
-            queue,
-            stream,
             id,
             fields,
             free: FreeSlot { workshop, slot },
@@ -111,7 +94,7 @@ impl Handover {
         let heartbeat = Heartbeat::start(&workshop, &id);
         Some(RunHere::new(move |result| async move {
             let fields = || fields.map(|(name, value)| (name.to_owned(), value)).into();
-            workshop.finish(&queue, &stream, id, result, fields).await;
+            workshop.finish(id, result, fields).await;
             drop(heartbeat);
             drop(slot);
         }))
@@ -120,12 +103,12 @@ impl Handover {
 
 impl Drop for Handover {
     fn drop(&mut self) {
-        let Some(Entry {
-            queue, stream, id, ..
-        }) = self.0.take()
-        else {
+        let Some(Entry { id, free, .. }) = self.0.take() else {
             return;
         };
+        let (queue, stream) = (free.workshop.queue.clone(), free.workshop.stream.clone());
+        // The slot is free again now; the entry goes back to the readers.
+        drop(free);
         let connection = queue.connection.clone();
         connection.spawn(async move {
             let mut handle = queue.connection.handle();

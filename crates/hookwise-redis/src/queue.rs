@@ -378,10 +378,7 @@ impl RedisQueue {
                 .store_if_new(&stream, &fields, mark, &consumer)
                 .await?;
             match answer.strip_prefix("here:") {
-                Some(id) => {
-                    let id = id.to_owned();
-                    Ok(Err(Handover::new(queue, stream.into(), id, fields, free)))
-                }
+                Some(id) => Ok(Err(Handover::new(id.to_owned(), fields, free))),
                 None => queue.if_new(&stream, &answer).map(Ok),
             }
         });
@@ -632,18 +629,17 @@ impl<P: Provider> DurableQueue<P> for RedisQueue {
         let shutdown = workers.processor.shutdown_handle().clone();
         let stream: Arc<str> = self.stream(provider, handler).into();
         let workshop = Arc::new(Workshop {
+            queue: self.clone(),
+            stream: stream.clone(),
             slots: Arc::new(Semaphore::new(workers.processor.concurrency().max(1))),
             running: Mutex::default(),
             acks: acks::start(self.clone(), stream.clone(), &shutdown),
             dead_stream: self.dead_stream(provider).into(),
             handler: handler.into(),
         });
-        self.workshops.register(stream.clone(), &workshop);
-        let heartbeat = keep_fresh(self.clone(), stream.clone(), Arc::downgrade(&workshop));
-        tokio::spawn(heartbeat);
+        self.workshops.register(stream, &workshop);
+        tokio::spawn(keep_fresh(Arc::downgrade(&workshop), self.claim_idle / 3));
         let reader = Reader {
-            queue: self.clone(),
-            stream,
             workers: Arc::new(workers),
             workshop,
         };

@@ -44,8 +44,6 @@ const SCAN_START: &str = "0-0";
 
 /// Reads one handler's stream and runs its entries, at most `concurrency` at once.
 pub(crate) struct Reader<P: Provider> {
-    pub(crate) queue: RedisQueue,
-    pub(crate) stream: Arc<str>,
     pub(crate) workers: Arc<Workers<P>>,
     /// Shared with the request path, which runs entries in its slots too
     /// ([`crate::local`]); dropped with the reader.
@@ -53,10 +51,12 @@ pub(crate) struct Reader<P: Provider> {
 }
 
 /// What this instance's workers of one stream share, the reader and the request
-/// path: the running slots (`concurrency` of them), the entries running (kept fresh
-/// together, [`keep_fresh`]), the acknowledger, and the names a dead letter is
-/// stored under.
+/// path: the queue and the stream, the running slots (`concurrency` of them), the
+/// entries running (kept fresh together, [`keep_fresh`]), the acknowledger, and the
+/// names a dead letter is stored under.
 pub(crate) struct Workshop {
+    pub(crate) queue: RedisQueue,
+    pub(crate) stream: Arc<str>,
     pub(crate) slots: Arc<Semaphore>,
     pub(crate) running: Mutex<HashSet<String>>,
     pub(crate) acks: Acks,
@@ -70,22 +70,55 @@ impl Workshop {
         self.running.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Ends the run of the entry `id` of `stream`: handed over to be acknowledged
-    /// when it succeeded, dead-lettered with its `fields` (made only then) when it
-    /// failed.
+    /// Ends the run of the entry `id`: handed over to be acknowledged when it
+    /// succeeded, dead-lettered with its `fields` (made only then) when it failed.
     pub(crate) async fn finish(
         &self,
-        queue: &RedisQueue,
-        stream: &str,
         id: String,
         result: RunResult,
         fields: impl FnOnce() -> Vec<(String, Vec<u8>)>,
     ) {
         match result {
             Ok(()) => self.acks.done(id).await,
-            Err(failure) => {
-                let (dead_stream, handler) = (&self.dead_stream, &self.handler);
-                dead_letter(queue, stream, dead_stream, handler, &id, fields(), failure).await;
+            Err(failure) => self.dead_letter(&id, fields(), failure).await,
+        }
+    }
+
+    /// Moves the entry `id` (a delivery's `fields`) that failed (`(error,
+    /// attempts)`) to the dead-letter stream in one script ([`BURY`]). When the
+    /// script cannot run (Redis down), the entry stays pending, to be taken over and
+    /// run again after the idle time: at least once.
+    async fn dead_letter(
+        &self,
+        id: &str,
+        fields: Vec<(String, Vec<u8>)>,
+        (error, attempts): (String, u32),
+    ) {
+        let queue = &self.queue;
+        let mut connection = queue.connection.handle();
+        let mut invocation = queue.scripts.bury.key(&*self.stream);
+        invocation.key(&*self.dead_stream).arg(GROUP).arg(id);
+        for (name, value) in fields {
+            invocation.arg(name).arg(value);
+        }
+        invocation
+            .arg("error")
+            .arg(error)
+            .arg("attempts")
+            .arg(attempts)
+            .arg("handler")
+            .arg(&*self.handler);
+        let buried: Result<i64, StoreError> = queue
+            .connection
+            .bounded("dead-letter", invocation.invoke_async(&mut connection))
+            .await;
+        match buried {
+            Ok(1) => {}
+            Ok(_) => tracing::debug!(%id, "entry finished by another worker already"),
+            // Neither acknowledged nor dead-lettered: the entry is run again after the
+            // idle time.
+            Err(error) => {
+                tracing::warn!(%error, %id, "cannot dead-letter an entry; it stays pending and runs again");
             }
         }
     }
@@ -105,7 +138,8 @@ impl<P: Provider> Reader<P> {
         let shutdown = self.workers.processor.shutdown_handle().clone();
         let slots = self.workshop.slots.clone();
         let mut group_ready = false;
-        let mut backoff = self.queue.poll_interval;
+        let poll = self.workshop.queue.poll_interval;
+        let mut backoff = poll;
         // Where the next XAUTOCLAIM goes on scanning the pending entries, and when.
         let mut cursor = SCAN_START.to_owned();
         let mut next_scan = Instant::now();
@@ -125,11 +159,11 @@ impl<P: Provider> Reader<P> {
             };
             match read {
                 Ok(taken) if taken.run.is_empty() && taken.exhausted.is_empty() => {
-                    backoff = self.queue.poll_interval;
-                    tokio::time::sleep(self.queue.poll_interval).await;
+                    backoff = poll;
+                    tokio::time::sleep(poll).await;
                 }
                 Ok(taken) => {
-                    backoff = self.queue.poll_interval;
+                    backoff = poll;
                     for (entry, deliveries) in taken.exhausted {
                         self.bury(entry, deliveries).await;
                     }
@@ -145,7 +179,7 @@ impl<P: Provider> Reader<P> {
                     }
                 }
                 Err(error) => {
-                    tracing::warn!(%error, stream = %self.stream, ?backoff, "durable queue read failed; retrying");
+                    tracing::warn!(%error, stream = %self.workshop.stream, ?backoff, "durable queue read failed; retrying");
                     tokio::time::sleep(backoff).await;
                     backoff = (backoff * 2).min(Duration::from_secs(5));
                     // A restarted Redis may have lost the group: create it again.
@@ -159,20 +193,21 @@ impl<P: Provider> Reader<P> {
 
     /// Creates the consumer group (and the stream) unless it exists.
     async fn create_group(&self) -> bool {
-        let mut connection = self.queue.connection.handle();
+        let mut connection = self.workshop.queue.connection.handle();
         let created: Result<(), StoreError> = self
+            .workshop
             .queue
             .connection
             .bounded(
                 "XGROUP CREATE",
-                connection.xgroup_create_mkstream(&*self.stream, GROUP, "0"),
+                connection.xgroup_create_mkstream(&*self.workshop.stream, GROUP, "0"),
             )
             .await;
         match created {
             Ok(()) => true,
             Err(error) if format!("{error:?}").contains("BUSYGROUP") => true,
             Err(error) => {
-                tracing::warn!(%error, stream = %self.stream, "cannot create the consumer group yet");
+                tracing::warn!(%error, stream = %self.workshop.stream, "cannot create the consumer group yet");
                 false
             }
         }
@@ -189,7 +224,7 @@ impl<P: Provider> Reader<P> {
         cursor: &mut String,
         next_scan: &mut Instant,
     ) -> Result<Taken, StoreError> {
-        let queue = &self.queue;
+        let queue = &self.workshop.queue;
         let mut connection = queue.connection.handle();
         if Instant::now() >= *next_scan {
             let abandoned: redis::streams::StreamAutoClaimReply = queue
@@ -197,7 +232,7 @@ impl<P: Provider> Reader<P> {
                 .bounded(
                     "XAUTOCLAIM",
                     connection.xautoclaim_options(
-                        &*self.stream,
+                        &*self.workshop.stream,
                         GROUP,
                         &*queue.consumer,
                         millis(queue.claim_idle),
@@ -221,7 +256,7 @@ impl<P: Provider> Reader<P> {
             .connection
             .bounded(
                 "XREADGROUP",
-                connection.xread_options(&[&*self.stream], &[">"], &options),
+                connection.xread_options(&[&*self.workshop.stream], &[">"], &options),
             )
             .await?;
         Ok(Taken {
@@ -236,12 +271,12 @@ impl<P: Provider> Reader<P> {
     /// than `max_deliveries` times (this takeover included) are exhausted. An entry
     /// no longer pending was finished meanwhile by a worker thought dead: dropped.
     async fn sort_out(&self, claimed: Vec<StreamId>) -> Result<Taken, StoreError> {
-        let queue = &self.queue;
+        let queue = &self.workshop.queue;
         let mut connection = queue.connection.handle();
         let mut pipe = redis::pipe();
         for entry in &claimed {
             pipe.cmd("XPENDING")
-                .arg(&*self.stream)
+                .arg(&*self.workshop.stream)
                 .arg(GROUP)
                 .arg(&entry.id)
                 .arg(&entry.id)
@@ -271,30 +306,21 @@ impl<P: Provider> Reader<P> {
     async fn bury(&self, entry: StreamId, deliveries: u64) {
         tracing::error!(
             id = %entry.id,
-            stream = %self.stream,
+            stream = %self.workshop.stream,
             deliveries,
             "a durable queue entry killed its worker every time; dead-lettered unrun"
         );
         let error =
             format!("delivered {deliveries} times without finishing (its worker died each time)");
         let attempts = u32::try_from(deliveries).unwrap_or(u32::MAX);
-        dead_letter(
-            &self.queue,
-            &self.stream,
-            &self.workshop.dead_stream,
-            &self.workshop.handler,
-            &entry.id,
-            delivery_fields(&entry),
-            (error, attempts),
-        )
-        .await;
+        self.workshop
+            .dead_letter(&entry.id, delivery_fields(&entry), (error, attempts))
+            .await;
     }
 
     /// Runs one entry to its end: processed and handed over to be acknowledged, or
     /// dead-lettered.
     fn run_entry(&self, entry: StreamId) -> impl std::future::Future<Output = ()> + Send + 'static {
-        let queue = self.queue.clone();
-        let stream = self.stream.clone();
         let workers = self.workers.clone();
         let workshop = self.workshop.clone();
         async move {
@@ -303,8 +329,9 @@ impl<P: Provider> Reader<P> {
             let heartbeat = Heartbeat::start(&workshop, &entry.id);
             let result = run_stored(&workers, &entry).await;
             let id = entry.id.clone();
-            let fields = || delivery_fields(&entry);
-            workshop.finish(&queue, &stream, id, result, fields).await;
+            workshop
+                .finish(id, result, || delivery_fields(&entry))
+                .await;
             drop(heartbeat);
         }
     }
@@ -336,47 +363,6 @@ impl Drop for Heartbeat {
     }
 }
 
-/// Moves the entry `id` (a delivery's `fields`) that failed (`(error, attempts)`)
-/// to the dead-letter stream in one script ([`BURY`]). When the script cannot run
-/// (Redis down), the entry stays pending, to be taken over and run again after the
-/// idle time: at least once.
-async fn dead_letter(
-    queue: &RedisQueue,
-    stream: &str,
-    dead_stream: &str,
-    handler: &str,
-    id: &str,
-    fields: Vec<(String, Vec<u8>)>,
-    (error, attempts): (String, u32),
-) {
-    let mut connection = queue.connection.handle();
-    let mut invocation = queue.scripts.bury.key(stream);
-    invocation.key(dead_stream).arg(GROUP).arg(id);
-    for (name, value) in fields {
-        invocation.arg(name).arg(value);
-    }
-    invocation
-        .arg("error")
-        .arg(error)
-        .arg("attempts")
-        .arg(attempts)
-        .arg("handler")
-        .arg(handler);
-    let buried: Result<i64, StoreError> = queue
-        .connection
-        .bounded("dead-letter", invocation.invoke_async(&mut connection))
-        .await;
-    match buried {
-        Ok(1) => {}
-        Ok(_) => tracing::debug!(%id, "entry finished by another worker already"),
-        // Neither acknowledged nor dead-lettered: the entry is run again after the
-        // idle time.
-        Err(error) => {
-            tracing::warn!(%error, %id, "cannot dead-letter an entry; it stays pending and runs again");
-        }
-    }
-}
-
 /// Decodes a stream entry and runs it ([`Workers::run_stored`]); an entry that no
 /// longer decodes is dead-lettered unrun.
 async fn run_stored<P: Provider>(workers: &Workers<P>, entry: &StreamId) -> RunResult {
@@ -395,16 +381,17 @@ async fn run_stored<P: Provider>(workers: &Workers<P>, entry: &StreamId) -> RunR
 }
 
 /// Keeps the idle time of the entries `workshop` runs low, so no other worker takes
-/// them over: every third of the claim idle time, one `XCLAIM` of them all. Ends
-/// once the workshop is gone (its reader stopped and its last run ended).
-pub(crate) async fn keep_fresh(queue: RedisQueue, stream: Arc<str>, workshop: Weak<Workshop>) {
-    let every = queue.claim_idle / 3;
+/// them over: every third of the claim idle time (`every`), one `XCLAIM` of them
+/// all. Ends once the workshop is gone (its reader stopped and its last run ended).
+pub(crate) async fn keep_fresh(workshop: Weak<Workshop>, every: Duration) {
     loop {
         tokio::time::sleep(every).await;
         let Some(workshop) = workshop.upgrade() else {
             return;
         };
         let ids: Vec<String> = workshop.running().iter().cloned().collect();
+        // Not held across the call, so a drain never waits for it.
+        let (queue, stream) = (workshop.queue.clone(), workshop.stream.clone());
         drop(workshop);
         if ids.is_empty() {
             continue;
