@@ -272,9 +272,13 @@ impl PgQueue {
             .map(|seen| seen.id)
     }
 
-    /// Keeps `id`, the lowest row id a delivery of `provider`'s `handler` just read.
-    /// One entry per handler the runtime enqueues for: its registered names.
-    fn saw_lowest(&self, provider: &str, handler: &str, id: i64) {
+    /// Keeps `id`, the lowest row id a delivery of `provider`'s `handler` just read
+    /// (`None`: it read none). One entry per handler the runtime enqueues for: its
+    /// registered names.
+    fn saw_lowest(&self, provider: &str, handler: &str, id: Option<i64>) {
+        let Some(id) = id else {
+            return;
+        };
         let mut lowest = self.lowest.lock().unwrap_or_else(PoisonError::into_inner);
         match lowest
             .iter_mut()
@@ -343,9 +347,7 @@ impl<P: Provider> DurableQueue<P> for PgQueue {
                 .bind(self.lowest(delivery.provider(), handler));
             let (room, stored, lowest) =
                 bounded(self.timeout, "enqueue", query.fetch_one(&self.pool)).await?;
-            if let Some(lowest) = lowest {
-                self.saw_lowest(delivery.provider(), handler, lowest);
-            }
+            self.saw_lowest(delivery.provider(), handler, lowest);
             match (room, stored, committing) {
                 (_, true, false) => Ok(Stored::Uncommitted),
                 (_, true, true) => Ok(Stored::Committed),
@@ -389,9 +391,7 @@ impl<P: Provider> DurableQueue<P> for PgQueue {
             .bind(self.lowest(delivery.provider(), handler));
             let (room, stored, lowest, held) =
                 bounded(self.timeout, "enqueue", query.fetch_one(&self.pool)).await?;
-            if let Some(lowest) = lowest {
-                self.saw_lowest(delivery.provider(), handler, lowest);
-            }
+            self.saw_lowest(delivery.provider(), handler, lowest);
             match (stored, held, room) {
                 (true, _, _) => Ok(IfNew::Stored),
                 (false, Some(held), _) => Ok(IfNew::Duplicate(duplicate_of(Some(&held)))),
