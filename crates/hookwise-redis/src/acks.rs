@@ -8,7 +8,7 @@ use std::sync::Arc;
 use hookwise_core::StoreError;
 use hookwise_runtime::{AckBatcher, DEFAULT_ACK_BATCH, ShutdownHandle};
 
-use crate::{RedisQueue, queue::GROUP};
+use crate::{RedisQueue, queue::GROUP, script_call::ScriptCall};
 
 /// Acknowledges and deletes the entries `ARGV[2..]` of the stream `KEYS[1]` for the
 /// group `ARGV[1]`, in one `XACK` and one `XDEL`: how many it acknowledged. An entry
@@ -29,13 +29,10 @@ pub(crate) fn start(queue: RedisQueue, stream: Arc<str>, shutdown: &ShutdownHand
     AckBatcher::start(shutdown, DEFAULT_ACK_BATCH, move |ids: Vec<String>| {
         let (queue, stream) = (queue.clone(), stream.clone());
         async move {
-            let mut connection = queue.connection.handle();
-            let mut invocation = queue.scripts.ack_done.key(&*stream);
-            invocation.arg(GROUP).arg(&ids);
-            let acknowledged: Result<usize, StoreError> = queue
-                .connection
-                .bounded("acknowledge", invocation.invoke_async(&mut connection))
-                .await;
+            let mut call = ScriptCall::new(&queue.scripts.ack_done, &[&*stream]);
+            call.arg(GROUP).arg(&ids);
+            let acknowledged: Result<usize, StoreError> =
+                queue.connection.run_script("acknowledge", &call).await;
             match acknowledged {
                 Ok(done) if done < ids.len() => tracing::debug!(
                     finished_elsewhere = ids.len() - done,

@@ -4,14 +4,14 @@ use std::{future::Future, sync::Arc, time::Duration};
 
 use hookwise_core::{ConfigError, StoreError};
 use redis::{
-    Client, Cmd, Pipeline, RedisFuture, RedisResult, Value,
+    Client, Cmd, FromRedisValue, Pipeline, RedisFuture, RedisResult, Value,
     aio::{ConnectionLike, ConnectionManager},
     cluster::ClusterClient,
     cluster_async::ClusterConnection,
 };
 use tokio::sync::OnceCell;
 
-use crate::DEFAULT_TIMEOUT;
+use crate::{DEFAULT_TIMEOUT, script_call::ScriptCall};
 
 /// A lazily made, self-healing connection, and the timeout every call through it is
 /// bounded by.
@@ -134,6 +134,18 @@ impl Connection {
                 self.timeout
             ))),
         }
+    }
+}
+
+impl Connection {
+    /// Runs one script call within the timeout; `what` names it in the error.
+    pub(crate) async fn run_script<T: FromRedisValue>(
+        &self,
+        what: &'static str,
+        call: &ScriptCall<'_>,
+    ) -> Result<T, StoreError> {
+        let mut handle = self.handle();
+        self.bounded(what, call.invoke(&mut handle)).await
     }
 }
 

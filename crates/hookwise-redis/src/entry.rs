@@ -3,6 +3,8 @@
 
 use std::time::Duration;
 
+use bytes::Bytes;
+
 use hookwise_core::{Delivery, Verified};
 use hookwise_runtime::StoredHead;
 use http::request::Parts;
@@ -31,7 +33,7 @@ pub(crate) fn delivery_fields(entry: &StreamId) -> Vec<(String, Vec<u8>)> {
 }
 
 /// A stored delivery's fields, as [`entry_fields`] gives them.
-pub(crate) type EntryFields = [(&'static str, Vec<u8>); 8];
+pub(crate) type EntryFields = [(&'static str, Bytes); 8];
 
 /// The fields of a stored delivery, named [`ENTRY_FIELDS`] in that order: its key,
 /// its request head, raw body, verification facts and receipt time (what
@@ -44,16 +46,20 @@ pub(crate) fn entry_fields<E>(head: &Parts, delivery: &Delivery<E>) -> EntryFiel
         .unwrap_or_default();
     let head = StoredHead::of(head);
     [
-        ("key", delivery.dedupe_key().as_str().as_bytes().to_vec()),
-        ("method", head.method.into_bytes()),
-        ("uri", head.uri.into_bytes()),
-        ("headers", head.headers),
-        ("body", delivery.raw_body().to_vec()),
-        ("secret", verified.secret_index().to_string().into_bytes()),
-        ("signed_at", signed_at.into_bytes()),
+        (
+            "key",
+            Bytes::copy_from_slice(delivery.dedupe_key().as_str().as_bytes()),
+        ),
+        ("method", head.method.into()),
+        ("uri", head.uri.into()),
+        ("headers", head.headers.into()),
+        // Shared, not copied: written once, into the script call.
+        ("body", delivery.raw_body().clone()),
+        ("secret", verified.secret_index().to_string().into()),
+        ("signed_at", signed_at.into()),
         (
             "received_ms",
-            millis(delivery.received_at()).to_string().into_bytes(),
+            millis(delivery.received_at()).to_string().into(),
         ),
     ]
 }

@@ -75,6 +75,7 @@ mod entry;
 mod local;
 mod queue;
 mod reader;
+mod script_call;
 mod store;
 
 use std::time::Duration;

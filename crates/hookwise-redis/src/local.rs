@@ -93,7 +93,11 @@ impl Handover {
         } = self.0.take()?;
         let heartbeat = Heartbeat::start(&workshop, &id);
         Some(RunHere::new(move |result| async move {
-            let fields = || fields.map(|(name, value)| (name.to_owned(), value)).into();
+            let fields = || {
+                fields
+                    .map(|(name, value)| (name.to_owned(), value.to_vec()))
+                    .into()
+            };
             workshop.finish(id, result, fields).await;
             drop(heartbeat);
             drop(slot);

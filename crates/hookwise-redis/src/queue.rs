@@ -21,6 +21,7 @@ use crate::{
     entry::{EntryFields, delivery_fields, entry_fields},
     local::{FreeSlot, Handover, Workshops},
     reader::{BURY, Reader, Workshop, keep_fresh},
+    script_call::ScriptCall,
     store::{STORE_AND_COMMIT, STORE_IF_NEW, duplicate_of},
 };
 
@@ -304,21 +305,11 @@ impl RedisQueue {
 
     /// Appends an entry of `fields` to `stream`, unless its backlog is full: then
     /// nothing is stored and the error says so.
-    async fn append<K, V>(&self, stream: &str, fields: &[(K, V)]) -> Result<(), StoreError>
-    where
-        K: ToRedisArgs,
-        V: ToRedisArgs,
-    {
-        let mut connection = self.connection.handle();
-        let mut invocation = self.scripts.append.key(stream);
-        invocation.arg(self.max_backlog);
-        for (name, value) in fields {
-            invocation.arg(name).arg(value);
-        }
-        let id: Option<String> = self
-            .connection
-            .bounded("XADD", invocation.invoke_async(&mut connection))
-            .await?;
+    async fn append(&self, stream: &str, fields: &EntryFields) -> Result<(), StoreError> {
+        let mut call = ScriptCall::new(&self.scripts.append, &[stream]);
+        call.arg(self.max_backlog);
+        write_fields(&mut call, fields);
+        let id: Option<String> = self.connection.run_script("XADD", &call).await?;
         match id {
             Some(_) => Ok(()),
             None => Err(self.full(stream)),
@@ -330,7 +321,7 @@ impl RedisQueue {
     async fn append_committing(
         &self,
         stream: &str,
-        fields: &[(&str, Vec<u8>)],
+        fields: &EntryFields,
         (claim_key, token, retention_ms): (String, String, u64),
     ) -> Result<Stored, StoreError> {
         let script = &self.scripts.store_and_commit;
@@ -435,20 +426,12 @@ impl RedisQueue {
         script: &Script,
         (stream, event_key): (&str, String),
         args: &[String],
-        fields: &[(&str, Vec<u8>)],
+        fields: &EntryFields,
     ) -> Result<String, StoreError> {
-        let mut connection = self.connection.handle();
-        let mut invocation = script.key(stream);
-        invocation.key(event_key).arg(self.max_backlog);
-        for arg in args {
-            invocation.arg(arg);
-        }
-        for (name, value) in fields {
-            invocation.arg(name).arg(value);
-        }
-        self.connection
-            .bounded("XADD", invocation.invoke_async(&mut connection))
-            .await
+        let mut call = ScriptCall::new(script, &[stream, &event_key]);
+        call.arg(self.max_backlog).arg(args);
+        write_fields(&mut call, fields);
+        self.connection.run_script("XADD", &call).await
     }
 
     /// The start of an `XCLAIM` of the entries `ids` of `stream` into this
@@ -507,20 +490,24 @@ impl RedisQueue {
             return Err(StoreError::new(format!("dead letter {id} has no handler")));
         };
         let stream = self.stream(provider, &handler);
-        let mut invocation = self.scripts.replay.key(&stream);
-        invocation.key(&dead).arg(self.max_backlog).arg(id);
+        let mut call = ScriptCall::new(&self.scripts.replay, &[&stream, &dead]);
+        call.arg(self.max_backlog).arg(id);
         for (name, value) in delivery_fields(entry) {
-            invocation.arg(name).arg(value);
+            call.arg(name).arg(value);
         }
-        let answer: String = self
-            .connection
-            .bounded("replay", invocation.invoke_async(&mut connection))
-            .await?;
+        let answer: String = self.connection.run_script("replay", &call).await?;
         match answer.as_str() {
             "moved" => Ok(true),
             "full" => Err(self.full(&stream)),
             _ => Ok(false),
         }
+    }
+}
+
+/// Writes an entry's fields as the script's last arguments: name, value, ...
+fn write_fields(call: &mut ScriptCall<'_>, fields: &EntryFields) {
+    for (name, value) in fields {
+        call.arg(*name).arg(&value[..]);
     }
 }
 

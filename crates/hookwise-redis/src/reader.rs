@@ -21,6 +21,7 @@ use crate::{
     connection::millis,
     entry::{StoredEntry, delivery_fields},
     queue::GROUP,
+    script_call::ScriptCall,
 };
 
 /// Dead-letters an entry in one step: acknowledges the entry `ARGV[2]` of the stream
@@ -95,23 +96,19 @@ impl Workshop {
         (error, attempts): (String, u32),
     ) {
         let queue = &self.queue;
-        let mut connection = queue.connection.handle();
-        let mut invocation = queue.scripts.bury.key(&*self.stream);
-        invocation.key(&*self.dead_stream).arg(GROUP).arg(id);
+        let mut call = ScriptCall::new(&queue.scripts.bury, &[&*self.stream, &*self.dead_stream]);
+        call.arg(GROUP).arg(id);
         for (name, value) in fields {
-            invocation.arg(name).arg(value);
+            call.arg(name).arg(value);
         }
-        invocation
-            .arg("error")
+        call.arg("error")
             .arg(error)
             .arg("attempts")
             .arg(attempts)
             .arg("handler")
             .arg(&*self.handler);
-        let buried: Result<i64, StoreError> = queue
-            .connection
-            .bounded("dead-letter", invocation.invoke_async(&mut connection))
-            .await;
+        let buried: Result<i64, StoreError> =
+            queue.connection.run_script("dead-letter", &call).await;
         match buried {
             Ok(1) => {}
             Ok(_) => tracing::debug!(%id, "entry finished by another worker already"),

@@ -16,6 +16,7 @@ use redis::{AsyncCommands, Script};
 use crate::{
     DEFAULT_NAMESPACE,
     connection::{Connection, millis},
+    script_call::ScriptCall,
 };
 
 /// The value of a committed key.
@@ -326,15 +327,9 @@ impl RedisStore {
         script: &Script,
         claim: &Claim,
     ) -> Result<bool, StoreError> {
-        let mut connection = self.connection.handle();
-        let mut invocation = script.key(self.redis_key(claim.key()));
-        invocation
-            .arg(token_hex(claim.token()))
-            .arg(millis(self.lease));
-        let acted: i64 = self
-            .connection
-            .bounded(what, invocation.invoke_async(&mut connection))
-            .await?;
+        let mut call = ScriptCall::new(script, &[self.redis_key(claim.key())]);
+        call.arg(token_hex(claim.token())).arg(millis(self.lease));
+        let acted: i64 = self.connection.run_script(what, &call).await?;
         Ok(acted == 1)
     }
 }
@@ -351,15 +346,10 @@ impl DedupeStore for RedisStore {
             token: token_hex(token),
             armed: true,
         };
-        let mut connection = self.connection.handle();
-        let mut invocation = self.claim.key(redis_key);
-        invocation
-            .arg(format!("{PENDING}{}", unanswered.token))
+        let mut call = ScriptCall::new(&self.claim, &[redis_key]);
+        call.arg(format!("{PENDING}{}", unanswered.token))
             .arg(millis(self.lease));
-        let answer: String = self
-            .connection
-            .bounded("claim", invocation.invoke_async(&mut connection))
-            .await?;
+        let answer: String = self.connection.run_script("claim", &call).await?;
         unanswered.disarm();
         Ok(match answer.as_str() {
             "claimed" => ClaimOutcome::Claimed(Claim::new(key.clone(), token)),
@@ -385,11 +375,10 @@ impl DedupeStore for RedisStore {
     }
 
     async fn release(&self, claim: &Claim) -> Result<(), StoreError> {
-        let mut connection = self.connection.handle();
-        let mut invocation = self.release.key(self.redis_key(claim.key()));
-        invocation.arg(token_hex(claim.token()));
+        let mut call = ScriptCall::new(&self.release, &[self.redis_key(claim.key())]);
+        call.arg(token_hex(claim.token()));
         self.connection
-            .bounded("release", invocation.invoke_async::<i64>(&mut connection))
+            .run_script::<i64>("release", &call)
             .await
             .map(drop)
     }
