@@ -87,8 +87,10 @@ mod tests {
             .query_async(&mut handle)
             .await
             .expect("SCRIPT FLUSH");
-        let again: (Vec<u8>, Vec<u8>, Vec<u8>, Vec<u8>, Vec<u8>, i64) =
-            connection.run_script("echo", &call).await.expect("reloaded and run");
+        let again: (Vec<u8>, Vec<u8>, Vec<u8>, Vec<u8>, Vec<u8>, i64) = connection
+            .run_script("echo", &call)
+            .await
+            .expect("reloaded and run");
         assert_eq!(again, expected);
         let loaded: Vec<bool> = redis::cmd("SCRIPT")
             .arg("EXISTS")
