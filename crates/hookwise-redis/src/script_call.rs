@@ -56,6 +56,9 @@ mod tests {
     /// Answers its keys and arguments as it got them.
     const ECHO: &str = "return {KEYS[1], KEYS[2], ARGV[1], ARGV[2], ARGV[3], #ARGV}";
 
+    /// What [`ECHO`] answers: the two keys, the first three arguments, their count.
+    type Echoed = (Vec<u8>, Vec<u8>, Vec<u8>, Vec<u8>, Vec<u8>, i64);
+
     #[tokio::test(flavor = "current_thread")]
     async fn a_call_sends_its_keys_and_arguments_as_written_and_reloads_a_flushed_script() {
         let Some(redis) = RedisServer::start("script_call") else {
@@ -77,8 +80,7 @@ mod tests {
         );
 
         // The server has never seen the script: loaded, then run.
-        let first: (Vec<u8>, Vec<u8>, Vec<u8>, Vec<u8>, Vec<u8>, i64) =
-            connection.run_script("echo", &call).await.expect("runs");
+        let first: Echoed = connection.run_script("echo", &call).await.expect("runs");
         assert_eq!(first, expected);
 
         let mut handle = connection.handle();
@@ -87,7 +89,7 @@ mod tests {
             .query_async(&mut handle)
             .await
             .expect("SCRIPT FLUSH");
-        let again: (Vec<u8>, Vec<u8>, Vec<u8>, Vec<u8>, Vec<u8>, i64) = connection
+        let again: Echoed = connection
             .run_script("echo", &call)
             .await
             .expect("reloaded and run");
