@@ -292,7 +292,10 @@ impl<P: Provider, S: DedupeStore> Receiver<P, S> {
                     headers,
                     body: &body,
                 };
-                match tenants.resolve(&self.provider, &request).await? {
+                // Boxed: the cache's lookup is a future of nearly 2 KiB, which would
+                // otherwise make every receiver's verification, tenants or not, as
+                // large (and then every request's future, allocated per request).
+                match Box::pin(tenants.resolve(&self.provider, &request)).await? {
                     Resolved::Known(tenant, provider) => {
                         resolved = provider;
                         (&*resolved, Some(tenant))
