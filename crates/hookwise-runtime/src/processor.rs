@@ -8,6 +8,7 @@
 use std::{
     fmt,
     future::Future,
+    pin::Pin,
     sync::{Arc, Mutex, PoisonError},
     time::Duration,
 };
@@ -180,44 +181,60 @@ impl<P: Provider> Processor<P> {
     /// Takes an accepted event for background processing, or refuses it.
     ///
     /// `job`, the handler `lane` (its name, or `""` for one given per request), is
-    /// called once per attempt with the delivery. On `Ok` the event's run is
-    /// admitted, its claim confirmed (redeliveries are answered `200`) and the run
-    /// spawned: answer the sender `200`. Refused (`503`: shutting down, or queue full) means the claim
-    /// was released and the sender should retry.
-    pub(crate) async fn submit<J, F>(
+    /// called once per attempt with the delivery. The event's run is admitted now,
+    /// when this is called; the future returned confirms its claim (redeliveries
+    /// are answered `200`) and spawns the run: `Ok`, answer the sender `200`.
+    /// Refused (`503`: shutting down, or queue full), the future releases the claim
+    /// and the sender should retry.
+    ///
+    /// Not an `async fn`: the delivery, the claim and the job go into the admitted
+    /// run here, so the future keeps only what is left to do. An `async fn` would
+    /// hold them in its state twice (as passed, and as its own variables), and
+    /// every request's future holds this one.
+    pub(crate) fn submit<J, F>(
         &self,
         lane: &str,
         delivery: Delivery<P::Event>,
         claim: HeldClaim<P>,
         job: J,
-    ) -> Result<(), Rejection>
+    ) -> impl Future<Output = Result<(), Rejection>> + Send + use<P, J, F>
     where
         J: FnMut(Delivery<P::Event>) -> F + Send + 'static,
         F: Future<Output = Result<(), HandlerError>> + Send + 'static,
     {
-        let permit = match self.admit() {
-            Ok(permit) => permit,
-            Err(refused) => {
-                // A failed release is logged; the claim stays provisional.
-                claim.release().await.unwrap_or_default();
-                return Err(Rejection::new(refused));
+        let admitted = match self.admit() {
+            Ok(permit) => {
+                // Confirmed only once the event is owned by its admitted run (which
+                // runs even if the future is dropped before): a redelivery answered 200
+                // before that could be followed by a refusal of this one. Confirmed
+                // before the run starts, so that a redelivery meanwhile is a duplicate,
+                // not a `409`.
+                let confirmation = claim.claim().cloned();
+                // Taken now, in the order events are accepted: the order of their runs.
+                let place = self.place(lane, &delivery);
+                let run = self.admit_run(delivery, Some(claim), place, job, permit);
+                Ok((run, confirmation))
             }
+            Err(refused) => Err((refused, claim)),
         };
-        // Confirmed only once the event is owned by its admitted run (which runs
-        // even if this future is dropped now): a redelivery answered 200 before that
-        // could be followed by a refusal of this one. Confirmed before the run
-        // starts, so that a redelivery meanwhile is a duplicate, not a `409`.
-        let confirmation = claim.claim().cloned();
-        // Taken now, in the order events are accepted: the order of their runs.
-        let place = self.place(lane, &delivery);
-        let Some(run) = self.admit_run(delivery, Some(claim), place, job, permit) else {
-            return Err(Rejection::new(RejectionKind::ShuttingDown));
-        };
-        if let Some(claim) = confirmation {
-            self.confirm(&claim).await;
+        let processor = self.clone();
+        async move {
+            match admitted {
+                Ok((Some(run), confirmation)) => {
+                    if let Some(claim) = confirmation {
+                        processor.confirm(&claim).await;
+                    }
+                    run.start();
+                    Ok(())
+                }
+                Ok((None, _)) => Err(Rejection::new(RejectionKind::ShuttingDown)),
+                Err((refused, claim)) => {
+                    // A failed release is logged; the claim stays provisional.
+                    claim.release().await.unwrap_or_default();
+                    Err(Rejection::new(refused))
+                }
+            }
         }
-        run.start();
-        Ok(())
     }
 
     /// A place for one more event, running or waiting, or why there is none.
@@ -246,7 +263,7 @@ impl<P: Provider> Processor<P> {
         place: Option<Place>,
         job: J,
         permit: OwnedSemaphorePermit,
-    ) -> Option<Unstarted<impl Future<Output = ()> + Send + Unpin + 'static>>
+    ) -> Option<Unstarted<impl Future<Output = ()> + Send + Unpin + use<P, J, F>>>
     where
         J: FnMut(Delivery<P::Event>) -> F + Send + 'static,
         F: Future<Output = Result<(), HandlerError>> + Send + 'static,
@@ -295,7 +312,10 @@ impl<P: Provider> Processor<P> {
             turn.done(&result);
             Some(result)
         };
-        let result = shared.shutdown.track(renewing(&claim, run)).await;
+        let result = shared
+            .shutdown
+            .track(renewing(&claim, std::pin::pin!(run)))
+            .await;
         match result {
             // Run, or stale (`None`: acknowledged as done, never run, not processed).
             Some(Ok(())) | None => {
@@ -318,53 +338,61 @@ impl<P: Provider> Processor<P> {
     /// retry policy, then commits (processed or dead-lettered, the event is
     /// accounted for: a redelivery must not run it again). The claim is renewed
     /// all along, queued or running. A replayed dead letter has no claim.
-    async fn run_with_retries<J, F>(
+    ///
+    /// Not an `async fn`, which would hold its arguments twice in the run's state.
+    #[allow(clippy::manual_async_fn)]
+    fn run_with_retries<J, F>(
         self,
         delivery: Delivery<P::Event>,
         claim: Option<HeldClaim<P>>,
         place: Option<Place>,
         mut job: J,
         admitted: OwnedSemaphorePermit,
-    ) where
+    ) -> impl Future<Output = ()> + Send + use<P, J, F>
+    where
         J: FnMut(Delivery<P::Event>) -> F + Send + 'static,
         F: Future<Output = Result<(), HandlerError>> + Send + 'static,
     {
-        let work = async {
-            let waiting = self.shared.stats.waiting();
-            // Its turn first, then a running slot: an event waiting behind another
-            // of its resource must not hold a slot others could run in.
-            let Some(turn) = self.turn(place).await else {
-                // Stale: acknowledged as done.
-                return Ok(());
+        async move {
+            let result = {
+                let mut work = std::pin::pin!(async {
+                    let waiting = self.shared.stats.waiting();
+                    // Its turn first, then a running slot: an event waiting behind another
+                    // of its resource must not hold a slot others could run in.
+                    let Some(turn) = self.turn(place).await else {
+                        // Stale: acknowledged as done.
+                        return Ok(());
+                    };
+                    // Never closed, so never an error.
+                    let _running = self.shared.running.acquire().await.ok();
+                    drop(waiting);
+                    let result = self.attempts(&delivery, &mut job).await;
+                    turn.done(&result);
+                    result
+                });
+                match &claim {
+                    Some(claim) => renewing(claim, work).await,
+                    None => work.as_mut().await,
+                }
             };
-            // Never closed, so never an error.
-            let _running = self.shared.running.acquire().await.ok();
-            drop(waiting);
-            let result = self.attempts(&delivery, &mut job).await;
-            turn.done(&result);
-            result
-        };
-        let result = match &claim {
-            Some(claim) => renewing(claim, work).await,
-            None => work.await,
-        };
-        match claim {
-            // A failed commit is logged; the event was run either way.
-            Some(claim) => claim.commit().await.unwrap_or_default(),
-            None => self.shared.stats.finished(),
-        }
-        if let Err((error, attempts)) = result {
-            let letter = DeadLetter {
-                delivery,
-                error,
-                attempts,
-            };
-            match &self.shared.dead_letter {
-                DeadLetterSink::Keep(kept) => kept.keep(letter, boxed_job(job)),
-                DeadLetterSink::Call(handler) => call_handler(handler.as_ref(), letter),
+            match claim {
+                // A failed commit is logged; the event was run either way.
+                Some(claim) => claim.commit().await.unwrap_or_default(),
+                None => self.shared.stats.finished(),
             }
+            if let Err((error, attempts)) = result {
+                let letter = DeadLetter {
+                    delivery,
+                    error,
+                    attempts,
+                };
+                match &self.shared.dead_letter {
+                    DeadLetterSink::Keep(kept) => kept.keep(letter, boxed_job(job)),
+                    DeadLetterSink::Call(handler) => call_handler(handler.as_ref(), letter),
+                }
+            }
+            drop(admitted);
         }
-        drop(admitted);
     }
 
     /// Runs a kept dead letter again, without a claim (its event is committed).
@@ -621,13 +649,15 @@ fn queue_refused(error: &hookwise_core::StoreError) -> Rejection {
 
 /// Drives `work` while renewing `claim`'s lease every third of the store's lease, so
 /// an event that waits in the queue or runs through many retries keeps its key.
-async fn renewing<P, F>(claim: &HeldClaim<P>, work: F) -> F::Output
+///
+/// `work` comes pinned by the caller: pinned here, it would be held twice in this
+/// future's state (as passed, and pinned).
+async fn renewing<P, F>(claim: &HeldClaim<P>, mut work: Pin<&mut F>) -> F::Output
 where
     P: Provider,
     F: Future,
 {
     let every = claim.lease_period() / 3;
-    let mut work = std::pin::pin!(work);
     loop {
         match tokio::time::timeout(every, work.as_mut()).await {
             Ok(output) => return output,

@@ -188,36 +188,46 @@ impl<P: Provider> Webhooks<P> {
     /// A durable runtime refuses it (`500`, logged, the claim released): a handler
     /// given per request cannot be run from the queue by another instance; use
     /// [`hand_to`](Self::hand_to) with a named handler.
-    pub async fn process<J, F, E>(
+    ///
+    /// The future owns what it needs (a clone of the runtime), so it can be returned
+    /// from a closure as it is. It holds the delivery, the claim and the job once:
+    /// not an `async fn`, which would hold them twice (as passed, and as its own
+    /// variables).
+    pub fn process<J, F, E>(
         &self,
         delivery: Delivery<P::Event>,
         claim: HeldClaim<P>,
         job: J,
-    ) -> Result<(), Rejection>
+    ) -> impl Future<Output = Result<(), Rejection>> + Send + use<P, J, F, E>
     where
         J: FnMut(Delivery<P::Event>) -> F + Send + 'static,
         F: Future<Output = Result<(), E>> + Send + 'static,
         E: Into<BoxError>,
     {
-        if self.inner.durable.is_some() {
-            tracing::error!(
-                "a durable runtime runs only handlers registered by name: this delivery's \
-                 handler was given per request, so it is refused (use hand_to)"
-            );
-            claim.release().await.unwrap_or_default();
-            return Err(Rejection::new(RejectionKind::HandlerFailed)
-                .with_detail("a durable runtime runs only named handlers"));
-        }
-        let mut job = job;
-        // Not boxed: the run stays inline in the processor's state for the event.
-        let job = move |delivery| {
-            let run = job(delivery);
-            async move { run.await.map_err(HandlerError::failed) }
-        };
-        let processor = &self.inner.processor;
-        match self.inner.mode {
-            AckMode::Fast => processor.submit("", delivery, claim, job).await,
-            AckMode::AfterHandler => Box::pin(processor.run_now("", delivery, claim, job)).await,
+        let this = self.clone();
+        async move {
+            if this.inner.durable.is_some() {
+                tracing::error!(
+                    "a durable runtime runs only handlers registered by name: this delivery's \
+                     handler was given per request, so it is refused (use hand_to)"
+                );
+                claim.release().await.unwrap_or_default();
+                return Err(Rejection::new(RejectionKind::HandlerFailed)
+                    .with_detail("a durable runtime runs only named handlers"));
+            }
+            let mut job = job;
+            // Not boxed: the run stays inline in the processor's state for the event.
+            let job = move |delivery| {
+                let run = job(delivery);
+                async move { run.await.map_err(HandlerError::failed) }
+            };
+            let processor = &this.inner.processor;
+            match this.inner.mode {
+                AckMode::Fast => processor.submit("", delivery, claim, job).await,
+                AckMode::AfterHandler => {
+                    Box::pin(processor.run_now("", delivery, claim, job)).await
+                }
+            }
         }
     }
 
