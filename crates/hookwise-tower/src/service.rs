@@ -100,10 +100,8 @@ where
             self.webhooks.clone(),
             parts,
             body,
-            |webhooks, parts, delivery, claim| async move {
-                webhooks
-                    .process(delivery, claim, handler_job(inner, parts))
-                    .await
+            |webhooks, parts, delivery, claim| {
+                webhooks.process(delivery, claim, handler_job(inner, parts))
             },
         )
     }
@@ -113,7 +111,7 @@ where
 /// and the [`Delivery`] in the request's extensions. A non-2xx answer is a failure.
 fn handler_job<Inner, E, ResBody>(
     inner: Inner,
-    parts: Parts,
+    parts: Box<Parts>,
 ) -> impl FnMut(Delivery<E>) -> HandlerRun + Send + 'static
 where
     Inner: Service<Request<HandlerBody>, Response = Response<ResBody>> + Clone + Send + 'static,
@@ -123,7 +121,7 @@ where
 {
     move |delivery: Delivery<E>| {
         let mut request =
-            Request::from_parts(parts.clone(), Full::new(delivery.raw_body().clone()));
+            Request::from_parts(Parts::clone(&parts), Full::new(delivery.raw_body().clone()));
         request.extensions_mut().insert(delivery);
         let mut handler = inner.clone();
         let run: HandlerRun = Box::pin(async move {
