@@ -135,9 +135,7 @@ impl Connection {
             ))),
         }
     }
-}
 
-impl Connection {
     /// Runs one script call within the timeout; `what` names it in the error.
     pub(crate) async fn run_script<T: FromRedisValue>(
         &self,
