@@ -606,6 +606,16 @@ struct Gated {
     gate: Arc<tokio::sync::Semaphore>,
 }
 
+impl Gated {
+    /// An app whose gate starts with `permits` open.
+    fn with_permits(permits: usize) -> Self {
+        Self {
+            recorder: Recorder::default(),
+            gate: Arc::new(tokio::sync::Semaphore::new(permits)),
+        }
+    }
+}
+
 async fn gated(app: Gated, delivery: Verified<hoursmith::Event>) -> Result<(), &'static str> {
     let Ok(_permit) = app.gate.acquire().await else {
         return Err("the gate is closed");
@@ -619,10 +629,7 @@ async fn a_full_backlog_is_answered_503_and_the_event_is_taken_once_it_drains() 
     let Some(redis) = RedisServer::start("a_full_backlog_is_answered_503") else {
         return;
     };
-    let app = Gated {
-        recorder: Recorder::default(),
-        gate: Arc::new(tokio::sync::Semaphore::new(0)),
-    };
+    let app = Gated::with_permits(0);
     let bounded = queue(&redis, "a").max_backlog(3).expect("valid bound");
     let builder = Webhooks::builder(hoursmith_receiver()).durable_queue(bounded);
     let gate = app.clone();
@@ -943,10 +950,7 @@ async fn through_an_endpoint_on_the_stores_redis_each_delivery_is_one_script_and
     let store = hookwise_redis::RedisStore::new(&redis.url()).expect("valid URL");
     let receiver =
         Receiver::new(Hoursmith::new(HOURSMITH_SECRET).expect("secret"), store).expect("config");
-    let app = Gated {
-        recorder: Recorder::default(),
-        gate: Arc::new(tokio::sync::Semaphore::new(0)),
-    };
+    let app = Gated::with_permits(0);
     let bounded = queue(&redis, "a").max_backlog(3).expect("valid bound");
     let gate = app.clone();
     let builder = Webhooks::builder(receiver).durable_queue(bounded);
@@ -1062,10 +1066,7 @@ async fn through_an_endpoint_a_delivery_runs_on_the_instance_that_stored_it_with
     let Some(redis) = RedisServer::start("a delivery runs where it was stored") else {
         return;
     };
-    let app = Gated {
-        recorder: Recorder::default(),
-        gate: Arc::new(tokio::sync::Semaphore::new(1_000)),
-    };
+    let app = Gated::with_permits(1_000);
     // The reader has read the empty stream and sleeps for a minute: whatever runs
     // sooner was run by the request path.
     let (addr, _asleep) = endpoint_instance(&redis, "a", &app, Duration::from_secs(60), 4).await;
@@ -1090,10 +1091,7 @@ async fn an_older_entry_the_store_script_reads_instead_of_the_new_one_is_left_to
     let Some(redis) = RedisServer::start("an older entry read by the store script") else {
         return;
     };
-    let app = Gated {
-        recorder: Recorder::default(),
-        gate: Arc::new(tokio::sync::Semaphore::new(0)),
-    };
+    let app = Gated::with_permits(0);
     // One running slot, and a reader asleep for a minute.
     let (addr, _asleep) = endpoint_instance(&redis, "a", &app, Duration::from_secs(60), 1).await;
     let client = client();
@@ -1135,10 +1133,7 @@ async fn with_run_where_stored_off_a_delivery_stored_through_an_endpoint_waits_f
     let Some(redis) = RedisServer::start("run where stored off") else {
         return;
     };
-    let app = Gated {
-        recorder: Recorder::default(),
-        gate: Arc::new(tokio::sync::Semaphore::new(1_000)),
-    };
+    let app = Gated::with_permits(1_000);
     let queue = RedisQueue::new(&redis.url())
         .expect("valid URL")
         .consumer("a")
@@ -1161,10 +1156,7 @@ async fn an_entry_running_longer_than_the_claim_idle_time_is_kept_fresh_and_runs
     let Some(redis) = RedisServer::start("a long run is kept fresh") else {
         return;
     };
-    let app = Gated {
-        recorder: Recorder::default(),
-        gate: Arc::new(tokio::sync::Semaphore::new(0)),
-    };
+    let app = Gated::with_permits(0);
     // Two instances reading one stream, each taking over what is idle for 300 ms.
     let mut addrs = Vec::new();
     for consumer in ["a", "b"] {
