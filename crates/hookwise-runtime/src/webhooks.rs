@@ -320,24 +320,21 @@ impl<P: Provider> Webhooks<P> {
             let stored =
                 Box::pin(processor.enqueue_if_new(queue.as_ref(), name, head, &delivery)).await;
             match stored {
-                Some(Ok(IfNew::Stored)) => {
-                    // Accepted and, being stored, out of this process's hands.
+                Some(Ok(stored @ (IfNew::Stored | IfNew::StoredToRunHere(_)))) => {
+                    // Accepted and, being stored, out of this process's hands ...
                     intake.accepted(&delivery);
                     intake.stats().finished();
-                    return Ok(OutcomeKind::Accepted);
-                }
-                Some(Ok(IfNew::StoredToRunHere(run))) => {
-                    // Stored, and given to this instance's workers: run as read back.
-                    intake.accepted(&delivery);
-                    intake.stats().finished();
-                    let workers = Workers {
-                        processor: processor.clone(),
-                        handler: handler.clone(),
-                    };
-                    processor.shutdown_handle().spawn(async move {
-                        let result = workers.run(delivery).await;
-                        run.finish(result).await;
-                    });
+                    // ... unless given to this instance's workers: run as read back.
+                    if let IfNew::StoredToRunHere(run) = stored {
+                        let workers = Workers {
+                            processor: processor.clone(),
+                            handler: handler.clone(),
+                        };
+                        processor.shutdown_handle().spawn(async move {
+                            let result = workers.run(delivery).await;
+                            run.finish(result).await;
+                        });
+                    }
                     return Ok(OutcomeKind::Accepted);
                 }
                 Some(Ok(IfNew::Duplicate(state))) => {
