@@ -3,6 +3,7 @@
 
 use std::{
     net::SocketAddr,
+    ops::Deref,
     path::{Path, PathBuf},
     process::{Command, Output},
     sync::{Arc, Mutex},
@@ -31,13 +32,32 @@ fn stderr(output: &Output) -> String {
     String::from_utf8_lossy(&output.stderr).into_owned()
 }
 
-/// A file with `contents` in a directory of its own.
-fn file(name: &str, contents: &[u8]) -> PathBuf {
+/// A file with `contents` in a directory of its own, removed with it when dropped.
+fn file(name: &str, contents: &[u8]) -> TempFile {
     let dir = std::env::temp_dir().join(format!("hookwise-cli-{}-{name}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("temp dir");
     let path = dir.join(name);
     std::fs::write(&path, contents).expect("write");
-    path
+    TempFile(path)
+}
+
+/// A test's input file; its directory goes when the test is done with it.
+struct TempFile(PathBuf);
+
+impl Deref for TempFile {
+    type Target = Path;
+
+    fn deref(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for TempFile {
+    fn drop(&mut self) {
+        if let Some(dir) = self.0.parent() {
+            let _ = std::fs::remove_dir_all(dir);
+        }
+    }
 }
 
 fn path(path: &Path) -> &str {
