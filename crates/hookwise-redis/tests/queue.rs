@@ -1129,6 +1129,69 @@ async fn an_older_entry_the_store_script_reads_instead_of_the_new_one_is_left_to
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_cut_while_the_store_script_reads_its_entry_here_gives_the_entry_back() {
+    let Some(redis) = RedisServer::start("a request cut during the run-here read") else {
+        return;
+    };
+    // Redis does the work at once; its replies reach the instance late, so the sender
+    // hangs up after the store script has read the new entry into this instance's
+    // consumer and before the instance knows it.
+    let proxy = DelayProxy::start(redis.port).await;
+    let slow = Duration::from_secs(5);
+    let store = hookwise_redis::RedisStore::new(&proxy.url())
+        .expect("valid URL")
+        .timeout(slow)
+        .expect("timeout");
+    // The default claim idle time (60 s): an entry left in this consumer would wait
+    // that long for a takeover. Given back, the next scan takes it.
+    let queue = RedisQueue::new(&proxy.url())
+        .expect("valid URL")
+        .consumer("a")
+        .poll_interval(Duration::from_millis(20))
+        .and_then(|q| q.timeout(slow))
+        .expect("valid settings");
+    let receiver =
+        Receiver::new(Hoursmith::new(HOURSMITH_SECRET).expect("secret"), store).expect("config");
+    let app = Gated::with_permits(1_000);
+    let builder = Webhooks::builder(receiver).durable_queue(queue);
+    let gate = app.clone();
+    let (addr, shutdown) =
+        serve_handler(builder, move |delivery| gated(gate.clone(), delivery)).await;
+    let client = client();
+    let warm_up = send(&client, addr, "/hook", &hoursmith("evt_warm_up")).await;
+    assert_eq!(warm_up.body, r#"{"status":"accepted"}"#, "{warm_up:?}");
+    assert!(emptied(&redis, STREAM, Duration::from_secs(10)).await);
+
+    proxy.delay_replies(Duration::from_millis(1500));
+    // Hung up once the entry is stored and pending in this consumer: read here.
+    send_and_hang_up(addr, "/hook", &hoursmith("evt_cut"), || {
+        redis.cli(&["XLEN", STREAM]) == "1"
+            && redis
+                .cli(&["XPENDING", STREAM, "hookwise"])
+                .starts_with('1')
+    })
+    .await;
+    proxy.delay_replies(Duration::ZERO);
+    // Run once, well within the claim idle time, and acknowledged.
+    assert!(
+        app.recorder.wait_for(2, Duration::from_secs(10)).await >= 2,
+        "the cut delivery did not run: {:?}",
+        app.recorder.ids()
+    );
+    assert!(emptied(&redis, STREAM, Duration::from_secs(10)).await);
+    let runs = app
+        .recorder
+        .ids()
+        .iter()
+        .filter(|id| *id == "evt_cut")
+        .count();
+    assert_eq!(runs, 1, "the event ran {runs} times");
+    let again = send(&client, addr, "/hook", &hoursmith("evt_cut")).await;
+    assert_eq!(again.body, r#"{"status":"duplicate"}"#, "{again:?}");
+    shutdown.shutdown(Duration::from_secs(5)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn with_run_where_stored_off_a_delivery_stored_through_an_endpoint_waits_for_a_reader() {
     let Some(redis) = RedisServer::start("run where stored off") else {
         return;
