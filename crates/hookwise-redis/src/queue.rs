@@ -363,7 +363,7 @@ impl RedisQueue {
         // Driven to its end even if the request is dropped meanwhile: an entry read
         // into this consumer for a run that will not happen is given back (Handover).
         let queue = self.clone();
-        let call = tokio::spawn(async move {
+        let call = self.connection.to_the_end(async move {
             let consumer = queue.consumer.clone();
             let answer = queue
                 .store_if_new(&stream, &fields, mark, &consumer)
@@ -374,14 +374,11 @@ impl RedisQueue {
             }
         });
         match call.await {
-            Ok(Ok(Ok(if_new))) => Ok(if_new),
-            Ok(Ok(Err(handover))) => Ok(handover
+            Ok(Ok(if_new)) => Ok(if_new),
+            Ok(Err(handover)) => Ok(handover
                 .run_here()
                 .map_or(IfNew::Stored, IfNew::StoredToRunHere)),
-            Ok(Err(error)) => Err(error),
-            Err(panicked) => Err(StoreError::new(format!(
-                "the durable queue's store call failed: {panicked}"
-            ))),
+            Err(error) => Err(error),
         }
     }
 

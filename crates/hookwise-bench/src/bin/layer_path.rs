@@ -14,48 +14,74 @@
 //! deliveries to the load benchmark's hand-rolled receiver
 //! ([`hookwise_bench::hand_rolled`]) instead, so that the difference of the two totals
 //! is what the layer does beyond the contract's own work.
+//!
+//! `--redis URL` sends them instead through a `WebhookEndpoint` on a `RedisStore` and
+//! a `RedisQueue` at `URL` (a fresh key namespace per run), as the load benchmark's
+//! `--store redis --queue redis` does: the library's side of a Redis delivery,
+//! counted apart from the server's. Start the server under callgrind too, to count
+//! its side:
+//!
+//! ```text
+//! valgrind --tool=callgrind --callgrind-out-file=server.out redis-server --port 6390 --save ''
+//! valgrind --tool=callgrind target/release/layer_path --requests 2000 --redis redis://127.0.0.1:6390
+//! ```
 
 #![forbid(unsafe_code)]
 
 use std::{future::poll_fn, process::ExitCode, time::Duration};
 
-use axum::{Router, body::Body, routing::post};
+use axum::{
+    Router,
+    body::Body,
+    routing::{post, post_service},
+};
 use hookwise_bench::{
     HOURSMITH_SECRET, KIB, event_id,
     hand_rolled::{self, HandRolled},
     hoursmith_body, hoursmith_headers, now_secs,
 };
 use hookwise_core::{Hoursmith, MemoryStore, Receiver};
+use hookwise_redis::{RedisQueue, RedisStore};
 use hookwise_runtime::Webhooks;
-use hookwise_tower::WebhookLayer;
+use hookwise_tower::{WebhookEndpoint, WebhookLayer};
 use http::Request;
 use tower_service::Service;
 
 const PATH: &str = "/webhooks/hoursmith";
 
 fn main() -> ExitCode {
-    let (mut requests, mut size, mut hand_rolled) = (20_000_u64, KIB, false);
+    let (mut requests, mut size, mut receiver) = (20_000_u64, KIB, Measured::Layer);
     let mut args = std::env::args().skip(1);
     while let Some(flag) = args.next() {
         if flag == "--hand-rolled" {
-            hand_rolled = true;
+            receiver = Measured::HandRolled;
             continue;
         }
-        let value = args.next().and_then(|v| v.parse::<u64>().ok());
-        match (flag.as_str(), value) {
-            ("--requests", Some(n)) => requests = n,
-            ("--size", Some(n)) => size = usize::try_from(n).unwrap_or(KIB),
+        let value = args.next();
+        let number = value.as_deref().and_then(|v| v.parse::<u64>().ok());
+        match (flag.as_str(), number, value) {
+            ("--requests", Some(n), _) => requests = n,
+            ("--size", Some(n), _) => size = usize::try_from(n).unwrap_or(KIB),
+            ("--redis", _, Some(url)) => receiver = Measured::Redis(url),
             _ => {
-                eprintln!("usage: layer_path [--requests N] [--size BYTES] [--hand-rolled]");
+                eprintln!(
+                    "usage: layer_path [--requests N] [--size BYTES] [--hand-rolled | --redis URL]"
+                );
                 return ExitCode::FAILURE;
             }
         }
     }
     let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_time()
+        .enable_all()
         .build()
         .expect("runtime");
-    let failures = runtime.block_on(run(requests, size, hand_rolled));
+    let failures = match runtime.block_on(run(requests, size, receiver)) {
+        Ok(failures) => failures,
+        Err(error) => {
+            eprintln!("layer_path: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
     println!("{requests} requests of {size} bytes, {failures} not answered 200");
     if failures == 0 {
         ExitCode::SUCCESS
@@ -64,25 +90,55 @@ fn main() -> ExitCode {
     }
 }
 
-async fn run(requests: u64, size: usize, hand_rolled: bool) -> u64 {
+/// The receiver the deliveries go to.
+enum Measured {
+    /// `WebhookLayer`, in memory.
+    Layer,
+    /// The load benchmark's hand-rolled receiver.
+    HandRolled,
+    /// A `WebhookEndpoint` on a `RedisStore` and a `RedisQueue` at this URL.
+    Redis(String),
+}
+
+/// The name the Redis runtime's handler is registered under.
+const HANDLER: &str = "hook";
+
+async fn run(
+    requests: u64,
+    size: usize,
+    receiver: Measured,
+) -> Result<u64, Box<dyn std::error::Error>> {
+    let provider = Hoursmith::new(HOURSMITH_SECRET)?;
     // As `axum::serve` does, the router gets its state (here none) once, up front.
-    // The layer, and its drain at the end, only when it is the one measured.
-    let (mut app, shutdown): (Router, _) = if hand_rolled {
-        let app = Router::new()
-            .route(PATH, post(hand_rolled::receive))
-            .with_state(HandRolled::new(HOURSMITH_SECRET.as_bytes()));
-        (app, None)
-    } else {
-        let provider = Hoursmith::new(HOURSMITH_SECRET).expect("secret");
-        let receiver = Receiver::new(provider, MemoryStore::new()).expect("receiver");
-        let webhooks = Webhooks::new(receiver);
-        let layer = WebhookLayer::new(&webhooks).expect("an in-memory runtime");
-        let shutdown = webhooks.shutdown_handle();
-        let app = Router::new()
-            .route(PATH, post(|| async {}))
-            .layer(layer)
-            .with_state(());
-        (app, Some(shutdown))
+    // A runtime, and its drain at the end, only when hookwise is the one measured.
+    let (mut app, shutdown): (Router, _) = match receiver {
+        Measured::HandRolled => {
+            let app = Router::new()
+                .route(PATH, post(hand_rolled::receive))
+                .with_state(HandRolled::new(HOURSMITH_SECRET.as_bytes()));
+            (app, None)
+        }
+        Measured::Layer => {
+            let webhooks = Webhooks::new(Receiver::new(provider, MemoryStore::new())?);
+            let app = Router::new()
+                .route(PATH, post(|| async {}))
+                .layer(WebhookLayer::new(&webhooks)?)
+                .with_state(());
+            (app, Some(webhooks.shutdown_handle()))
+        }
+        Measured::Redis(url) => {
+            // Keys of this run only: the server may hold an earlier run's.
+            let namespace = format!("layer-path-{}-{}", std::process::id(), now_secs());
+            let store = RedisStore::new(&url)?.namespace(&namespace);
+            let queue = RedisQueue::new(&url)?.namespace(&namespace);
+            let webhooks = Webhooks::builder(Receiver::new(provider, store)?)
+                .durable_queue(queue)
+                .handler(HANDLER, |_| async { Ok::<_, std::convert::Infallible>(()) })
+                .build()?;
+            let endpoint = WebhookEndpoint::new(&webhooks, HANDLER)?;
+            let app = Router::new().route(PATH, post_service(endpoint));
+            (app, Some(webhooks.shutdown_handle()))
+        }
     };
 
     let now = now_secs();
@@ -113,5 +169,5 @@ async fn run(requests: u64, size: usize, hand_rolled: bool) -> u64 {
         Some(shutdown) => shutdown.shutdown(Duration::from_secs(10)).await.unfinished,
         None => 0,
     };
-    failures + unfinished as u64
+    Ok(failures + unfinished as u64)
 }
