@@ -410,7 +410,9 @@ async fn a_panicking_dead_letter_callback_still_dead_letters_and_acks_the_entry(
     );
 }
 
-/// The fields `enqueue` stores for a delivery of Hoursmith event `id`.
+/// The fields of an entry of Hoursmith event `id` in the form one field per part,
+/// which `enqueue` wrote before it packed a delivery into one field, and readers
+/// still read: entries another process writes by hand here.
 fn entry(id: &str) -> Vec<(&'static str, Vec<u8>)> {
     let body = hoursmith(id).body;
     let received_ms = std::time::SystemTime::now()
@@ -451,7 +453,7 @@ async fn append_fields(
         .expect("XADD")
 }
 
-/// Appends a delivery of Hoursmith event `id` to [`STREAM`], as `enqueue` would.
+/// Appends a delivery of Hoursmith event `id` to [`STREAM`], one field per part.
 async fn append(connection: &mut redis::aio::MultiplexedConnection, id: &str) -> String {
     append_fields(connection, &entry(id)).await
 }
@@ -728,6 +730,12 @@ async fn an_entry_with_a_missing_or_garbled_field_is_dead_lettered_unrun() {
     append_fields(&mut connection, &missing).await;
     let garbled = entry_with("evt_garbled", "headers", b"no colon, no CR\n");
     append_fields(&mut connection, &garbled).await;
+    // The packed form, cut short after its version byte and part of the time.
+    let cut = [
+        ("key", b"hoursmith:evt_cut".to_vec()),
+        ("delivery", vec![1, 0, 0, 1]),
+    ];
+    append_fields(&mut connection, &cut).await;
     append(&mut connection, "evt_fine").await;
 
     let app = App::default();
@@ -748,6 +756,7 @@ async fn an_entry_with_a_missing_or_garbled_field_is_dead_lettered_unrun() {
     assert_eq!(
         summary,
         [
+            ("hoursmith:evt_cut", "unreadable queue entry", HANDLER, 0),
             (
                 "hoursmith:evt_garbled",
                 "unreadable queue entry",
