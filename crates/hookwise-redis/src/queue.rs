@@ -306,7 +306,7 @@ impl RedisQueue {
     /// Appends an entry of `fields` to `stream`, unless its backlog is full: then
     /// nothing is stored and the error says so.
     async fn append(&self, stream: &str, fields: &EntryFields) -> Result<(), StoreError> {
-        let mut call = ScriptCall::new(&self.scripts.append, &[stream]);
+        let mut call = ScriptCall::with_room(&self.scripts.append, &[stream], room(fields));
         call.arg(self.max_backlog);
         write_fields(&mut call, fields);
         let id: Option<String> = self.connection.run_script("XADD", &call).await?;
@@ -425,7 +425,7 @@ impl RedisQueue {
         args: &[String],
         fields: &EntryFields,
     ) -> Result<String, StoreError> {
-        let mut call = ScriptCall::new(script, &[stream, &event_key]);
+        let mut call = ScriptCall::with_room(script, &[stream, &event_key], room(fields));
         call.arg(self.max_backlog).arg(args);
         write_fields(&mut call, fields);
         self.connection.run_script("XADD", &call).await
@@ -499,6 +499,14 @@ impl RedisQueue {
             _ => Ok(false),
         }
     }
+}
+
+/// The bytes [`write_fields`] writes.
+fn room(fields: &EntryFields) -> usize {
+    fields
+        .iter()
+        .map(|(name, value)| name.len() + value.len())
+        .sum()
 }
 
 /// Writes an entry's fields as the script's last arguments: name, value, ...

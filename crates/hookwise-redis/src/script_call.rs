@@ -22,8 +22,20 @@ impl<'s> ScriptCall<'s> {
     /// A call of `script` on `keys` (its `KEYS`); the arguments (`ARGV`) follow with
     /// [`arg`](Self::arg).
     pub(crate) fn new<K: ToRedisArgs>(script: &'s Script, keys: &[K]) -> Self {
-        let mut command = redis::cmd("EVALSHA");
-        command.arg(script.get_hash()).arg(keys.len()).arg(keys);
+        Self::with_room(script, keys, 0)
+    }
+
+    /// [`new`](Self::new), with room for `bytes` of arguments besides the keys and
+    /// a few short ones: a stored delivery's bytes are written without growing the
+    /// command again and again (eight times a delivery, measured in BENCHMARKS.md
+    /// section 19).
+    pub(crate) fn with_room<K: ToRedisArgs>(script: &'s Script, keys: &[K], bytes: usize) -> Self {
+        let mut command = Cmd::with_capacity(16, 256 + bytes);
+        command
+            .arg("EVALSHA")
+            .arg(script.get_hash())
+            .arg(keys.len())
+            .arg(keys);
         Self { script, command }
     }
 
