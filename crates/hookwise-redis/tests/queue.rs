@@ -850,14 +850,10 @@ async fn invalid_queue_settings_are_refused() {
     assert!(queue.timeout(Duration::ZERO).is_err());
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_request_cut_after_redis_stored_its_delivery_runs_the_event_once() {
-    let Some(redis) = RedisServer::start("a request cut after the store") else {
-        return;
-    };
-    // Redis does the work at once; its replies reach the receiver late, so the sender
-    // can hang up after the delivery is stored and before the receiver knows it.
-    let proxy = DelayProxy::start(redis.port).await;
+/// A receiver on a `RedisStore` and a `RedisQueue` that reach Redis through `proxy`
+/// (whose replies may be held back), each call bounded by 5 s, the queue polling
+/// every 20 ms.
+fn through(proxy: &DelayProxy) -> (Receiver<Hoursmith, hookwise_redis::RedisStore>, RedisQueue) {
     let slow = Duration::from_secs(5);
     let store = hookwise_redis::RedisStore::new(&proxy.url())
         .expect("valid URL")
@@ -870,6 +866,18 @@ async fn a_request_cut_after_redis_stored_its_delivery_runs_the_event_once() {
         .expect("valid settings");
     let receiver =
         Receiver::new(Hoursmith::new(HOURSMITH_SECRET).expect("secret"), store).expect("config");
+    (receiver, queue)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_cut_after_redis_stored_its_delivery_runs_the_event_once() {
+    let Some(redis) = RedisServer::start("a request cut after the store") else {
+        return;
+    };
+    // Redis does the work at once; its replies reach the receiver late, so the sender
+    // can hang up after the delivery is stored and before the receiver knows it.
+    let proxy = DelayProxy::start(redis.port).await;
+    let (receiver, queue) = through(&proxy);
     let app = App::default();
     let (addr, shutdown) = serve_hook(
         Webhooks::builder(receiver).durable_queue(queue),
@@ -1146,21 +1154,10 @@ async fn a_request_cut_while_the_store_script_reads_its_entry_here_gives_the_ent
     // hangs up after the store script has read the new entry into this instance's
     // consumer and before the instance knows it.
     let proxy = DelayProxy::start(redis.port).await;
-    let slow = Duration::from_secs(5);
-    let store = hookwise_redis::RedisStore::new(&proxy.url())
-        .expect("valid URL")
-        .timeout(slow)
-        .expect("timeout");
     // The default claim idle time (60 s): an entry left in this consumer would wait
     // that long for a takeover. Given back, the next scan takes it.
-    let queue = RedisQueue::new(&proxy.url())
-        .expect("valid URL")
-        .consumer("a")
-        .poll_interval(Duration::from_millis(20))
-        .and_then(|q| q.timeout(slow))
-        .expect("valid settings");
-    let receiver =
-        Receiver::new(Hoursmith::new(HOURSMITH_SECRET).expect("secret"), store).expect("config");
+    let (receiver, queue) = through(&proxy);
+    let queue = queue.consumer("a");
     let app = Gated::with_permits(1_000);
     let builder = Webhooks::builder(receiver).durable_queue(queue);
     let gate = app.clone();
