@@ -87,6 +87,7 @@ mod processor;
 mod retry;
 mod shutdown;
 mod stats;
+mod to_the_end;
 mod webhooks;
 
 pub use self::{
@@ -108,5 +109,6 @@ pub use self::{
     retry::RetryPolicy,
     shutdown::{ShutdownHandle, ShutdownReport},
     stats::{Stats, StatsSnapshot},
+    to_the_end::ToTheEnd,
     webhooks::{AckMode, Received, Webhooks},
 };
