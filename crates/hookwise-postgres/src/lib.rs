@@ -75,6 +75,7 @@
 
 mod dead_letters;
 mod inbox;
+mod local;
 mod queue;
 mod schema;
 mod store;

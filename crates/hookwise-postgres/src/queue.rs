@@ -10,7 +10,7 @@ use bytes::Bytes;
 use hookwise_core::{AnyStore, ConfigError, Delivery, Provider, Receiver, StoreError, Verified};
 use hookwise_runtime::{
     AckBatcher, DEFAULT_ACK_BATCH, DeadLetterStore, DurableQueue, Enqueue, IfNew, QueueFuture,
-    ShutdownHandle, Stored, StoredHead, Unclaimed, Workers,
+    RunResult, ShutdownHandle, Stored, StoredHead, ToTheEnd, Unclaimed, Workers,
 };
 use http::request::Parts;
 use sqlx::{AssertSqlSafe, PgPool, Row, postgres::PgRow};
@@ -19,6 +19,7 @@ use tokio::{sync::Semaphore, task::JoinHandle};
 use crate::{
     DEFAULT_TIMEOUT, PgStore,
     dead_letters::{DeadStatements, PgDeadLetters},
+    local::{Handover, Workshop, Workshops},
     store::{bounded, duplicate_of, millis, place, pool_for},
 };
 
@@ -36,6 +37,14 @@ pub const DEFAULT_MAX_DELIVERIES: u32 = 5;
 /// Lower than `RedisQueue`'s (100 000): near the bound each delivery counts the
 /// backlog, and a count over 10 000 rows takes about 5 ms of the database's time.
 pub const DEFAULT_MAX_BACKLOG: u64 = 10_000;
+
+/// A new row's `deliveries` and `visible_at` when the readers are to take it: never
+/// taken, visible now.
+pub(crate) const READY: &str = "0, clock_timestamp()";
+
+/// The `deliveries` of a row inserted as taken by the instance that runs it
+/// ([`crate::local`]).
+pub(crate) const RUN_HERE: i32 = 1;
 
 /// The shortest visibility timeout: a third of it is a running entry's heartbeat.
 const MINIMUM_VISIBILITY: Duration = Duration::from_millis(30);
@@ -56,7 +65,10 @@ const COLUMNS: &str =
 ///   Through a `WebhookEndpoint` ([`Webhooks::deliver_to`](hookwise_runtime::Webhooks::deliver_to))
 ///   that statement also finds the event's key free (absent or expired) or taken,
 ///   so a delivery takes one statement and no claim is made
-///   ([`DurableQueue::enqueue_if_new`]).
+///   ([`DurableQueue::enqueue_if_new`]). When one of the handler's running slots is
+///   free in this instance, that statement stores the row as taken by it, and the
+///   delivery runs here from the copy in hand: no worker takes it, nothing is read
+///   back ([`run_where_stored`](Self::run_where_stored), on by default).
 /// - Workers in every instance take ready rows with `FOR UPDATE SKIP LOCKED` and
 ///   make them invisible for the visibility timeout (60 s by default), kept fresh by a
 ///   heartbeat while they run; a row whose worker died becomes visible again and is
@@ -96,6 +108,10 @@ pub struct PgQueue {
     pub(crate) timeout: Duration,
     /// The lowest row id seen, per provider and handler (see `QueueStatements::room`).
     lowest: Arc<Mutex<Vec<Lowest>>>,
+    run_where_stored: bool,
+    /// This instance's workers, by provider and handler, for a delivery stored here
+    /// to run here ([`crate::local`]).
+    local: Arc<Workshops>,
 }
 
 /// The lowest row id a delivery of `provider`'s `handler` read: no row of theirs has
@@ -127,6 +143,8 @@ impl PgQueue {
             max_backlog: DEFAULT_MAX_BACKLOG,
             timeout: DEFAULT_TIMEOUT,
             lowest: Arc::default(),
+            run_where_stored: true,
+            local: Arc::default(),
         }
     }
 
@@ -194,6 +212,21 @@ impl PgQueue {
         }
         self.max_backlog = rows;
         Ok(self)
+    }
+
+    /// Whether a delivery stored through an endpoint
+    /// ([`Webhooks::deliver_to`](hookwise_runtime::Webhooks::deliver_to)) runs on
+    /// the instance that stored it, when one of its handler's running slots is free
+    /// there (default `true`): its row is stored as taken by this instance, in the
+    /// same statement, and the runtime runs the delivery it holds, with nothing read
+    /// back. Rows that no slot here was free for, and deliveries in a line
+    /// ([`Enqueue::ordered`]), wait for the readers. A row run here is kept fresh,
+    /// deleted and dead-lettered as one a reader took; should this instance die
+    /// mid-run, another takes it over after the [`visibility`](Self::visibility)
+    /// timeout. `false`: every row waits for a reader.
+    pub fn run_where_stored(mut self, run_where_stored: bool) -> Self {
+        self.run_where_stored = run_where_stored;
+        self
     }
 
     /// Sets the bound on each call, pool waits included (default 2 s).
@@ -379,40 +412,87 @@ impl<P: Provider> DurableQueue<P> for PgQueue {
         let store = self.same_database(store)?;
         let sql = self.with_store(&self.sql.store_if_new, store, PgStore::store_if_new);
         Some(Box::pin(async move {
+            let provider = delivery.provider();
+            // A free slot here, for a delivery outside any line: its row is stored
+            // as taken by this instance, to run here.
+            let free = match (self.run_where_stored, line) {
+                (true, None) => self.local.free_slot(provider, handler),
+                _ => None,
+            };
+            let (deliveries, hidden) = match free {
+                Some(_) => (RUN_HERE, millis(self.visibility)),
+                None => (0, 0),
+            };
             let query = bind_row(
-                sqlx::query_as::<_, (bool, bool, Option<i64>, Option<String>)>(AssertSqlSafe(sql)),
+                sqlx::query_as::<_, IfNewAnswer>(AssertSqlSafe(sql)),
                 handler,
                 head,
                 delivery,
             )
             .bind(millis(store.retention))
             .bind(self.bound())
-            .bind(line)
-            .bind(self.lowest(delivery.provider(), handler));
-            let (room, stored, lowest, held) =
-                bounded(self.timeout, "enqueue", query.fetch_one(&self.pool)).await?;
-            self.saw_lowest(delivery.provider(), handler, lowest);
-            match (stored, held, room) {
-                (true, _, _) => Ok(IfNew::Stored),
-                (false, Some(held), _) => Ok(IfNew::Duplicate(duplicate_of(Some(&held)))),
-                (false, None, false) => {
-                    Err(self.full(delivery.provider(), &format!("handler {handler:?}")))
+            .bind(line.map(str::to_owned))
+            .bind(self.lowest(provider, handler))
+            .bind(deliveries)
+            .bind(hidden);
+            let (timeout, pool) = (self.timeout, self.pool.clone());
+            let statement =
+                async move { bounded(timeout, "enqueue", query.fetch_one(&pool)).await };
+            let answer = match free {
+                None => statement.await?,
+                Some(free) => {
+                    // Driven to its end even if the request is dropped meanwhile: a
+                    // row stored as taken for a run that will not happen is given
+                    // back (Handover).
+                    let queue = self.clone();
+                    let call = ToTheEnd::new(
+                        async move {
+                            let answer = statement.await?;
+                            Ok::<_, StoreError>(match answer.1 {
+                                Some(id) => Err(Handover::new(queue, id, free)),
+                                None => Ok(answer),
+                            })
+                        },
+                        tokio::runtime::Handle::current(),
+                    );
+                    match call.await? {
+                        Ok(answer) => answer,
+                        Err(handover) => {
+                            return Ok(handover
+                                .run_here()
+                                .map_or(IfNew::Stored, IfNew::StoredToRunHere));
+                        }
+                    }
                 }
+            };
+            let (room, stored, lowest, held) = answer;
+            self.saw_lowest(provider, handler, lowest);
+            match (stored, held, room) {
+                (Some(_), _, _) => Ok(IfNew::Stored),
+                (None, Some(held), _) => Ok(IfNew::Duplicate(duplicate_of(Some(&held)))),
+                (None, None, false) => Err(self.full(provider, &format!("handler {handler:?}"))),
                 // Free, yet not marked: a concurrent claim took it after this
                 // statement's snapshot.
-                (false, None, true) => Ok(IfNew::Duplicate(duplicate_of(None))),
+                (None, None, true) => Ok(IfNew::Duplicate(duplicate_of(None))),
             }
         }))
     }
 
     fn start(&self, workers: Workers<P>) {
         let shutdown = workers.processor.shutdown_handle().clone();
+        let workshop = Arc::new(Workshop {
+            slots: Arc::new(Semaphore::new(workers.processor.concurrency().max(1))),
+            done: self.deleter(&shutdown),
+        });
+        let provider = workers.processor.receiver().provider().name();
+        let handler = workers.handler.name().to_owned();
+        self.local.register(provider, &handler, &workshop);
         let reader = Reader {
             queue: self.clone(),
-            provider: workers.processor.receiver().provider().name(),
-            handler: workers.handler.name().to_owned(),
+            provider,
+            handler,
             workers: Arc::new(workers),
-            done: self.deleter(&shutdown),
+            workshop,
         };
         shutdown.spawn(reader.run());
     }
@@ -432,8 +512,9 @@ struct Reader<P: Provider> {
     provider: &'static str,
     handler: String,
     workers: Arc<Workers<P>>,
-    /// Deletes the rows run to success, in batches.
-    done: AckBatcher<i64>,
+    /// The running slots, shared with deliveries run where they were stored, and
+    /// what deletes the rows run to success, in batches.
+    workshop: Arc<Workshop>,
 }
 
 /// A row taken from the queue.
@@ -486,7 +567,7 @@ impl StoredRow {
 impl<P: Provider> Reader<P> {
     async fn run(self) {
         let shutdown = self.workers.processor.shutdown_handle().clone();
-        let slots = Arc::new(Semaphore::new(self.workers.processor.concurrency().max(1)));
+        let slots = &self.workshop.slots;
         let queue = &self.queue;
         while !shutdown.is_closed() {
             // Every slot busy: wait for one to free up, not for a poll interval.
@@ -533,10 +614,10 @@ impl<P: Provider> Reader<P> {
                 let Ok(slot) = slots.clone().acquire_owned().await else {
                     return;
                 };
-                let (queue, workers, done) =
-                    (queue.clone(), self.workers.clone(), self.done.clone());
+                let (queue, workers, workshop) =
+                    (queue.clone(), self.workers.clone(), self.workshop.clone());
                 shutdown.spawn(async move {
-                    queue.run_taken(&workers, &done, taken).await;
+                    queue.run_taken(&workers, &workshop.done, taken).await;
                     drop(slot);
                 });
             }
@@ -553,11 +634,7 @@ impl PgQueue {
         done: &AckBatcher<i64>,
         taken: Taken,
     ) {
-        let heartbeat = Heartbeat(tokio::spawn(keep_fresh(
-            self.clone(),
-            taken.id,
-            taken.deliveries,
-        )));
+        let heartbeat = Heartbeat::start(self, taken.id, taken.deliveries);
         let stored = taken.stored;
         let outcome = match stored.head.to_parts() {
             Some(head) => {
@@ -574,11 +651,17 @@ impl PgQueue {
             }
         };
         // Kept fresh until handed over; the delete follows within a statement or two.
-        match outcome {
-            Ok(()) => done.done(taken.id).await,
-            Err(failure) => self.bury(taken.id, failure).await,
-        }
+        self.end_run(done, taken.id, outcome).await;
         drop(heartbeat);
+    }
+
+    /// Ends the run of row `id`: handed to `done` to be deleted when it succeeded,
+    /// dead-lettered when it failed.
+    pub(crate) async fn end_run(&self, done: &AckBatcher<i64>, id: i64, outcome: RunResult) {
+        match outcome {
+            Ok(()) => done.done(id).await,
+            Err(failure) => self.bury(id, failure).await,
+        }
     }
 
     /// The task that deletes the rows run to success, in batches of at most
@@ -631,7 +714,14 @@ async fn keep_fresh(queue: PgQueue, id: i64, deliveries: i32) {
 
 /// The heartbeat of a running row, aborted when dropped: on every way out of the
 /// run, a panic included.
-struct Heartbeat(JoinHandle<()>);
+pub(crate) struct Heartbeat(JoinHandle<()>);
+
+impl Heartbeat {
+    /// Keeps row `id` of `queue` fresh while it has been taken `deliveries` times.
+    pub(crate) fn start(queue: &PgQueue, id: i64, deliveries: i32) -> Self {
+        Self(tokio::spawn(keep_fresh(queue.clone(), id, deliveries)))
+    }
+}
 
 impl Drop for Heartbeat {
     fn drop(&mut self) {
@@ -675,7 +765,8 @@ pub(crate) struct QueueStatements {
     /// stored, and the lowest id if it was read.
     pub(crate) insert: Arc<str>,
     /// The same as `INSERT … SELECT`, for a `WHERE` to follow, with `{line}` for the
-    /// line's parameter.
+    /// line's parameter and `{taken}` for the row's `deliveries` and `visible_at`
+    /// ([`READY`] for a row the readers take).
     pub(crate) insert_select: String,
     /// The `span`, `low` and `room` CTEs (`ok`: provider `$1`'s handler `$2` has
     /// fewer rows than the bound; `low`: its lowest id, when it had to be read),
@@ -687,6 +778,9 @@ pub(crate) struct QueueStatements {
     take: Arc<str>,
     /// `$1` id, `$2` deliveries, `$3` visibility in ms.
     refresh: Arc<str>,
+    /// `$1` id, `$2` deliveries: the row, taken to run here and not run, is ready
+    /// for the readers again, as never taken.
+    pub(crate) give_back: Arc<str>,
     /// `$1` the ids of rows run to success.
     delete: Arc<str>,
     /// `$1` id, `$2` error, `$3` attempts.
@@ -743,7 +837,8 @@ room AS (
         );
         // The line comes last, after the parameters of the statements around it.
         let insert_select = format!(
-            "INSERT INTO {queue} ({COLUMNS}, line) SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, {{line}}"
+            "INSERT INTO {queue} ({COLUMNS}, line, deliveries, visible_at) \
+             SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, {{line}}, {{taken}}"
         );
         Self {
             insert: format!(
@@ -753,7 +848,9 @@ SELECT (SELECT ok FROM room), EXISTS (SELECT 1 FROM inserted), (SELECT low FROM 
                 room = room
                     .replace("{bound}", "$11")
                     .replace("{low}", "$13::bigint"),
-                insert_select = insert_select.replace("{line}", "$12::text"),
+                insert_select = insert_select
+                    .replace("{line}", "$12::text")
+                    .replace("{taken}", READY),
             )
             .into(),
             insert_select,
@@ -778,6 +875,11 @@ RETURNING id, deliveries, key, method, uri, headers, body, secret, signed_at, re
             .into(),
             refresh: format!(
                 "UPDATE {queue} SET visible_at = {visible} WHERE id = $1 AND deliveries = $2"
+            )
+            .into(),
+            give_back: format!(
+                "UPDATE {queue} SET deliveries = 0, visible_at = clock_timestamp()
+WHERE id = $1 AND deliveries = $2"
             )
             .into(),
             delete: format!("DELETE FROM {queue} WHERE id = ANY($1)").into(),
@@ -811,13 +913,19 @@ SELECT EXISTS (SELECT 1 FROM letter), (SELECT ok FROM room), EXISTS (SELECT 1 FR
     }
 }
 
+/// What the store-if-new statement answers: whether there was room, the stored
+/// row's id, the lowest id if it was read, and the state of the row holding the key
+/// when it was not free.
+type IfNewAnswer = (bool, Option<i64>, Option<i64>, Option<String>);
+
 /// Binds a queue row's columns, `$1` to `$10` ([`COLUMNS`]), for `delivery`, its
-/// request `head` and the handler that runs it.
+/// request `head` and the handler that runs it; owned, so that the query can
+/// outlive the request ([`ToTheEnd`]).
 fn bind_row<'q, O, E>(
     query: sqlx::query::QueryAs<'q, sqlx::Postgres, O, sqlx::postgres::PgArguments>,
-    handler: &'q str,
+    handler: &str,
     head: &Parts,
-    delivery: &'q Delivery<E>,
+    delivery: &Delivery<E>,
 ) -> sqlx::query::QueryAs<'q, sqlx::Postgres, O, sqlx::postgres::PgArguments> {
     let head = StoredHead::of(head);
     let verified = delivery.verified();
@@ -827,8 +935,8 @@ fn bind_row<'q, O, E>(
     let secret = i32::try_from(verified.secret_index()).unwrap_or(i32::MAX);
     query
         .bind(delivery.provider())
-        .bind(handler)
-        .bind(delivery.dedupe_key().as_str())
+        .bind(handler.to_owned())
+        .bind(delivery.dedupe_key().as_str().to_owned())
         .bind(head.method)
         .bind(head.uri)
         .bind(head.headers)
@@ -846,6 +954,7 @@ impl fmt::Debug for PgQueue {
             .field("max_deliveries", &self.max_deliveries)
             .field("max_backlog", &self.max_backlog)
             .field("timeout", &self.timeout)
+            .field("run_where_stored", &self.run_where_stored)
             .finish_non_exhaustive()
     }
 }

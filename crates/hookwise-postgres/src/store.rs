@@ -217,17 +217,21 @@ SELECT (SELECT ok FROM room), EXISTS (SELECT 1 FROM inserted), (SELECT low FROM 
             room = room
                 .replace("{bound}", "$13")
                 .replace("{low}", "$15::bigint"),
-            insert_select = insert_select.replace("{line}", "$14::text"),
+            insert_select = insert_select
+                .replace("{line}", "$14::text")
+                .replace("{taken}", crate::queue::READY),
         )
         .into()
     }
 
-    /// `insert_select` (an `INSERT … SELECT $1..$10` of a queue row, its line `$13`)
-    /// run only when, in the same statement, the `room` CTE (its bound `$12`, the
-    /// lowest id seen `$14`) is `ok` and the key `$3` is free (absent or expired) and
-    /// is marked done for `$11` ms: both or neither.
-    /// Answers whether there was room, whether the row was stored, the lowest id if
-    /// it was read, and the state of the row holding the key when it was not free.
+    /// `insert_select` (an `INSERT … SELECT $1..$10` of a queue row, its line `$13`,
+    /// taken `$15` times and invisible for `$16` ms: 1 and the visibility timeout
+    /// for a row this instance runs, 0 and 0 for the readers) run only when, in the
+    /// same statement, the `room` CTE (its bound `$12`, the lowest id seen `$14`) is
+    /// `ok` and the key `$3` is free (absent or expired) and is marked done for `$11`
+    /// ms: both or neither.
+    /// Answers whether there was room, the stored row's id, the lowest id if it was
+    /// read, and the state of the row holding the key when it was not free.
     pub(crate) fn store_if_new(&self, room: &str, insert_select: &str) -> Arc<str> {
         let table = format!(r#""{}".dedupe"#, self.sql.schema);
         format!(
@@ -241,14 +245,17 @@ marked AS (
         WHERE d.expires_at <= clock_timestamp()
     RETURNING 1
 ),
-inserted AS ({insert_select} WHERE EXISTS (SELECT 1 FROM marked) RETURNING 1)
-SELECT (SELECT ok FROM room), EXISTS (SELECT 1 FROM inserted), (SELECT low FROM low),
+inserted AS ({insert_select} WHERE EXISTS (SELECT 1 FROM marked) RETURNING id)
+SELECT (SELECT ok FROM room), (SELECT id FROM inserted), (SELECT low FROM low),
     (SELECT state FROM {table}
      WHERE key = $3 AND expires_at > clock_timestamp() AND NOT EXISTS (SELECT 1 FROM marked))",
             room = room
                 .replace("{bound}", "$12")
                 .replace("{low}", "$14::bigint"),
-            insert_select = insert_select.replace("{line}", "$13::text"),
+            insert_select = insert_select.replace("{line}", "$13::text").replace(
+                "{taken}",
+                "$15::integer, clock_timestamp() + ($16::float8 * interval '1 millisecond')",
+            ),
         )
         .into()
     }
