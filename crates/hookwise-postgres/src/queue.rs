@@ -7,19 +7,22 @@ use std::{
 };
 
 use bytes::Bytes;
-use hookwise_core::{AnyStore, ConfigError, Delivery, Provider, Receiver, StoreError, Verified};
+use hookwise_core::{AnyStore, ConfigError, Provider, Receiver, StoreError, Verified};
 use hookwise_runtime::{
     AckBatcher, DEFAULT_ACK_BATCH, DeadLetterStore, DurableQueue, Enqueue, IfNew, QueueFuture,
-    RunResult, ShutdownHandle, Stored, StoredHead, ToTheEnd, Unclaimed, Workers,
+    RunResult, ShutdownHandle, Stored, StoredHead, Unclaimed, Workers,
 };
-use http::request::Parts;
 use sqlx::{AssertSqlSafe, PgPool, Row, postgres::PgRow};
-use tokio::{sync::Semaphore, task::JoinHandle};
+use tokio::{
+    sync::{Semaphore, oneshot},
+    task::JoinHandle,
+};
 
 use crate::{
     DEFAULT_TIMEOUT, PgStore,
+    batch::{Pending, QueueRow, Writers, Written},
     dead_letters::{DeadStatements, PgDeadLetters},
-    local::{Handover, Workshop, Workshops},
+    local::{Workshop, Workshops},
     store::{bounded, duplicate_of, millis, place, pool_for},
 };
 
@@ -50,7 +53,7 @@ pub(crate) const RUN_HERE: i32 = 1;
 const MINIMUM_VISIBILITY: Duration = Duration::from_millis(30);
 
 /// The columns a stored delivery has, in the `queue` and `dead` tables alike.
-const COLUMNS: &str =
+pub(crate) const COLUMNS: &str =
     "provider, handler, key, method, uri, headers, body, secret, signed_at, received_ms";
 
 /// A [`DurableQueue`] on Postgres, for a runtime's ack-fast mode, so that a service
@@ -65,8 +68,11 @@ const COLUMNS: &str =
 ///   Through a `WebhookEndpoint` ([`Webhooks::deliver_to`](hookwise_runtime::Webhooks::deliver_to))
 ///   that statement also finds the event's key free (absent or expired) or taken,
 ///   so a delivery takes one statement and no claim is made
-///   ([`DurableQueue::enqueue_if_new`]). When one of the handler's running slots is
-///   free in this instance, that statement stores the row as taken by it, and the
+///   ([`DurableQueue::enqueue_if_new`]). Deliveries of a handler that arrive while
+///   its statements run share the next one (up to 16 rows, two statements at
+///   once; each row stored or not on its own): Postgres's cost is mostly the
+///   statement's, not the row's. When one of the handler's running slots is free
+///   in this instance, the statement stores the row as taken by it, and the
 ///   delivery runs here from the copy in hand: no worker takes it, nothing is read
 ///   back ([`run_where_stored`](Self::run_where_stored), on by default).
 /// - Workers in every instance take ready rows with `FOR UPDATE SKIP LOCKED` and
@@ -112,6 +118,9 @@ pub struct PgQueue {
     /// This instance's workers, by provider and handler, for a delivery stored here
     /// to run here ([`crate::local`]).
     local: Arc<Workshops>,
+    /// The writers of deliveries stored through endpoints, in batches
+    /// ([`crate::batch`]).
+    pub(crate) writers: Arc<Writers>,
 }
 
 /// The lowest row id a delivery of `provider`'s `handler` read: no row of theirs has
@@ -145,6 +154,7 @@ impl PgQueue {
             lowest: Arc::default(),
             run_where_stored: true,
             local: Arc::default(),
+            writers: Arc::default(),
         }
     }
 
@@ -271,17 +281,17 @@ impl PgQueue {
         Ok(moved)
     }
 
-    /// A statement on the queue and `store`'s table, `make` of the room CTE and the
-    /// row's insert, kept in `made`: made once, not on every delivery (a store in
+    /// A statement on the queue and `store`'s table, `make` of the queue's
+    /// statements, kept in `made`: made once, not on every delivery (a store in
     /// another schema than the first one seen, which no setup needs, gets its own
     /// made each time).
     fn with_store(
         &self,
         made: &OnceLock<(String, Arc<str>)>,
         store: &PgStore,
-        make: fn(&PgStore, &str, &str) -> Arc<str>,
+        make: fn(&PgStore, &QueueStatements) -> Arc<str>,
     ) -> Arc<str> {
-        let make = || make(store, &self.sql.room, &self.sql.insert_select);
+        let make = || make(store, &self.sql);
         let (schema, sql) = made.get_or_init(|| (store.schema_name().to_owned(), make()));
         match schema == store.schema_name() {
             true => sql.clone(),
@@ -297,7 +307,7 @@ impl PgQueue {
     }
 
     /// The lowest row id seen for `provider`'s `handler`, if any.
-    fn lowest(&self, provider: &str, handler: &str) -> Option<i64> {
+    pub(crate) fn lowest(&self, provider: &str, handler: &str) -> Option<i64> {
         let lowest = self.lowest.lock().unwrap_or_else(PoisonError::into_inner);
         lowest
             .iter()
@@ -308,7 +318,7 @@ impl PgQueue {
     /// Keeps `id`, the lowest row id a delivery of `provider`'s `handler` just read
     /// (`None`: it read none). One entry per handler the runtime enqueues for: its
     /// registered names.
-    fn saw_lowest(&self, provider: &str, handler: &str, id: Option<i64>) {
+    pub(crate) fn saw_lowest(&self, provider: &str, handler: &str, id: Option<i64>) {
         let Some(id) = id else {
             return;
         };
@@ -326,8 +336,13 @@ impl PgQueue {
         }
     }
 
+    /// The visibility timeout in ms, as a statement's parameter.
+    pub(crate) fn visibility_ms(&self) -> i64 {
+        millis(self.visibility)
+    }
+
     /// [`max_backlog`](Self::max_backlog) as a statement's parameter.
-    fn bound(&self) -> i64 {
+    pub(crate) fn bound(&self) -> i64 {
         i64::try_from(self.max_backlog).unwrap_or(i64::MAX)
     }
 
@@ -358,16 +373,18 @@ impl<P: Provider> DurableQueue<P> for PgQueue {
             let same = self.same_database(store);
             let (sql, committing) = match same {
                 Some(store) => (
-                    self.with_store(&self.sql.store_and_commit, store, PgStore::store_and_commit),
+                    self.with_store(&self.sql.store_and_commit, store, |store, sql| {
+                        store.store_and_commit(&sql.room, &sql.insert_select)
+                    }),
                     true,
                 ),
                 None => (self.sql.insert.clone(), false),
             };
             let mut query = bind_row(
                 sqlx::query_as::<_, (bool, bool, Option<i64>)>(AssertSqlSafe(sql)),
+                delivery.provider(),
                 handler,
-                head,
-                delivery,
+                QueueRow::of(head, delivery, None),
             );
             if let Some(store) = same {
                 query = query
@@ -410,7 +427,9 @@ impl<P: Provider> DurableQueue<P> for PgQueue {
             ..
         } = entry;
         let store = self.same_database(store)?;
-        let sql = self.with_store(&self.sql.store_if_new, store, PgStore::store_if_new);
+        let sql = self.with_store(&self.sql.store_if_new, store, |store, sql| {
+            store.store_if_new(&sql.room, &sql.table)
+        });
         Some(Box::pin(async move {
             let provider = delivery.provider();
             // A free slot here, for a delivery outside any line: its row is stored
@@ -419,61 +438,47 @@ impl<P: Provider> DurableQueue<P> for PgQueue {
                 (true, None) => self.local.free_slot(provider, handler),
                 _ => None,
             };
-            let (deliveries, hidden) = match free {
-                Some(_) => (RUN_HERE, millis(self.visibility)),
-                None => (0, 0),
+            let (answer, answered) = oneshot::channel();
+            let pending = Pending {
+                row: QueueRow::of(head, delivery, line),
+                sql,
+                retention_ms: millis(store.retention),
+                free,
+                answer,
             };
-            let query = bind_row(
-                sqlx::query_as::<_, IfNewAnswer>(AssertSqlSafe(sql)),
-                handler,
-                head,
-                delivery,
-            )
-            .bind(millis(store.retention))
-            .bind(self.bound())
-            .bind(line.map(str::to_owned))
-            .bind(self.lowest(provider, handler))
-            .bind(deliveries)
-            .bind(hidden);
-            let (timeout, pool) = (self.timeout, self.pool.clone());
-            let statement =
-                async move { bounded(timeout, "enqueue", query.fetch_one(&pool)).await };
-            let answer = match free {
-                None => statement.await?,
-                Some(free) => {
-                    // Driven to its end even if the request is dropped meanwhile: a
-                    // row stored as taken for a run that will not happen is given
-                    // back (Handover).
-                    let queue = self.clone();
-                    let call = ToTheEnd::new(
-                        async move {
-                            let answer = statement.await?;
-                            Ok::<_, StoreError>(match answer.1 {
-                                Some(id) => Err(Handover::new(queue, id, free)),
-                                None => Ok(answer),
-                            })
-                        },
-                        tokio::runtime::Handle::current(),
-                    );
-                    match call.await? {
-                        Ok(answer) => answer,
-                        Err(handover) => {
-                            return Ok(handover
-                                .run_here()
-                                .map_or(IfNew::Stored, IfNew::StoredToRunHere));
-                        }
-                    }
+            let writer = self.writers.of(self, provider, handler);
+            // Bounded as a call is: a wait for room among the waiting deliveries,
+            // and for the batch's statement. Should it run out, the delivery may
+            // still be stored: the sender's retry finds it a duplicate.
+            let written = tokio::time::timeout(self.timeout, async move {
+                if writer.send(pending).await.is_err() {
+                    return Err(StoreError::new("the durable queue's writer has stopped"));
                 }
-            };
-            let (room, stored, lowest, held) = answer;
-            self.saw_lowest(provider, handler, lowest);
-            match (stored, held, room) {
-                (Some(_), _, _) => Ok(IfNew::Stored),
-                (None, Some(held), _) => Ok(IfNew::Duplicate(duplicate_of(Some(&held)))),
-                (None, None, false) => Err(self.full(provider, &format!("handler {handler:?}"))),
+                answered.await.unwrap_or_else(|_| {
+                    Err(StoreError::new("the durable queue's writer has stopped"))
+                })
+            })
+            .await
+            .unwrap_or_else(|_| {
+                Err(StoreError::new(format!(
+                    "Postgres enqueue timed out after {:?}",
+                    self.timeout
+                )))
+            })?;
+            match written {
+                Written::Stored(None) => Ok(IfNew::Stored),
+                Written::Stored(Some(handover)) => Ok(handover
+                    .run_here()
+                    .map_or(IfNew::Stored, IfNew::StoredToRunHere)),
+                Written::NotStored {
+                    held: Some(held), ..
+                } => Ok(IfNew::Duplicate(duplicate_of(Some(&held)))),
+                Written::NotStored { room: false, .. } => {
+                    Err(self.full(provider, &format!("handler {handler:?}")))
+                }
                 // Free, yet not marked: a concurrent claim took it after this
                 // statement's snapshot.
-                (None, None, true) => Ok(IfNew::Duplicate(duplicate_of(None))),
+                Written::NotStored { .. } => Ok(IfNew::Duplicate(duplicate_of(None))),
             }
         }))
     }
@@ -760,6 +765,8 @@ impl StoredDeadLetter {
 /// The queue's statements for one schema, built once.
 #[derive(Debug)]
 pub(crate) struct QueueStatements {
+    /// The queue's table, quoted, with its schema.
+    pub(crate) table: String,
     /// `$1`..`$10` the columns of [`COLUMNS`], `$11` the backlog's bound, `$12` the
     /// line, `$13` the lowest id seen: whether there was room, whether the row was
     /// stored, and the lowest id if it was read.
@@ -855,6 +862,7 @@ SELECT (SELECT ok FROM room), EXISTS (SELECT 1 FROM inserted), (SELECT low FROM 
             .into(),
             insert_select,
             room,
+            table: queue.clone(),
             store_and_commit: OnceLock::new(),
             store_if_new: OnceLock::new(),
             dead: DeadStatements::new(&dead),
@@ -913,37 +921,25 @@ SELECT EXISTS (SELECT 1 FROM letter), (SELECT ok FROM room), EXISTS (SELECT 1 FR
     }
 }
 
-/// What the store-if-new statement answers: whether there was room, the stored
-/// row's id, the lowest id if it was read, and the state of the row holding the key
-/// when it was not free.
-type IfNewAnswer = (bool, Option<i64>, Option<i64>, Option<String>);
-
-/// Binds a queue row's columns, `$1` to `$10` ([`COLUMNS`]), for `delivery`, its
-/// request `head` and the handler that runs it; owned, so that the query can
-/// outlive the request ([`ToTheEnd`]).
-fn bind_row<'q, O, E>(
+/// Binds a queue row's columns, `$1` to `$10` ([`COLUMNS`]): `provider`'s, for
+/// `handler`, of `row`.
+fn bind_row<'q, O>(
     query: sqlx::query::QueryAs<'q, sqlx::Postgres, O, sqlx::postgres::PgArguments>,
+    provider: &'static str,
     handler: &str,
-    head: &Parts,
-    delivery: &Delivery<E>,
+    row: QueueRow,
 ) -> sqlx::query::QueryAs<'q, sqlx::Postgres, O, sqlx::postgres::PgArguments> {
-    let head = StoredHead::of(head);
-    let verified = delivery.verified();
-    let signed_at = verified
-        .signed_timestamp()
-        .and_then(|t| i64::try_from(t).ok());
-    let secret = i32::try_from(verified.secret_index()).unwrap_or(i32::MAX);
     query
-        .bind(delivery.provider())
+        .bind(provider)
         .bind(handler.to_owned())
-        .bind(delivery.dedupe_key().as_str().to_owned())
-        .bind(head.method)
-        .bind(head.uri)
-        .bind(head.headers)
-        .bind(delivery.raw_body().to_vec())
-        .bind(secret)
-        .bind(signed_at)
-        .bind(millis(delivery.received_at()))
+        .bind(row.key)
+        .bind(row.method)
+        .bind(row.uri)
+        .bind(row.headers)
+        .bind(row.body)
+        .bind(row.secret)
+        .bind(row.signed_at)
+        .bind(row.received_ms)
 }
 
 impl fmt::Debug for PgQueue {

@@ -224,38 +224,53 @@ SELECT (SELECT ok FROM room), EXISTS (SELECT 1 FROM inserted), (SELECT low FROM 
         .into()
     }
 
-    /// `insert_select` (an `INSERT … SELECT $1..$10` of a queue row, its line `$13`,
-    /// taken `$15` times and invisible for `$16` ms: 1 and the visibility timeout
-    /// for a row this instance runs, 0 and 0 for the readers) run only when, in the
-    /// same statement, the `room` CTE (its bound `$12`, the lowest id seen `$14`) is
-    /// `ok` and the key `$3` is free (absent or expired) and is marked done for `$11`
-    /// ms: both or neither.
-    /// Answers whether there was room, the stored row's id, the lowest id if it was
-    /// read, and the state of the row holding the key when it was not free.
-    pub(crate) fn store_if_new(&self, room: &str, insert_select: &str) -> Arc<str> {
+    /// A batch of queue rows of provider `$1`'s handler `$2` (`$3` to `$10` the
+    /// arrays of their other [`COLUMNS`](crate::queue::COLUMNS), one element per row,
+    /// `$13` their lines, `$15` how many times each is taken, `$16` for how many ms
+    /// each is invisible: 1 and the visibility timeout for a row this instance runs,
+    /// 0 and 0 for the readers), each inserted into `queue` only when, in the same
+    /// statement, the `room` CTE (its bound `$12`, the lowest id seen `$14`) is `ok`
+    /// and the row's key is free (absent or expired) and is marked done for `$11`
+    /// ms: both or neither, row by row. No two rows may share a key.
+    /// Answers one row per input row, in their order: its position (from 1),
+    /// whether there was room, the stored row's id, the lowest id if it was read,
+    /// and the state of the row holding the key when it was not free.
+    pub(crate) fn store_if_new(&self, room: &str, queue: &str) -> Arc<str> {
         let table = format!(r#""{}".dedupe"#, self.sql.schema);
+        let columns = crate::queue::COLUMNS;
         format!(
-            "WITH {room},
+            "WITH input AS (
+    SELECT * FROM unnest($3::text[], $4::text[], $5::text[], $6::bytea[], $7::bytea[],
+        $8::integer[], $9::bigint[], $10::bigint[], $13::text[], $15::integer[], $16::float8[])
+        WITH ORDINALITY AS i(key, method, uri, headers, body, secret, signed_at, received_ms,
+            line, deliveries, hidden, n)
+),
+{room},
 marked AS (
     INSERT INTO {table} AS d (key, state, token, expires_at)
-    SELECT $3, 'done', 0, clock_timestamp() + ($11::float8 * interval '1 millisecond')
-    WHERE (SELECT ok FROM room)
+    SELECT key, 'done', 0, clock_timestamp() + ($11::float8 * interval '1 millisecond')
+    FROM input WHERE (SELECT ok FROM room)
     ON CONFLICT (key) DO UPDATE
         SET state = 'done', token = 0, expires_at = EXCLUDED.expires_at
         WHERE d.expires_at <= clock_timestamp()
-    RETURNING 1
+    RETURNING key
 ),
-inserted AS ({insert_select} WHERE EXISTS (SELECT 1 FROM marked) RETURNING id)
-SELECT (SELECT ok FROM room), (SELECT id FROM inserted), (SELECT low FROM low),
+inserted AS (
+    INSERT INTO {queue} ({columns}, line, deliveries, visible_at)
+    SELECT $1, $2, i.key, i.method, i.uri, i.headers, i.body, i.secret, i.signed_at,
+        i.received_ms, i.line, i.deliveries,
+        clock_timestamp() + (i.hidden * interval '1 millisecond')
+    FROM input i JOIN marked USING (key) ORDER BY i.n
+    RETURNING id, key
+)
+SELECT i.n, (SELECT ok FROM room), inserted.id, (SELECT low FROM low),
     (SELECT state FROM {table}
-     WHERE key = $3 AND expires_at > clock_timestamp() AND NOT EXISTS (SELECT 1 FROM marked))",
+     WHERE key = i.key AND expires_at > clock_timestamp()
+        AND NOT EXISTS (SELECT 1 FROM marked WHERE marked.key = i.key))
+FROM input i LEFT JOIN inserted USING (key) ORDER BY i.n",
             room = room
                 .replace("{bound}", "$12")
                 .replace("{low}", "$14::bigint"),
-            insert_select = insert_select.replace("{line}", "$13::text").replace(
-                "{taken}",
-                "$15::integer, clock_timestamp() + ($16::float8 * interval '1 millisecond')",
-            ),
         )
         .into()
     }

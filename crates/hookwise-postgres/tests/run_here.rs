@@ -188,7 +188,7 @@ async fn a_request_cut_while_its_row_is_stored_as_taken_here_gives_the_row_back(
     send_and_hang_up(addr, "/hook", &hoursmith("evt_cut"), || {
         server.psql(
             "SELECT count(*) FROM pg_stat_activity \
-             WHERE wait_event_type = 'Lock' AND query LIKE '%marked%'",
+             WHERE wait_event_type = 'Lock' AND query LIKE 'WITH input AS%'",
         ) == "1"
     })
     .await;
@@ -210,5 +210,41 @@ async fn a_request_cut_while_its_row_is_stored_as_taken_here_gives_the_row_back(
     assert_eq!(runs, 1, "the event ran {runs} times");
     let again = send(&client, addr, "/hook", &hoursmith("evt_cut")).await;
     assert_eq!(again.body, r#"{"status":"duplicate"}"#, "{again:?}");
+    webhooks.shutdown(Duration::from_secs(5)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redeliveries_arriving_together_are_stored_once_and_answered_as_duplicates() {
+    const EVENTS: usize = 40;
+    const COPIES: usize = 4;
+    let Some(server) = PgServer::start("pg batches of redeliveries") else {
+        return;
+    };
+    let app = Gated::with_permits(100_000);
+    let queue = queue_at(&server.url(), Duration::from_millis(20));
+    let (addr, webhooks) = endpoint_instance(&server.url(), queue, &app, 4).await;
+    // Each event's copies are sent one after the other over 16 connections: they
+    // arrive together and wait for the same batch. Not retried: a batch that
+    // failed on them would show as a 503. A copy in the statement running beside
+    // the one that stores its event may find the key taken and not yet visible:
+    // `409`, and the sender comes back.
+    let sent = blast(addr, "/hook", EVENTS * COPIES, 16, false, |i| {
+        hoursmith(&format!("evt_{}", i / COPIES))
+    })
+    .await;
+    assert_eq!(
+        sent.count(200) + sent.count(409),
+        EVENTS * COPIES,
+        "{:?}",
+        sent.statuses
+    );
+    assert!(sent.count(200) >= EVENTS, "{:?}", sent.statuses);
+    assert_eq!(
+        app.recorder.wait_for(EVENTS, Duration::from_secs(10)).await,
+        EVENTS
+    );
+    assert!(emptied(&server, Duration::from_secs(10)).await);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(app.recorder.runs(), EVENTS, "each event ran once");
     webhooks.shutdown(Duration::from_secs(5)).await;
 }
