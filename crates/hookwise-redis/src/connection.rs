@@ -1,9 +1,14 @@
 //! [`Connection`]: the Redis connection the store and the queue share the handling of.
 
-use std::{future::Future, sync::Arc, time::Duration};
+use std::{
+    future::Future,
+    pin::Pin,
+    sync::Arc,
+    task::{Context, Poll, ready},
+    time::Duration,
+};
 
 use hookwise_core::{ConfigError, StoreError};
-use hookwise_runtime::ToTheEnd;
 use redis::{
     Client, Cmd, FromRedisValue, Pipeline, RedisFuture, RedisResult, Value,
     aio::{ConnectionLike, ConnectionManager},
@@ -127,7 +132,10 @@ impl Connection {
     where
         F: Future + Send + 'static,
     {
-        ToTheEnd::new(call, self.runtime.clone())
+        ToTheEnd {
+            call: Some(Box::pin(call)),
+            connection: self.clone(),
+        }
     }
 
     /// Runs one call within the timeout; a failure or timeout is a [`StoreError`].
@@ -189,6 +197,38 @@ impl LazyCluster {
             .get_or_try_init(|| self.client.get_async_connection())
             .await
             .cloned()
+    }
+}
+
+/// A call driven to its end even if its caller stops waiting:
+/// [`Connection::to_the_end`].
+pub(crate) struct ToTheEnd<F: Future + Send + 'static> {
+    /// `None` once it has answered.
+    call: Option<Pin<Box<F>>>,
+    connection: Connection,
+}
+
+impl<F: Future + Send + 'static> Future for ToTheEnd<F> {
+    type Output = F::Output;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
+        // Polled again after its answer: nothing more will come.
+        let Some(call) = self.call.as_mut() else {
+            return Poll::Pending;
+        };
+        let output = ready!(call.as_mut().poll(cx));
+        self.call = None;
+        Poll::Ready(output)
+    }
+}
+
+impl<F: Future + Send + 'static> Drop for ToTheEnd<F> {
+    fn drop(&mut self) {
+        if let Some(call) = self.call.take() {
+            self.connection.spawn(async move {
+                drop(call.await);
+            });
+        }
     }
 }
 

@@ -87,7 +87,6 @@ mod processor;
 mod retry;
 mod shutdown;
 mod stats;
-mod to_the_end;
 mod webhooks;
 
 pub use self::{
@@ -109,6 +108,5 @@ pub use self::{
     retry::RetryPolicy,
     shutdown::{ShutdownHandle, ShutdownReport},
     stats::{Stats, StatsSnapshot},
-    to_the_end::ToTheEnd,
     webhooks::{AckMode, Received, Webhooks},
 };
