@@ -319,3 +319,51 @@ impl Columns {
         self.hidden_ms.push(hidden);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn waiting(key: &str, sql: &Arc<str>) -> Pending {
+        let (answer, _) = oneshot::channel();
+        Pending {
+            row: QueueRow {
+                key: key.to_owned(),
+                method: "POST".to_owned(),
+                uri: "/hook".to_owned(),
+                headers: Vec::new(),
+                body: Vec::new(),
+                secret: 0,
+                signed_at: None,
+                received_ms: 0,
+                line: None,
+            },
+            sql: sql.clone(),
+            retention_ms: 1_000,
+            free: None,
+            answer,
+        }
+    }
+
+    fn keys(pendings: &[Pending]) -> Vec<&str> {
+        pendings.iter().map(|p| p.row.key.as_str()).collect()
+    }
+
+    #[test]
+    fn a_statement_never_holds_two_rows_of_one_key_nor_two_stores_statements() {
+        let (mine, other): (Arc<str>, Arc<str>) = (Arc::from("mine"), Arc::from("other"));
+        let arrived = vec![
+            waiting("k1", &mine),
+            waiting("k2", &mine),
+            waiting("k1", &mine),
+            waiting("k3", &other),
+            waiting("k4", &mine),
+        ];
+        let (batch, rest) = one_statement(arrived);
+        assert_eq!(keys(&batch), ["k1", "k2", "k4"]);
+        // Held over, in their order, for the next statement.
+        assert_eq!(keys(&rest), ["k1", "k3"]);
+        let (batch, rest) = one_statement(rest);
+        assert_eq!((keys(&batch), keys(&rest)), (vec!["k1"], vec!["k3"]));
+    }
+}

@@ -41,10 +41,6 @@ pub const DEFAULT_MAX_DELIVERIES: u32 = 5;
 /// backlog, and a count over 10 000 rows takes about 5 ms of the database's time.
 pub const DEFAULT_MAX_BACKLOG: u64 = 10_000;
 
-/// A new row's `deliveries` and `visible_at` when the readers are to take it: never
-/// taken, visible now.
-pub(crate) const READY: &str = "0, clock_timestamp()";
-
 /// The `deliveries` of a row inserted as taken by the instance that runs it
 /// ([`crate::local`]).
 pub(crate) const RUN_HERE: i32 = 1;
@@ -94,8 +90,9 @@ pub(crate) const COLUMNS: &str =
 ///   `queue_full` with `Retry-After` and releases the claim (through an endpoint,
 ///   none was made). The count and the
 ///   insert are one statement; deliveries racing for the last places can overshoot
-///   the bound by at most their number (one per pooled connection). Nothing stored is
-///   ever deleted to make room.
+///   the bound by at most their number (one per pooled connection, and through an
+///   endpoint a batch's rows, which share one count: at most 16 per statement).
+///   Nothing stored is ever deleted to make room.
 /// - Every call is bounded by a timeout (2 s by default), pool waits included: a
 ///   database that is down is a `503` for the sender, and workers try again.
 /// - The tables are created by [`PgStore::migrate`] (or
@@ -772,8 +769,7 @@ pub(crate) struct QueueStatements {
     /// stored, and the lowest id if it was read.
     pub(crate) insert: Arc<str>,
     /// The same as `INSERT … SELECT`, for a `WHERE` to follow, with `{line}` for the
-    /// line's parameter and `{taken}` for the row's `deliveries` and `visible_at`
-    /// ([`READY`] for a row the readers take).
+    /// line's parameter.
     pub(crate) insert_select: String,
     /// The `span`, `low` and `room` CTEs (`ok`: provider `$1`'s handler `$2` has
     /// fewer rows than the bound; `low`: its lowest id, when it had to be read),
@@ -844,8 +840,7 @@ room AS (
         );
         // The line comes last, after the parameters of the statements around it.
         let insert_select = format!(
-            "INSERT INTO {queue} ({COLUMNS}, line, deliveries, visible_at) \
-             SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, {{line}}, {{taken}}"
+            "INSERT INTO {queue} ({COLUMNS}, line) SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, {{line}}"
         );
         Self {
             insert: format!(
@@ -855,9 +850,7 @@ SELECT (SELECT ok FROM room), EXISTS (SELECT 1 FROM inserted), (SELECT low FROM 
                 room = room
                     .replace("{bound}", "$11")
                     .replace("{low}", "$13::bigint"),
-                insert_select = insert_select
-                    .replace("{line}", "$12::text")
-                    .replace("{taken}", READY),
+                insert_select = insert_select.replace("{line}", "$12::text"),
             )
             .into(),
             insert_select,

@@ -217,9 +217,7 @@ SELECT (SELECT ok FROM room), EXISTS (SELECT 1 FROM inserted), (SELECT low FROM 
             room = room
                 .replace("{bound}", "$13")
                 .replace("{low}", "$15::bigint"),
-            insert_select = insert_select
-                .replace("{line}", "$14::text")
-                .replace("{taken}", crate::queue::READY),
+            insert_select = insert_select.replace("{line}", "$14::text"),
         )
         .into()
     }
