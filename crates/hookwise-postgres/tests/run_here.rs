@@ -3,7 +3,7 @@
 //! and it is deleted after; with no slot free, or with the option off, it waits for
 //! the readers; a request cut while its statement runs gives the row back at once.
 
-use std::{net::SocketAddr, sync::Arc, time::Duration};
+use std::{net::SocketAddr, time::Duration};
 
 use axum::{Router, routing::post_service};
 use hookwise_core::{Delivery, Hoursmith, Receiver, hoursmith};
@@ -11,32 +11,11 @@ use hookwise_postgres::{PgQueue, PgStore, sqlx};
 use hookwise_runtime::Webhooks;
 use hookwise_test_support::*;
 use hookwise_tower::WebhookEndpoint;
-use tokio::sync::Semaphore;
 
 const HANDLER: &str = "hook";
 
-/// An app whose handler waits for a permit of `gate` before it records the event.
-#[derive(Clone)]
-struct Gated {
-    recorder: Recorder,
-    gate: Arc<Semaphore>,
-}
-
-impl Gated {
-    fn with_permits(permits: usize) -> Self {
-        Self {
-            recorder: Recorder::default(),
-            gate: Arc::new(Semaphore::new(permits)),
-        }
-    }
-}
-
 async fn gated(app: Gated, delivery: Delivery<hoursmith::Event>) -> Result<(), &'static str> {
-    let Ok(_permit) = app.gate.acquire().await else {
-        return Err("the gate is closed");
-    };
-    app.recorder.record(delivery.event().id());
-    Ok(())
+    app.run(delivery.event().id()).await
 }
 
 /// A queue at `url` whose readers look at the table every `poll`, with the default
@@ -201,13 +180,12 @@ async fn a_request_cut_while_its_row_is_stored_as_taken_here_gives_the_row_back(
         app.recorder.ids()
     );
     assert!(emptied(&server, Duration::from_secs(10)).await);
-    let runs = app
-        .recorder
-        .ids()
-        .iter()
-        .filter(|id| *id == "evt_cut")
-        .count();
-    assert_eq!(runs, 1, "the event ran {runs} times");
+    assert_eq!(
+        app.recorder.runs_of("evt_cut"),
+        1,
+        "{:?}",
+        app.recorder.ids()
+    );
     let again = send(&client, addr, "/hook", &hoursmith("evt_cut")).await;
     assert_eq!(again.body, r#"{"status":"duplicate"}"#, "{again:?}");
     webhooks.shutdown(Duration::from_secs(5)).await;

@@ -34,10 +34,45 @@ impl Recorder {
         self.ids.lock().map(|ids| ids.clone()).unwrap_or_default()
     }
 
+    /// How many runs saw event `id`.
+    pub fn runs_of(&self, id: &str) -> usize {
+        self.ids().iter().filter(|seen| *seen == id).count()
+    }
+
     /// Waits until `n` runs were recorded, or `limit` passes.
     pub async fn wait_for(&self, n: usize, limit: Duration) -> usize {
         eventually(limit, || self.runs() >= n).await;
         self.runs()
+    }
+}
+
+/// An app whose handler waits for a permit of `gate` before it records the event:
+/// the tests hold runs at the gate, and open it with `gate.add_permits`.
+#[derive(Debug, Clone)]
+pub struct Gated {
+    /// The runs that passed the gate.
+    pub recorder: Recorder,
+    /// The gate.
+    pub gate: Arc<tokio::sync::Semaphore>,
+}
+
+impl Gated {
+    /// An app whose gate starts with `permits` open.
+    pub fn with_permits(permits: usize) -> Self {
+        Self {
+            recorder: Recorder::default(),
+            gate: Arc::new(tokio::sync::Semaphore::new(permits)),
+        }
+    }
+
+    /// The handler's run for event `id`: through the gate, then recorded; an error
+    /// if the gate was closed.
+    pub async fn run(&self, id: &str) -> Result<(), &'static str> {
+        let Ok(_permit) = self.gate.acquire().await else {
+            return Err("the gate is closed");
+        };
+        self.recorder.record(id);
+        Ok(())
     }
 }
 
