@@ -105,9 +105,13 @@ impl PgServer {
     }
 
     /// Starts it again on the same port and data, after [`stop`](Self::stop).
+    /// `HOOKWISE_PG_OPTIONS`, when set, is added to the server's options, e.g.
+    /// `-c shared_preload_libraries=pg_stat_statements` for a benchmark's
+    /// statement profile (`crates/hookwise-bench/scripts/pg-statements.sh`).
     pub fn start_server(&self) {
+        let extra = std::env::var("HOOKWISE_PG_OPTIONS").unwrap_or_default();
         let options = format!(
-            "-p {} -c listen_addresses=127.0.0.1 -k {} -c fsync=off",
+            "-p {} -c listen_addresses=127.0.0.1 -k {} -c fsync=off {extra}",
             self.port,
             self.dir.display()
         );
