@@ -674,7 +674,12 @@ impl PgQueue {
         AckBatcher::start(shutdown, DEFAULT_ACK_BATCH, move |ids: Vec<i64>| {
             let queue = queue.clone();
             async move {
-                let query = sqlx::query(AssertSqlSafe(queue.sql.delete.clone())).bind(&ids);
+                // Planned for its ids each time (an unnamed statement): a plan a
+                // connection cached while the table was small could go on reading
+                // hundreds of pages a delete once it had grown (BENCHMARKS section 20).
+                let query = sqlx::query(AssertSqlSafe(queue.sql.delete.clone()))
+                    .bind(&ids)
+                    .persistent(false);
                 let deleted = bounded(queue.timeout, "finish", query.execute(&queue.pool)).await;
                 if let Err(error) = deleted {
                     tracing::warn!(%error, rows = ids.len(), "cannot delete processed durable queue rows; they run again after the visibility timeout");
