@@ -258,8 +258,10 @@ impl PgQueue {
     }
 }
 
-/// Answers every delivery of a batch whose statement failed with `error`: nothing
-/// of it was stored.
+/// Answers every delivery of a batch whose statement failed with `error` (`503`
+/// for the sender, who retries): nothing of it was stored, or, when the answer
+/// timed out after the statement committed, the rows are the readers', those taken
+/// to run here after the visibility timeout, and the retries are duplicates.
 fn fail(waiting: Vec<(Option<FreeSlot>, Answering)>, error: &StoreError) {
     for (_, answer) in waiting {
         drop(answer.send(Err(StoreError::new(error.to_string()))));
