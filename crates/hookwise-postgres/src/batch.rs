@@ -3,7 +3,8 @@
 //! arrived while the statements before it ran. Postgres's cost of a statement is
 //! mostly the statement's, not the row's (a batch of 8 costs about a third per row
 //! of a batch of 1: BENCHMARKS section 20), so under load the deliveries share it;
-//! a lone delivery is written at once, in a batch of one.
+//! a lone delivery is written at once (after one yield to the scheduler), in a batch
+//! of one.
 //!
 //! Each handler has a writer task, fed by a bounded channel: it takes what waits,
 //! at most [`MAX_BATCH`] deliveries, whenever one of its [`IN_FLIGHT`] statements is
