@@ -79,8 +79,9 @@ impl Workshops {
 }
 
 /// A row just stored as taken by this instance, for its run here. Dropped before
-/// [`run_here`](Self::run_here) (the request was cut while its statement ran), it
-/// gives the row back to the readers: visible at once, with no delivery counted.
+/// [`run_here`](Self::run_here) (its request was dropped before the statement's
+/// answer reached it), it gives the row back to the readers: visible at once, with
+/// no delivery counted.
 pub(crate) struct Handover(Option<(PgQueue, i64, FreeSlot)>);
 
 impl Handover {
