@@ -207,11 +207,12 @@ impl PgQueue {
     /// answers each delivery.
     async fn write_batch(&self, provider: &'static str, handler: &str, batch: Vec<Pending>) {
         let (sql, retention_ms) = (batch[0].sql.clone(), batch[0].retention_ms);
+        let visibility_ms = self.visibility_ms();
         let mut columns = Columns::with_capacity(batch.len());
         let mut waiting = Vec::with_capacity(batch.len());
         for pending in batch {
             let taken = pending.free.is_some();
-            columns.push(pending.row, taken, self.visibility_ms());
+            columns.push(pending.row, taken, visibility_ms);
             waiting.push((pending.free, pending.answer));
         }
         let query = sqlx::query_as::<_, Answer>(AssertSqlSafe(sql))
@@ -272,7 +273,6 @@ fn fail(waiting: Vec<(Option<FreeSlot>, Answering)>, error: &StoreError) {
 }
 
 /// A batch's columns, one array each, for the statement's parameters.
-#[derive(Default)]
 struct Columns {
     keys: Vec<String>,
     methods: Vec<String>,

@@ -448,12 +448,9 @@ impl<P: Provider> DurableQueue<P> for PgQueue {
             // and for the batch's statement. Should it run out, the delivery may
             // still be stored: the sender's retry finds it a duplicate.
             let written = tokio::time::timeout(self.timeout, async move {
-                if writer.send(pending).await.is_err() {
-                    return Err(StoreError::new("the durable queue's writer has stopped"));
-                }
-                answered.await.unwrap_or_else(|_| {
-                    Err(StoreError::new("the durable queue's writer has stopped"))
-                })
+                let stopped = || StoreError::new("the durable queue's writer has stopped");
+                writer.send(pending).await.map_err(|_| stopped())?;
+                answered.await.unwrap_or_else(|_| Err(stopped()))
             })
             .await
             .unwrap_or_else(|_| {
