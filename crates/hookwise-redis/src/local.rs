@@ -1,6 +1,6 @@
 //! Running a delivery on the instance that stored it. When one of the handler's
 //! running slots is free here, the script that stores a delivery through an endpoint
-//! (`STORE_IF_NEW`) also reads the new entry into this instance's consumer, and the
+//! (`STORE_IF_NEW`) also claims the new entry for this instance's consumer, and the
 //! runtime runs it from the delivery it holds ([`IfNew::StoredToRunHere`]): no read
 //! of the stream, no decoding, no second parse. The entry is pending in this
 //! consumer, kept fresh while it runs and acknowledged or dead-lettered after, as

@@ -97,8 +97,8 @@ const MINIMUM_CLAIM_IDLE: Duration = Duration::from_millis(10);
 ///   [`dead_letters`](Self::dead_letters) lists it and [`replay`](Self::replay) puts it
 ///   back.
 /// - Through an endpoint, a delivery runs on the instance that stored it when one of
-///   its handler's running slots is free there: the store script also reads the new
-///   entry into this instance's consumer, and the handler runs from the delivery the
+///   its handler's running slots is free there: the store script also claims the new
+///   entry for this instance's consumer, and the handler runs from the delivery the
 ///   request holds, with nothing read back or parsed again
 ///   ([`run_where_stored`](Self::run_where_stored), on by default).
 /// - A running entry's idle time is kept fresh (a heartbeat: one `XCLAIM` of all of
@@ -247,17 +247,15 @@ impl RedisQueue {
 
     /// Whether a delivery stored through an endpoint runs on the instance that
     /// stored it, when one of its handler's running slots is free there (default
-    /// `true`). The store script then also reads the new entry into this instance's
+    /// `true`). The store script then also claims the new entry for this instance's
     /// consumer, and the handler runs from the delivery the request holds: no read
     /// of the stream, no decoding, no second parse, and no wait for a reader's next
-    /// poll. That takes about a sixth of this process's CPU per delivery off, and
-    /// costs Redis more per delivery than a reader's batched read of the entry
-    /// (`BENCHMARKS.md`, section 17): turn it off when Redis's CPU, shared by every
-    /// instance, is the bound rather than the instances' own. The entry is pending in
-    /// this consumer as one a reader read: kept fresh while it runs, acknowledged or
-    /// dead-lettered after, taken over after the claim idle time if this process
-    /// dies. A request cut while its store script runs gives the entry back to the
-    /// readers at once.
+    /// poll. That takes about a sixth of this process's CPU per delivery off
+    /// (`BENCHMARKS.md`, section 17), and costs Redis about what a reader's read of
+    /// the entry costs (section 21). The entry is pending in this consumer as one a
+    /// reader read: kept fresh while it runs, acknowledged or dead-lettered after,
+    /// taken over after the claim idle time if this process dies. A request cut
+    /// while its store script runs gives the entry back to the readers at once.
     #[must_use]
     pub fn run_where_stored(mut self, run_where_stored: bool) -> Self {
         self.run_where_stored = run_where_stored;
@@ -346,7 +344,7 @@ impl RedisQueue {
     /// Appends an entry of `fields` to `stream` and marks the event whose Redis key
     /// and retention are `mark` processed, in one script (`STORE_IF_NEW`), if that
     /// key is free and the backlog is not full: both or neither. With a `free` slot
-    /// of this instance's workers, the script also reads the new entry into this
+    /// of this instance's workers, the script also claims the new entry for this
     /// instance's consumer when no older one waits: the delivery is then run here
     /// ([`IfNew::StoredToRunHere`]).
     async fn append_if_new(

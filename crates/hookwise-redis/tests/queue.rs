@@ -1082,6 +1082,47 @@ async fn through_an_endpoint_a_delivery_runs_on_the_instance_that_stored_it_with
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_entry_run_where_stored_is_pending_here_with_one_delivery_and_no_reader_reads_it() {
+    let Some(redis) = RedisServer::start("run here: pending here, read by no reader") else {
+        return;
+    };
+    let app = Gated::with_permits(0);
+    let (addr, _asleep) = endpoint_instance(&redis, "a", &app, Duration::from_secs(60), 4).await;
+    let answer = send(&client(), addr, "/hook", &hoursmith("evt_here")).await;
+    assert_eq!(answer.body, r#"{"status":"accepted"}"#, "{answer:?}");
+    // Held at the gate here: pending in this instance's consumer, one delivery
+    // counted (what `max_deliveries` counts), and the group's position past it.
+    let here = |consumer: &str| {
+        let detail = redis.cli(&["XPENDING", STREAM, "hookwise", "-", "+", "10"]);
+        let fields: Vec<&str> = detail.lines().collect();
+        fields.len() == 4 && fields[1] == consumer && fields[3] == "1"
+    };
+    assert!(
+        eventually(Duration::from_secs(10), || here("a")).await,
+        "{}",
+        redis.cli(&["XPENDING", STREAM, "hookwise", "-", "+", "10"])
+    );
+    // Another instance's reader, scanning every 20 ms, reads nothing new.
+    let (_b, _shutdown_b) =
+        endpoint_instance(&redis, "b", &app, Duration::from_millis(20), 4).await;
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    assert!(
+        here("a"),
+        "{}",
+        redis.cli(&["XPENDING", STREAM, "hookwise", "-", "+", "10"])
+    );
+    app.gate.add_permits(1_000);
+    assert_eq!(app.recorder.wait_for(1, Duration::from_secs(10)).await, 1);
+    assert!(emptied(&redis, STREAM, Duration::from_secs(10)).await);
+    assert_eq!(
+        app.recorder.runs_of("evt_here"),
+        1,
+        "{:?}",
+        app.recorder.ids()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_older_entry_the_store_script_reads_instead_of_the_new_one_is_left_to_the_next_scan() {
     let Some(redis) = RedisServer::start("an older entry read by the store script") else {
         return;
