@@ -7,7 +7,7 @@ use hookwise_core::{AnyStore, Provider, Receiver, StoreError};
 use hookwise_runtime::{DeadLetterError, DeadLetterFuture, DeadLetterRecord, DeadLetterStore};
 use sqlx::{AssertSqlSafe, postgres::PgRow};
 
-use crate::{PgQueue, StoredDeadLetter, queue::StoredRow, store::bounded};
+use crate::{PgQueue, StoredDeadLetter, reader::StoredRow, store::bounded};
 
 /// What a dead letter's row gives an admin: its identity, failure and time, and the
 /// stored delivery that names its event's type.

@@ -78,7 +78,9 @@ mod dead_letters;
 mod inbox;
 mod local;
 mod queue;
+mod reader;
 mod schema;
+mod statements;
 mod store;
 
 use std::time::Duration;

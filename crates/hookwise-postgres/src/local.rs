@@ -16,11 +16,7 @@ use hookwise_runtime::{AckBatcher, RunHere};
 use sqlx::AssertSqlSafe;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
-use crate::{
-    PgQueue,
-    queue::{Heartbeat, RUN_HERE},
-    store::bounded,
-};
+use crate::{PgQueue, queue::RUN_HERE, reader::Heartbeat, store::bounded};
 
 /// One handler's workers in this instance: their running slots, and what deletes
 /// the rows they ran to success. Held by the handler's reader (gone when it stops,

@@ -6,23 +6,20 @@ use std::{
     time::Duration,
 };
 
-use bytes::Bytes;
-use hookwise_core::{AnyStore, ConfigError, Provider, Receiver, StoreError, Verified};
+use hookwise_core::{AnyStore, ConfigError, Provider, Receiver, StoreError};
 use hookwise_runtime::{
-    AckBatcher, DEFAULT_ACK_BATCH, DeadLetterStore, DurableQueue, Enqueue, IfNew, QueueFuture,
-    RunResult, ShutdownHandle, Stored, StoredHead, Unclaimed, Workers,
+    DeadLetterStore, DurableQueue, Enqueue, IfNew, QueueFuture, Stored, Unclaimed, Workers,
 };
 use sqlx::{AssertSqlSafe, PgPool, Row, postgres::PgRow};
-use tokio::{
-    sync::{Semaphore, oneshot},
-    task::JoinHandle,
-};
+use tokio::sync::{Semaphore, oneshot};
 
 use crate::{
     DEFAULT_TIMEOUT, PgStore,
     batch::{Pending, QueueRow, Writers, Written},
-    dead_letters::{DeadStatements, PgDeadLetters},
+    dead_letters::PgDeadLetters,
     local::{Workshop, Workshops},
+    reader::Reader,
+    statements::QueueStatements,
     store::{bounded, duplicate_of, millis, place, pool_for},
 };
 
@@ -47,10 +44,6 @@ pub(crate) const RUN_HERE: i32 = 1;
 
 /// The shortest visibility timeout: a third of it is a running entry's heartbeat.
 const MINIMUM_VISIBILITY: Duration = Duration::from_millis(30);
-
-/// The columns a stored delivery has, in the `queue` and `dead` tables alike.
-pub(crate) const COLUMNS: &str =
-    "provider, handler, key, method, uri, headers, body, secret, signed_at, received_ms";
 
 /// A [`DurableQueue`] on Postgres, for a runtime's ack-fast mode, so that a service
 /// with only Postgres gets "a `200` survives a crash":
@@ -104,9 +97,9 @@ pub struct PgQueue {
     /// place shares the database.
     place: Arc<str>,
     pub(crate) sql: Arc<QueueStatements>,
-    visibility: Duration,
-    poll_interval: Duration,
-    max_deliveries: u32,
+    pub(crate) visibility: Duration,
+    pub(crate) poll_interval: Duration,
+    pub(crate) max_deliveries: u32,
     max_backlog: u64,
     pub(crate) timeout: Duration,
     /// The lowest row id seen, per provider and handler (see `QueueStatements::room`).
@@ -505,234 +498,6 @@ impl<P: Provider> DurableQueue<P> for PgQueue {
     }
 }
 
-/// Takes one handler's ready rows and runs them, at most `concurrency` at once.
-struct Reader<P: Provider> {
-    queue: PgQueue,
-    provider: &'static str,
-    handler: String,
-    workers: Arc<Workers<P>>,
-    /// The running slots, shared with deliveries run where they were stored, and
-    /// what deletes the rows run to success, in batches.
-    workshop: Arc<Workshop>,
-}
-
-/// A row taken from the queue.
-struct Taken {
-    id: i64,
-    deliveries: i32,
-    stored: StoredRow,
-}
-
-impl Taken {
-    fn from_row(row: &PgRow) -> Result<Self, sqlx::Error> {
-        Ok(Self {
-            id: row.try_get("id")?,
-            deliveries: row.try_get("deliveries")?,
-            stored: StoredRow::from_row(row)?,
-        })
-    }
-}
-
-/// A stored delivery's columns read back, in the `queue` and `dead` tables alike.
-pub(crate) struct StoredRow {
-    pub(crate) head: StoredHead,
-    pub(crate) body: Bytes,
-    pub(crate) verified: Verified,
-    pub(crate) received_at: Duration,
-}
-
-impl StoredRow {
-    pub(crate) fn from_row(row: &PgRow) -> Result<Self, sqlx::Error> {
-        let mut verified =
-            Verified::new(usize::try_from(row.try_get::<i32, _>("secret")?).unwrap_or(0));
-        if let Some(t) = row.try_get::<Option<i64>, _>("signed_at")? {
-            verified = verified.signed_at(u64::try_from(t).unwrap_or(0));
-        }
-        Ok(Self {
-            head: StoredHead {
-                method: row.try_get("method")?,
-                uri: row.try_get("uri")?,
-                headers: row.try_get("headers")?,
-            },
-            body: Bytes::from(row.try_get::<Vec<u8>, _>("body")?),
-            verified,
-            received_at: Duration::from_millis(
-                u64::try_from(row.try_get::<i64, _>("received_ms")?).unwrap_or(0),
-            ),
-        })
-    }
-}
-
-impl<P: Provider> Reader<P> {
-    async fn run(self) {
-        let shutdown = self.workers.processor.shutdown_handle().clone();
-        let slots = &self.workshop.slots;
-        let queue = &self.queue;
-        while !shutdown.is_closed() {
-            // Every slot busy: wait for one to free up, not for a poll interval.
-            if slots.available_permits() == 0 && slots.acquire().await.is_err() {
-                return;
-            }
-            let free = slots.available_permits().max(1);
-            let query = sqlx::query(AssertSqlSafe(queue.sql.take.clone()))
-                .bind(self.provider)
-                .bind(&self.handler)
-                .bind(millis(queue.visibility))
-                .bind(i64::try_from(free).unwrap_or(1));
-            let rows = match bounded(queue.timeout, "take", query.fetch_all(&queue.pool)).await {
-                Ok(rows) => rows,
-                Err(error) => {
-                    tracing::warn!(%error, "cannot read the durable queue; retrying");
-                    tokio::time::sleep(queue.poll_interval).await;
-                    continue;
-                }
-            };
-            if rows.is_empty() {
-                tokio::time::sleep(queue.poll_interval).await;
-                continue;
-            }
-            for row in rows {
-                let taken = match Taken::from_row(&row) {
-                    Ok(taken) => taken,
-                    Err(error) => {
-                        let id: i64 = row.try_get("id").unwrap_or_default();
-                        tracing::error!(%error, id, "unreadable durable queue row; dead-lettered");
-                        queue.bury(id, ("unreadable queue row".to_owned(), 0)).await;
-                        continue;
-                    }
-                };
-                if u32::try_from(taken.deliveries).unwrap_or(u32::MAX) > queue.max_deliveries {
-                    let error = format!(
-                        "delivered {} times without finishing (its worker died each time)",
-                        taken.deliveries - 1
-                    );
-                    let attempts = u32::try_from(taken.deliveries - 1).unwrap_or(0);
-                    queue.bury(taken.id, (error, attempts)).await;
-                    continue;
-                }
-                let Ok(slot) = slots.clone().acquire_owned().await else {
-                    return;
-                };
-                let (queue, workers, workshop) =
-                    (queue.clone(), self.workers.clone(), self.workshop.clone());
-                shutdown.spawn(async move {
-                    queue.run_taken(&workers, &workshop.done, taken).await;
-                    drop(slot);
-                });
-            }
-        }
-    }
-}
-
-impl PgQueue {
-    /// Runs a taken row to its end, kept fresh meanwhile: processed and handed to
-    /// `done` to be deleted, or dead-lettered.
-    async fn run_taken<P: Provider>(
-        &self,
-        workers: &Workers<P>,
-        done: &AckBatcher<i64>,
-        taken: Taken,
-    ) {
-        let heartbeat = Heartbeat::start(self, taken.id, taken.deliveries);
-        let stored = taken.stored;
-        let outcome = match stored.head.to_parts() {
-            Some(head) => {
-                workers
-                    .run_stored(&head, stored.body, stored.received_at, stored.verified)
-                    .await
-            }
-            None => {
-                tracing::error!(
-                    id = taken.id,
-                    "a queued row's request head no longer reads; dead-lettered"
-                );
-                Err(("unreadable request head".to_owned(), 0))
-            }
-        };
-        // Kept fresh until handed over; the delete follows within a statement or two.
-        self.end_run(done, taken.id, outcome).await;
-        drop(heartbeat);
-    }
-
-    /// Ends the run of row `id`: handed to `done` to be deleted when it succeeded,
-    /// dead-lettered when it failed.
-    pub(crate) async fn end_run(&self, done: &AckBatcher<i64>, id: i64, outcome: RunResult) {
-        match outcome {
-            Ok(()) => done.done(id).await,
-            Err(failure) => self.bury(id, failure).await,
-        }
-    }
-
-    /// The task that deletes the rows run to success, in batches of at most
-    /// [`DEFAULT_ACK_BATCH`], one statement each. When the statement cannot run, the
-    /// rows become visible again after the visibility timeout and run again.
-    fn deleter(&self, shutdown: &ShutdownHandle) -> AckBatcher<i64> {
-        let queue = self.clone();
-        AckBatcher::start(shutdown, DEFAULT_ACK_BATCH, move |ids: Vec<i64>| {
-            let queue = queue.clone();
-            async move {
-                // Planned for its ids each time (an unnamed statement): a plan a
-                // connection cached while the table was small could go on reading
-                // hundreds of pages a delete once it had grown (BENCHMARKS section 20).
-                let query = sqlx::query(AssertSqlSafe(queue.sql.delete.clone()))
-                    .bind(&ids)
-                    .persistent(false);
-                let deleted = bounded(queue.timeout, "finish", query.execute(&queue.pool)).await;
-                if let Err(error) = deleted {
-                    tracing::warn!(%error, rows = ids.len(), "cannot delete processed durable queue rows; they run again after the visibility timeout");
-                }
-            }
-        })
-    }
-
-    /// Moves a row that failed (`(error, attempts)`) to the dead letters in one
-    /// statement. A row finished already (by a worker that took it over) is left
-    /// alone: no second dead letter. When the statement cannot run, the row becomes
-    /// visible again after the visibility timeout and runs again.
-    async fn bury(&self, id: i64, (error, attempts): (String, u32)) {
-        let query = sqlx::query(AssertSqlSafe(self.sql.bury.clone()))
-            .bind(id)
-            .bind(error)
-            .bind(i32::try_from(attempts).unwrap_or(i32::MAX));
-        if let Err(error) = bounded(self.timeout, "dead-letter", query.execute(&self.pool)).await {
-            tracing::warn!(%error, id, "cannot dead-letter a durable queue row; it runs again after the visibility timeout");
-        }
-    }
-}
-
-/// Keeps a running row invisible to other workers, while it is still this run's
-/// (its delivery count unchanged).
-async fn keep_fresh(queue: PgQueue, id: i64, deliveries: i32) {
-    let every = queue.visibility / 3;
-    loop {
-        tokio::time::sleep(every).await;
-        let query = sqlx::query(AssertSqlSafe(queue.sql.refresh.clone()))
-            .bind(id)
-            .bind(deliveries)
-            .bind(millis(queue.visibility));
-        if let Err(error) = bounded(queue.timeout, "refresh", query.execute(&queue.pool)).await {
-            tracing::debug!(%error, id, "cannot refresh a running row");
-        }
-    }
-}
-
-/// The heartbeat of a running row, aborted when dropped: on every way out of the
-/// run, a panic included.
-pub(crate) struct Heartbeat(JoinHandle<()>);
-
-impl Heartbeat {
-    /// Keeps row `id` of `queue` fresh while it has been taken `deliveries` times.
-    pub(crate) fn start(queue: &PgQueue, id: i64, deliveries: i32) -> Self {
-        Self(tokio::spawn(keep_fresh(queue.clone(), id, deliveries)))
-    }
-}
-
-impl Drop for Heartbeat {
-    fn drop(&mut self) {
-        self.0.abort();
-    }
-}
-
 /// A dead letter as [`PgQueue::dead_letters`] lists it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
@@ -761,163 +526,8 @@ impl StoredDeadLetter {
     }
 }
 
-/// The queue's statements for one schema, built once.
-#[derive(Debug)]
-pub(crate) struct QueueStatements {
-    /// The queue's table, quoted, with its schema.
-    pub(crate) table: String,
-    /// `$1`..`$10` the columns of [`COLUMNS`], `$11` the backlog's bound, `$12` the
-    /// line, `$13` the lowest id seen: whether there was room, whether the row was
-    /// stored, and the lowest id if it was read.
-    pub(crate) insert: Arc<str>,
-    /// The same as `INSERT … SELECT`, for a `WHERE` to follow, with `{line}` for the
-    /// line's parameter.
-    pub(crate) insert_select: String,
-    /// The `span`, `low` and `room` CTEs (`ok`: provider `$1`'s handler `$2` has
-    /// fewer rows than the bound; `low`: its lowest id, when it had to be read),
-    /// with `{bound}` for the bound's parameter and `{low}` for the lowest id seen.
-    pub(crate) room: String,
-    /// `$1` provider, `$2` handler, `$3` visibility in ms, `$4` the most rows; never
-    /// a row with an earlier one of its line still queued (running, or waiting to),
-    /// so that a line's rows run one at a time, in order, across instances.
-    take: Arc<str>,
-    /// `$1` id, `$2` deliveries, `$3` visibility in ms.
-    refresh: Arc<str>,
-    /// `$1` id, `$2` deliveries: the row, taken to run here and not run, is ready
-    /// for the readers again, as never taken.
-    pub(crate) give_back: Arc<str>,
-    /// `$1` the ids of rows run to success.
-    delete: Arc<str>,
-    /// `$1` id, `$2` error, `$3` attempts.
-    bury: Arc<str>,
-    /// `$1` provider, `$2` the most rows.
-    dead_letters: Arc<str>,
-    /// `$1` id, `$2` provider, `$3` the backlog's bound: whether the dead letter
-    /// exists, whether its handler's backlog has room, whether it was moved.
-    replay: Arc<str>,
-    /// The store-and-commit statement with the receiver's `PgStore`, made on the
-    /// first delivery, with the schema of that store's table.
-    store_and_commit: OnceLock<(String, Arc<str>)>,
-    /// The store-if-new statement with the receiver's `PgStore`, made likewise.
-    store_if_new: OnceLock<(String, Arc<str>)>,
-    /// An admin's statements on the dead letters.
-    pub(crate) dead: DeadStatements,
-}
-
-impl QueueStatements {
-    fn new(schema: &str) -> Self {
-        let (queue, dead) = (
-            format!(r#""{schema}".queue"#),
-            format!(r#""{schema}".dead"#),
-        );
-        let visible = "clock_timestamp() + ($3::float8 * interval '1 millisecond')";
-        // The span of the handler's ids bounds its rows from above. Its high end is
-        // one probe of the index on (provider, handler, id); its low end, the lowest
-        // id, sits behind the index entries of deleted rows until a vacuum, so it is
-        // read only when the lowest id this queue saw last ({low}, never above the
-        // lowest id since: rows leave, new ones come in above) no longer proves
-        // room, and returned to be kept. Only when the span reaches the bound are the
-        // rows counted, no further than the bound.
-        let room = format!(
-            "span AS (
-    SELECT max(id) AS high FROM {queue} WHERE provider = $1 AND handler = $2
-),
-low AS (
-    SELECT CASE
-        WHEN (SELECT high FROM span) IS NULL THEN NULL
-        WHEN (SELECT high FROM span) >= {{low}}
-            AND (SELECT high FROM span) - {{low}} + 1 < {{bound}} THEN NULL
-        ELSE (SELECT min(id) FROM {queue} WHERE provider = $1 AND handler = $2)
-    END AS low
-),
-room AS (
-    SELECT CASE
-        WHEN (SELECT high FROM span) IS NULL OR (SELECT low FROM low) IS NULL THEN true
-        WHEN (SELECT high FROM span) - (SELECT low FROM low) + 1 < {{bound}} THEN true
-        ELSE (SELECT count(*) < {{bound}} FROM (
-            SELECT 1 FROM {queue} WHERE provider = $1 AND handler = $2 LIMIT {{bound}}
-        ) backlog)
-    END AS ok
-)"
-        );
-        // The line comes last, after the parameters of the statements around it.
-        let insert_select = format!(
-            "INSERT INTO {queue} ({COLUMNS}, line) SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, {{line}}"
-        );
-        Self {
-            insert: format!(
-                "WITH {room},
-inserted AS ({insert_select} WHERE (SELECT ok FROM room) RETURNING 1)
-SELECT (SELECT ok FROM room), EXISTS (SELECT 1 FROM inserted), (SELECT low FROM low)",
-                room = room
-                    .replace("{bound}", "$11")
-                    .replace("{low}", "$13::bigint"),
-                insert_select = insert_select.replace("{line}", "$12::text"),
-            )
-            .into(),
-            insert_select,
-            room,
-            table: queue.clone(),
-            store_and_commit: OnceLock::new(),
-            store_if_new: OnceLock::new(),
-            dead: DeadStatements::new(&dead),
-            take: format!(
-                "UPDATE {queue} SET deliveries = deliveries + 1, visible_at = {visible}
-WHERE id IN (
-    SELECT id FROM {queue} q
-    WHERE provider = $1 AND handler = $2 AND visible_at <= clock_timestamp()
-        AND (line IS NULL OR NOT EXISTS (
-            SELECT 1 FROM {queue} earlier
-            WHERE earlier.provider = $1 AND earlier.handler = $2
-                AND earlier.line = q.line AND earlier.id < q.id
-        ))
-    ORDER BY id LIMIT $4 FOR UPDATE SKIP LOCKED
-)
-RETURNING id, deliveries, key, method, uri, headers, body, secret, signed_at, received_ms"
-            )
-            .into(),
-            refresh: format!(
-                "UPDATE {queue} SET visible_at = {visible} WHERE id = $1 AND deliveries = $2"
-            )
-            .into(),
-            give_back: format!(
-                "UPDATE {queue} SET deliveries = 0, visible_at = clock_timestamp()
-WHERE id = $1 AND deliveries = $2"
-            )
-            .into(),
-            delete: format!("DELETE FROM {queue} WHERE id = ANY($1)").into(),
-            bury: format!(
-                "WITH moved AS (DELETE FROM {queue} WHERE id = $1 RETURNING {COLUMNS})
-INSERT INTO {dead} ({COLUMNS}, error, attempts) SELECT {COLUMNS}, $2, $3 FROM moved"
-            )
-            .into(),
-            dead_letters: format!(
-                "SELECT id, key, error, handler, attempts FROM {dead}
-WHERE provider = $1 ORDER BY id LIMIT $2"
-            )
-            .into(),
-            replay: format!(
-                "WITH letter AS (SELECT handler FROM {dead} WHERE id = $1 AND provider = $2),
-room AS (
-    SELECT count(*) < $3 AS ok FROM (
-        SELECT 1 FROM {queue} q, letter
-        WHERE q.provider = $2 AND q.handler = letter.handler LIMIT $3
-    ) backlog
-),
-moved AS (
-    DELETE FROM {dead} WHERE id = $1 AND provider = $2 AND (SELECT ok FROM room)
-    RETURNING {COLUMNS}
-),
-inserted AS (INSERT INTO {queue} ({COLUMNS}) SELECT {COLUMNS} FROM moved RETURNING 1)
-SELECT EXISTS (SELECT 1 FROM letter), (SELECT ok FROM room), EXISTS (SELECT 1 FROM inserted)"
-            )
-            .into(),
-        }
-    }
-}
-
-/// Binds a queue row's columns, `$1` to `$10` ([`COLUMNS`]): `provider`'s, for
-/// `handler`, of `row`.
+/// Binds a queue row's columns, `$1` to `$10`
+/// ([`COLUMNS`](crate::statements::COLUMNS)): `provider`'s, for `handler`, of `row`.
 fn bind_row<'q, O>(
     query: sqlx::query::QueryAs<'q, sqlx::Postgres, O, sqlx::postgres::PgArguments>,
     provider: &'static str,

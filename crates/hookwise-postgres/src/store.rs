@@ -223,7 +223,7 @@ SELECT (SELECT ok FROM room), EXISTS (SELECT 1 FROM inserted), (SELECT low FROM 
     }
 
     /// A batch of queue rows of provider `$1`'s handler `$2` (`$3` to `$10` the
-    /// arrays of their other [`COLUMNS`](crate::queue::COLUMNS), one element per row,
+    /// arrays of their other [`COLUMNS`](crate::statements::COLUMNS), one element per row,
     /// `$13` their lines, `$15` how many times each is taken, `$16` for how many ms
     /// each is invisible: 1 and the visibility timeout for a row this instance runs,
     /// 0 and 0 for the readers), each inserted into `queue` only when, in the same
@@ -235,7 +235,7 @@ SELECT (SELECT ok FROM room), EXISTS (SELECT 1 FROM inserted), (SELECT low FROM 
     /// and the state of the row holding the key when it was not free.
     pub(crate) fn store_if_new(&self, room: &str, queue: &str) -> Arc<str> {
         let table = format!(r#""{}".dedupe"#, self.sql.schema);
-        let columns = crate::queue::COLUMNS;
+        let columns = crate::statements::COLUMNS;
         format!(
             "WITH input AS (
     SELECT * FROM unnest($3::text[], $4::text[], $5::text[], $6::bytea[], $7::bytea[],
