@@ -148,11 +148,11 @@ end
 local here = ARGV[4] ~= ''
 if here then
     local read = redis.pcall('XREADGROUP', 'GROUP', ARGV[3], ARGV[4], 'COUNT', '1', 'STREAMS', KEYS[1], '>')
-    if type(read) == 'table' and (read.err or read[1]) then
+    if type(read) == 'table' and read.err then
         here = false
-        if not read.err then
-            redis.call('XCLAIM', KEYS[1], ARGV[3], ARGV[4], '0', read[1][2][1][1], 'IDLE', ARGV[5], 'RETRYCOUNT', '0', 'JUSTID')
-        end
+    elseif type(read) == 'table' and read[1] and read[1][2][1] then
+        here = false
+        redis.call('XCLAIM', KEYS[1], ARGV[3], ARGV[4], '0', read[1][2][1][1], 'IDLE', ARGV[5], 'RETRYCOUNT', '0', 'JUSTID')
     end
 end
 local id = redis.call('XADD', KEYS[1], '*', unpack(ARGV, 6))

@@ -1123,6 +1123,24 @@ async fn an_entry_run_where_stored_is_pending_here_with_one_delivery_and_no_read
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_delivery_behind_an_entry_deleted_before_any_read_runs_here() {
+    let Some(redis) = RedisServer::start("run here behind a deleted entry") else {
+        return;
+    };
+    let app = Gated::with_permits(1_000);
+    let (addr, _asleep) = endpoint_instance(&redis, "a", &app, Duration::from_secs(60), 4).await;
+    // An entry appended and deleted before any reader read it (by hand, say): the
+    // stream's last id is past the group's, with nothing there to read.
+    let id = redis.cli(&["XADD", STREAM, "*", "key", "gone"]);
+    assert_eq!(redis.cli(&["XDEL", STREAM, &id]), "1");
+    let answer = send(&client(), addr, "/hook", &hoursmith("evt_next")).await;
+    assert_eq!(answer.body, r#"{"status":"accepted"}"#, "{answer:?}");
+    assert_eq!(app.recorder.wait_for(1, Duration::from_secs(10)).await, 1);
+    assert!(emptied(&redis, STREAM, Duration::from_secs(10)).await);
+    assert_eq!(app.recorder.ids(), ["evt_next"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_older_entry_the_store_script_reads_instead_of_the_new_one_is_left_to_the_next_scan() {
     let Some(redis) = RedisServer::start("an older entry read by the store script") else {
         return;
