@@ -69,9 +69,9 @@ const MINIMUM_VISIBILITY: Duration = Duration::from_millis(30);
 ///   heartbeat while they run; a row whose worker died becomes visible again and is
 ///   taken by another. Delivery is at least once.
 /// - A run ends in one statement: the row is deleted (one statement for every row
-///   processed while the last delete was on its way, through an
-///   [`AckBatcher`](hookwise_runtime::AckBatcher)), or, when every attempt failed,
-///   moved to `<schema>.dead` with its last error, where
+///   processed while the last delete was on its way or within 10 ms of the first,
+///   through an [`AckBatcher`](hookwise_runtime::AckBatcher)), or, when every
+///   attempt failed, moved to `<schema>.dead` with its last error, where
 ///   [`dead_letters`](Self::dead_letters) lists it and [`replay`](Self::replay)
 ///   moves it back. A row taken more than [`max_deliveries`](Self::max_deliveries)
 ///   times (its worker died each time) and a row that no longer reads or parses are

@@ -18,6 +18,12 @@ use crate::{
     store::{bounded, millis},
 };
 
+/// How long a batch of rows run to success waits for more before its delete. The
+/// delete is planned for its ids each time, about 110 µs of the database's time a
+/// call whatever its size (BENCHMARKS.md, section 22); the rows, done and
+/// invisible, lose nothing by waiting.
+const DELETE_LINGER: Duration = Duration::from_millis(10);
+
 /// Takes one handler's ready rows and runs them, at most `concurrency` at once.
 pub(crate) struct Reader<P: Provider> {
     pub(crate) queue: PgQueue,
@@ -177,25 +183,32 @@ impl PgQueue {
     }
 
     /// The task that deletes the rows run to success, in batches of at most
-    /// [`DEFAULT_ACK_BATCH`], one statement each. When the statement cannot run, the
-    /// rows become visible again after the visibility timeout and run again.
+    /// [`DEFAULT_ACK_BATCH`], one statement each, a batch waiting up to
+    /// [`DELETE_LINGER`] for more rows. When the statement cannot run, the rows
+    /// become visible again after the visibility timeout and run again.
     pub(crate) fn deleter(&self, shutdown: &ShutdownHandle) -> AckBatcher<i64> {
         let queue = self.clone();
-        AckBatcher::start(shutdown, DEFAULT_ACK_BATCH, move |ids: Vec<i64>| {
-            let queue = queue.clone();
-            async move {
-                // Planned for its ids each time (an unnamed statement): a plan a
-                // connection cached while the table was small could go on reading
-                // hundreds of pages a delete once it had grown (BENCHMARKS section 20).
-                let query = sqlx::query(AssertSqlSafe(queue.sql.delete.clone()))
-                    .bind(&ids)
-                    .persistent(false);
-                let deleted = bounded(queue.timeout, "finish", query.execute(&queue.pool)).await;
-                if let Err(error) = deleted {
-                    tracing::warn!(%error, rows = ids.len(), "cannot delete processed durable queue rows; they run again after the visibility timeout");
+        AckBatcher::lingering(
+            shutdown,
+            DEFAULT_ACK_BATCH,
+            DELETE_LINGER,
+            move |ids: Vec<i64>| {
+                let queue = queue.clone();
+                async move {
+                    // Planned for its ids each time (an unnamed statement): a plan a
+                    // connection cached while the table was small could go on reading
+                    // hundreds of pages a delete once it had grown (BENCHMARKS section 20).
+                    let query = sqlx::query(AssertSqlSafe(queue.sql.delete.clone()))
+                        .bind(&ids)
+                        .persistent(false);
+                    let deleted =
+                        bounded(queue.timeout, "finish", query.execute(&queue.pool)).await;
+                    if let Err(error) = deleted {
+                        tracing::warn!(%error, rows = ids.len(), "cannot delete processed durable queue rows; they run again after the visibility timeout");
+                    }
                 }
-            }
-        })
+            },
+        )
     }
 
     /// Moves a row that failed (`(error, attempts)`) to the dead letters in one

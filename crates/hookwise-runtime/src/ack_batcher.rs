@@ -1,7 +1,7 @@
 //! [`AckBatcher`]: a durable queue's acknowledgements of processed entries, in
 //! batches, so that under load one round trip ends many entries instead of one each.
 
-use std::{fmt, future::Future};
+use std::{fmt, future::Future, time::Duration};
 
 use tokio::sync::mpsc;
 
@@ -14,7 +14,8 @@ pub const DEFAULT_ACK_BATCH: usize = 128;
 /// Where a durable queue's workers hand the id of an entry they processed. One task
 /// acknowledges the ids in batches: each batch is every id that arrived while the
 /// one before it was being acknowledged, so a quiet queue acknowledges each entry
-/// at once and a busy one many in one round trip, with no timer.
+/// at once and a busy one many in one round trip, with no timer; a
+/// [`lingering`](Self::lingering) batcher also waits a little for more.
 ///
 /// An id handed over but never acknowledged (the acknowledgement failed, or the
 /// process died first) leaves its entry with the queue, which runs it again after
@@ -61,7 +62,41 @@ impl<T: Send + 'static> AckBatcher<T> {
     /// Starts the task that calls `acknowledge` with each batch (never empty, at
     /// most `max` ids; `max` 0 counts as 1). `acknowledge` logs its own failures:
     /// what it could not acknowledge stays with the queue.
-    pub fn start<F, Fut>(shutdown: &ShutdownHandle, max: usize, mut acknowledge: F) -> Self
+    pub fn start<F, Fut>(shutdown: &ShutdownHandle, max: usize, acknowledge: F) -> Self
+    where
+        F: FnMut(Vec<T>) -> Fut + Send + 'static,
+        Fut: Future<Output = ()> + Send + 'static,
+    {
+        Self::lingering(shutdown, max, Duration::ZERO, acknowledge)
+    }
+
+    /// [`start`](Self::start), except that a batch of fewer than `max` ids waits up
+    /// to `linger` for more before it is acknowledged (not past the drain: once
+    /// every batcher is gone, what waits is acknowledged at once). For a queue whose
+    /// acknowledgement costs mostly per call, not per id, and whose entries may
+    /// wait a little longer to be acknowledged.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use hookwise_runtime::{AckBatcher, DEFAULT_ACK_BATCH, ShutdownHandle};
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// let shutdown = ShutdownHandle::default();
+    /// let linger = Duration::from_millis(10);
+    /// let acks = AckBatcher::lingering(&shutdown, DEFAULT_ACK_BATCH, linger, |ids: Vec<i64>| async move {
+    ///     println!("acknowledged {ids:?}"); // 1 and 2 together
+    /// });
+    /// acks.done(1).await;
+    /// acks.done(2).await;
+    /// # drop(acks);
+    /// # assert_eq!(shutdown.drain(Duration::from_secs(1)).await.unfinished, 0);
+    /// # }
+    /// ```
+    pub fn lingering<F, Fut>(
+        shutdown: &ShutdownHandle,
+        max: usize,
+        linger: Duration,
+        mut acknowledge: F,
+    ) -> Self
     where
         F: FnMut(Vec<T>) -> Fut + Send + 'static,
         Fut: Future<Output = ()> + Send + 'static,
@@ -71,6 +106,15 @@ impl<T: Send + 'static> AckBatcher<T> {
         shutdown.spawn(async move {
             let mut batch = Vec::with_capacity(max);
             while pending.recv_many(&mut batch, max).await > 0 {
+                let until = tokio::time::Instant::now() + linger;
+                while !linger.is_zero() && batch.len() < max {
+                    let room = max - batch.len();
+                    let more = pending.recv_many(&mut batch, room);
+                    // Over at the end of the linger, or when every batcher is gone.
+                    if !matches!(tokio::time::timeout_at(until, more).await, Ok(n) if n > 0) {
+                        break;
+                    }
+                }
                 acknowledge(std::mem::replace(&mut batch, Vec::with_capacity(max))).await;
             }
         });
@@ -140,6 +184,69 @@ mod tests {
                 .iter()
                 .all(|batch| !batch.is_empty() && batch.len() <= 4)
         );
+    }
+
+    /// A batcher with a `linger` whose batches are recorded.
+    fn recording_lingering(
+        shutdown: &ShutdownHandle,
+        max: usize,
+        linger: Duration,
+    ) -> (AckBatcher<u32>, Batches) {
+        let batches = Arc::new(Mutex::new(Vec::new()));
+        let seen = batches.clone();
+        let acks = AckBatcher::lingering(shutdown, max, linger, move |ids| {
+            seen.lock().expect("not poisoned").push(ids);
+            async {}
+        });
+        (acks, batches)
+    }
+
+    /// Lets the batcher's task run until it waits again.
+    async fn settle() {
+        for _ in 0..10 {
+            tokio::task::yield_now().await;
+        }
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn ids_handed_over_one_by_one_within_the_linger_share_a_batch() {
+        let shutdown = ShutdownHandle::default();
+        let (acks, batches) = recording_lingering(&shutdown, 4, Duration::from_secs(60));
+        for id in 0..6 {
+            acks.done(id).await;
+            // The task wakes for each id: without the linger, each were a batch.
+            settle().await;
+        }
+        // Four fill a batch without waiting out the linger; the last two wait.
+        assert_eq!(
+            *batches.lock().expect("not poisoned"),
+            vec![vec![0, 1, 2, 3]]
+        );
+        drop(acks);
+        let report = shutdown.drain(Duration::from_secs(5)).await;
+        assert_eq!(
+            report.unfinished, 0,
+            "the drain does not wait out the linger"
+        );
+        assert_eq!(
+            *batches.lock().expect("not poisoned"),
+            vec![vec![0, 1, 2, 3], vec![4, 5]]
+        );
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_lingering_batch_is_acknowledged_once_the_linger_ends() {
+        let shutdown = ShutdownHandle::default();
+        let (acks, batches) = recording_lingering(&shutdown, 128, Duration::from_millis(10));
+        acks.done(7).await;
+        tokio::time::timeout(Duration::from_secs(5), async {
+            while batches.lock().expect("not poisoned").is_empty() {
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            }
+        })
+        .await
+        .expect("acknowledged after the linger");
+        assert_eq!(*batches.lock().expect("not poisoned"), vec![vec![7]]);
     }
 
     #[tokio::test(flavor = "current_thread")]
