@@ -20,7 +20,7 @@ use crate::{
     local::{Workshop, Workshops},
     reader::Reader,
     statements::QueueStatements,
-    store::{bounded, duplicate_of, millis, place, pool_for},
+    store::{bounded, duplicate_of, millis, place, pool_for, timed_out},
 };
 
 /// How long a taken entry stays invisible to other workers, by default: a worker
@@ -446,12 +446,7 @@ impl<P: Provider> DurableQueue<P> for PgQueue {
                 answered.await.unwrap_or_else(|_| Err(stopped()))
             })
             .await
-            .unwrap_or_else(|_| {
-                Err(StoreError::new(format!(
-                    "Postgres enqueue timed out after {:?}",
-                    self.timeout
-                )))
-            })?;
+            .unwrap_or_else(|_| Err(timed_out("enqueue", self.timeout)))?;
             match written {
                 Written::Stored(None) => Ok(IfNew::Stored),
                 Written::Stored(Some(handover)) => Ok(handover

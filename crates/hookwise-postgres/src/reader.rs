@@ -12,11 +12,7 @@ use hookwise_runtime::{
 use sqlx::{AssertSqlSafe, Row, postgres::PgRow};
 use tokio::task::JoinHandle;
 
-use crate::{
-    PgQueue,
-    local::Workshop,
-    store::{bounded, millis},
-};
+use crate::{PgQueue, local::Workshop, store::bounded};
 
 /// How long a batch of rows run to success waits for more before its delete. The
 /// delete is planned for its ids each time, about 110 µs of the database's time a
@@ -96,7 +92,7 @@ impl<P: Provider> Reader<P> {
             let query = sqlx::query(AssertSqlSafe(queue.sql.take.clone()))
                 .bind(self.provider)
                 .bind(&self.handler)
-                .bind(millis(queue.visibility))
+                .bind(queue.visibility_ms())
                 .bind(i64::try_from(free).unwrap_or(1));
             let rows = match bounded(queue.timeout, "take", query.fetch_all(&queue.pool)).await {
                 Ok(rows) => rows,
@@ -235,7 +231,7 @@ async fn keep_fresh(queue: PgQueue, id: i64, deliveries: i32) {
         let query = sqlx::query(AssertSqlSafe(queue.sql.refresh.clone()))
             .bind(id)
             .bind(deliveries)
-            .bind(millis(queue.visibility));
+            .bind(queue.visibility_ms());
         if let Err(error) = bounded(queue.timeout, "refresh", query.execute(&queue.pool)).await {
             tracing::debug!(%error, id, "cannot refresh a running row");
         }

@@ -223,8 +223,8 @@ SELECT (SELECT ok FROM room), EXISTS (SELECT 1 FROM inserted), (SELECT low FROM 
     }
 
     /// A batch of queue rows of provider `$1`'s handler `$2` (`$3` to `$10` the
-    /// arrays of their other [`COLUMNS`](crate::statements::COLUMNS), one element per row,
-    /// `$13` their lines, `$15` how many times each is taken, `$16` for how many ms
+    /// arrays of their other [`COLUMNS`](crate::statements::COLUMNS), one element
+    /// per row, `$13` their lines, `$15` how many times each is taken, `$16` for how many ms
     /// each is invisible: 1 and the visibility timeout for a row this instance runs,
     /// 0 and 0 for the readers), each inserted into `queue` only when, in the same
     /// statement, the `room` CTE (its bound `$12`, the lowest id seen `$14`) is `ok`
@@ -514,10 +514,13 @@ pub(crate) async fn bounded<T>(
             format!("Postgres {what} failed"),
             error,
         )),
-        Err(_) => Err(StoreError::new(format!(
-            "Postgres {what} timed out after {timeout:?}"
-        ))),
+        Err(_) => Err(timed_out(what, timeout)),
     }
+}
+
+/// The error of a Postgres `what` that did not end within `timeout`.
+pub(crate) fn timed_out(what: &'static str, timeout: Duration) -> StoreError {
+    StoreError::new(format!("Postgres {what} timed out after {timeout:?}"))
 }
 
 fn at_least_a_millisecond(what: &'static str, given: Duration) -> Result<Duration, ConfigError> {

@@ -1092,25 +1092,22 @@ async fn an_entry_run_where_stored_is_pending_here_with_one_delivery_and_no_read
     assert_eq!(answer.body, r#"{"status":"accepted"}"#, "{answer:?}");
     // Held at the gate here: pending in this instance's consumer, one delivery
     // counted (what `max_deliveries` counts), and the group's position past it.
+    let detail = || redis.cli(&["XPENDING", STREAM, "hookwise", "-", "+", "10"]);
     let here = |consumer: &str| {
-        let detail = redis.cli(&["XPENDING", STREAM, "hookwise", "-", "+", "10"]);
+        let detail = detail();
         let fields: Vec<&str> = detail.lines().collect();
         fields.len() == 4 && fields[1] == consumer && fields[3] == "1"
     };
     assert!(
         eventually(Duration::from_secs(10), || here("a")).await,
         "{}",
-        redis.cli(&["XPENDING", STREAM, "hookwise", "-", "+", "10"])
+        detail()
     );
     // Another instance's reader, scanning every 20 ms, reads nothing new.
     let (_b, _shutdown_b) =
         endpoint_instance(&redis, "b", &app, Duration::from_millis(20), 4).await;
     tokio::time::sleep(Duration::from_millis(400)).await;
-    assert!(
-        here("a"),
-        "{}",
-        redis.cli(&["XPENDING", STREAM, "hookwise", "-", "+", "10"])
-    );
+    assert!(here("a"), "{}", detail());
     app.gate.add_permits(1_000);
     assert_eq!(app.recorder.wait_for(1, Duration::from_secs(10)).await, 1);
     assert!(emptied(&redis, STREAM, Duration::from_secs(10)).await);
