@@ -5,17 +5,21 @@ use std::{fmt, future::Future, time::Duration};
 
 use tokio::sync::mpsc;
 
-use crate::ShutdownHandle;
+use crate::{
+    ShutdownHandle,
+    batch_writer::{Batching, write_batches},
+};
 
 /// The most ids one batch takes by default, and how many may wait for their
 /// acknowledgement before a run waits to hand its own over.
 pub const DEFAULT_ACK_BATCH: usize = 128;
 
 /// Where a durable queue's workers hand the id of an entry they processed. One task
-/// acknowledges the ids in batches: each batch is every id that arrived while the
-/// one before it was being acknowledged, so a quiet queue acknowledges each entry
-/// at once and a busy one many in one round trip, with no timer; a
-/// [`lingering`](Self::lingering) batcher also waits a little for more.
+/// acknowledges the ids in batches (a [`BatchWriter`](crate::BatchWriter)'s, one at
+/// a time): each batch is every id that arrived while the one before it was being
+/// acknowledged, so a quiet queue acknowledges each entry at once and a busy one
+/// many in one round trip, with no timer; a [`lingering`](Self::lingering) batcher
+/// also waits a little for more.
 ///
 /// An id handed over but never acknowledged (the acknowledgement failed, or the
 /// process died first) leaves its entry with the queue, which runs it again after
@@ -95,29 +99,20 @@ impl<T: Send + 'static> AckBatcher<T> {
         shutdown: &ShutdownHandle,
         max: usize,
         linger: Duration,
-        mut acknowledge: F,
+        acknowledge: F,
     ) -> Self
     where
         F: FnMut(Vec<T>) -> Fut + Send + 'static,
         Fut: Future<Output = ()> + Send + 'static,
     {
         let max = max.max(1);
-        let (ids, mut pending) = mpsc::channel(max);
-        shutdown.spawn(async move {
-            let mut batch = Vec::with_capacity(max);
-            while pending.recv_many(&mut batch, max).await > 0 {
-                let until = tokio::time::Instant::now() + linger;
-                while !linger.is_zero() && batch.len() < max {
-                    let room = max - batch.len();
-                    let more = pending.recv_many(&mut batch, room);
-                    // Over at the end of the linger, or when every batcher is gone.
-                    if !matches!(tokio::time::timeout_at(until, more).await, Ok(n) if n > 0) {
-                        break;
-                    }
-                }
-                acknowledge(std::mem::replace(&mut batch, Vec::with_capacity(max))).await;
-            }
-        });
+        let (ids, pending) = mpsc::channel(max);
+        let batching = Batching {
+            max,
+            in_flight: 1,
+            wait: linger,
+        };
+        shutdown.spawn(write_batches(pending, batching, acknowledge));
         Self { ids }
     }
 

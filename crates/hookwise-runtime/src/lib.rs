@@ -75,6 +75,7 @@
 
 mod ack_batcher;
 mod attempt;
+mod batch_writer;
 mod body;
 mod builder;
 mod claim;
@@ -91,6 +92,7 @@ mod webhooks;
 
 pub use self::{
     ack_batcher::{AckBatcher, DEFAULT_ACK_BATCH},
+    batch_writer::{BATCH_WRITER_WAITING, BatchWriter, Batching},
     builder::{DEFAULT_BODY_TIMEOUT, WebhooksBuilder},
     claim::HeldClaim,
     dead_letter::{
