@@ -15,10 +15,10 @@
 use std::sync::{Arc, Mutex, PoisonError};
 
 use hookwise_core::{Delivery, StoreError};
-use hookwise_runtime::StoredHead;
+use hookwise_runtime::{BatchWriter, Batching, StoredHead};
 use http::request::Parts;
 use sqlx::AssertSqlSafe;
-use tokio::sync::{Semaphore, mpsc, oneshot};
+use tokio::sync::oneshot;
 
 use crate::{
     PgQueue,
@@ -32,10 +32,6 @@ pub(crate) const MAX_BATCH: usize = 16;
 /// The statements of one handler's writer running at once: two keep both cores of
 /// a small database busy while the next batch fills.
 pub(crate) const IN_FLIGHT: usize = 2;
-
-/// The deliveries that may wait for a handler's writer; a request finds room or
-/// waits, within its timeout.
-const WAITING: usize = 1_024;
 
 /// A delivery's row, its columns owned, for a batch.
 pub(crate) struct QueueRow {
@@ -110,7 +106,7 @@ pub(crate) struct Writers(Mutex<Vec<Writer>>);
 struct Writer {
     provider: &'static str,
     handler: String,
-    waiting: mpsc::Sender<Pending>,
+    waiting: BatchWriter<Pending>,
 }
 
 impl Writers {
@@ -121,7 +117,7 @@ impl Writers {
         queue: &PgQueue,
         provider: &'static str,
         handler: &str,
-    ) -> mpsc::Sender<Pending> {
+    ) -> BatchWriter<Pending> {
         let mut writers = self.0.lock().unwrap_or_else(PoisonError::into_inner);
         if let Some(writer) = writers
             .iter()
@@ -130,57 +126,26 @@ impl Writers {
             return writer.waiting.clone();
         }
         writers.retain(|w| !(w.provider == provider && w.handler == handler));
-        let (waiting, arrived) = mpsc::channel(WAITING);
         // The writer's queue has writers of its own (none), not these, which hold
-        // the channel's sender: it ends once the queue and its clones are gone.
+        // the writer's sender: it ends once the queue and its clones are gone.
         let mut own = queue.clone();
         own.writers = Arc::default();
-        tokio::spawn(write(own, provider, handler.to_owned(), arrived));
+        let batching = Batching {
+            max: MAX_BATCH,
+            in_flight: IN_FLIGHT,
+            wait: queue.batch_wait.min(queue.timeout / 4),
+        };
+        let name: Arc<str> = handler.into();
+        let waiting = BatchWriter::start(batching, move |waiting| {
+            let (queue, handler) = (own.clone(), name.clone());
+            async move { queue.write_statements(provider, &handler, waiting).await }
+        });
         writers.push(Writer {
             provider,
             handler: handler.to_owned(),
             waiting: waiting.clone(),
         });
         waiting
-    }
-}
-
-/// A handler's writer: batches of what waits, one statement each, at most
-/// [`IN_FLIGHT`] at once.
-async fn write(
-    queue: PgQueue,
-    provider: &'static str,
-    handler: String,
-    mut arrived: mpsc::Receiver<Pending>,
-) {
-    let statements = Arc::new(Semaphore::new(IN_FLIGHT));
-    let mut next: Vec<Pending> = Vec::with_capacity(MAX_BATCH);
-    loop {
-        // A free statement first: what arrives meanwhile joins the next batch.
-        let Ok(statement) = statements.clone().acquire_owned().await else {
-            return;
-        };
-        if next.is_empty() {
-            if arrived.recv_many(&mut next, MAX_BATCH).await == 0 {
-                return; // every sender is gone
-            }
-            // One turn for the requests already woken to join: 5.8 rows a statement
-            // instead of 4.0 under load, at the price of a yield for a lone one.
-            tokio::task::yield_now().await;
-        }
-        while next.len() < MAX_BATCH {
-            match arrived.try_recv() {
-                Ok(pending) => next.push(pending),
-                Err(_) => break,
-            }
-        }
-        let (batch, held_over) = one_statement(std::mem::take(&mut next));
-        next = held_over;
-        let (queue, handler) = (queue.clone(), handler.clone());
-        tokio::spawn(async move {
-            queue.write_batch(provider, &handler, batch).await;
-            drop(statement);
-        });
     }
 }
 
@@ -203,6 +168,17 @@ fn one_statement(waiting: Vec<Pending>) -> (Vec<Pending>, Vec<Pending>) {
 }
 
 impl PgQueue {
+    /// Stores `waiting` (never empty) of `provider`'s `handler`, in as few
+    /// statements as it takes, one after the other, and answers each delivery.
+    async fn write_statements(&self, provider: &'static str, handler: &str, waiting: Vec<Pending>) {
+        let mut rest = waiting;
+        while !rest.is_empty() {
+            let (batch, held_over) = one_statement(rest);
+            self.write_batch(provider, handler, batch).await;
+            rest = held_over;
+        }
+    }
+
     /// Stores `batch` (never empty) of `provider`'s `handler` in one statement and
     /// answers each delivery.
     async fn write_batch(&self, provider: &'static str, handler: &str, batch: Vec<Pending>) {

@@ -226,3 +226,42 @@ async fn redeliveries_arriving_together_are_stored_once_and_answered_as_duplicat
     assert_eq!(app.recorder.runs(), EVENTS, "each event ran once");
     webhooks.shutdown(Duration::from_secs(5)).await;
 }
+
+/// How many statements stored the queue's rows: the rows one statement inserts
+/// share its transaction id.
+fn statements_that_stored(server: &PgServer) -> i64 {
+    server
+        .psql("SELECT count(DISTINCT xmin::text) FROM hookwise.queue")
+        .parse()
+        .expect("a count")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_a_batch_wait_deliveries_arriving_within_it_share_one_statement() {
+    let Some(server) = PgServer::start("pg batch wait") else {
+        return;
+    };
+    // The gate holds every run: the rows stay, taken by this instance.
+    let app = Gated::with_permits(0);
+    let queue =
+        queue_at(&server.url(), Duration::from_secs(60)).batch_wait(Duration::from_millis(400));
+    let (addr, webhooks) = endpoint_instance(&server.url(), queue, &app, 4).await;
+    let client = client();
+    // The second is sent 20 ms after the first: without the wait, the first has a
+    // statement of its own by then.
+    let first = tokio::spawn({
+        let client = client.clone();
+        async move { send(&client, addr, "/hook", &hoursmith("evt_first")).await }
+    });
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    let second = send(&client, addr, "/hook", &hoursmith("evt_second")).await;
+    let first = first.await.expect("sent");
+    for answer in [&first, &second] {
+        assert_eq!(answer.body, r#"{"status":"accepted"}"#, "{answer:?}");
+    }
+    assert_eq!(taken(&server, 1), 2, "both stored, to run here");
+    assert_eq!(statements_that_stored(&server), 1);
+    app.gate.add_permits(1_000);
+    assert_eq!(app.recorder.wait_for(2, Duration::from_secs(10)).await, 2);
+    webhooks.shutdown(Duration::from_secs(5)).await;
+}
