@@ -1,12 +1,6 @@
 //! [`Connection`]: the Redis connection the store and the queue share the handling of.
 
-use std::{
-    future::Future,
-    pin::Pin,
-    sync::Arc,
-    task::{Context, Poll, ready},
-    time::Duration,
-};
+use std::{future::Future, sync::Arc, time::Duration};
 
 use hookwise_core::{ConfigError, StoreError};
 use redis::{
@@ -123,21 +117,6 @@ impl Connection {
         drop(runtime.spawn(work));
     }
 
-    /// `call`, polled on the caller's task; dropped before its end (the request was
-    /// cut), it goes on in the background to its end, as [`spawn`](Self::spawn)
-    /// runs work, and its output is dropped there, so that what the output holds
-    /// (an entry read into this consumer) is given back by its own `Drop`. A task of
-    /// its own for every call did the same at the price of a spawn and a wake-up.
-    pub(crate) fn to_the_end<F>(&self, call: F) -> ToTheEnd<F>
-    where
-        F: Future + Send + 'static,
-    {
-        ToTheEnd {
-            call: Some(Box::pin(call)),
-            connection: self.clone(),
-        }
-    }
-
     /// Runs one call within the timeout; a failure or timeout is a [`StoreError`].
     pub(crate) async fn bounded<T>(
         &self,
@@ -150,11 +129,13 @@ impl Connection {
                 format!("Redis {what} failed"),
                 error,
             )),
-            Err(_) => Err(StoreError::new(format!(
-                "Redis {what} timed out after {:?}",
-                self.timeout
-            ))),
+            Err(_) => Err(self.timed_out(what)),
         }
+    }
+
+    /// The error of a call `what` that ran out of its timeout.
+    pub(crate) fn timed_out(&self, what: &'static str) -> StoreError {
+        StoreError::new(format!("Redis {what} timed out after {:?}", self.timeout))
     }
 
     /// Runs one script call within the timeout; `what` names it in the error.
@@ -197,38 +178,6 @@ impl LazyCluster {
             .get_or_try_init(|| self.client.get_async_connection())
             .await
             .cloned()
-    }
-}
-
-/// A call driven to its end even if its caller stops waiting:
-/// [`Connection::to_the_end`].
-pub(crate) struct ToTheEnd<F: Future + Send + 'static> {
-    /// `None` once it has answered.
-    call: Option<Pin<Box<F>>>,
-    connection: Connection,
-}
-
-impl<F: Future + Send + 'static> Future for ToTheEnd<F> {
-    type Output = F::Output;
-
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
-        // Polled again after its answer: nothing more will come.
-        let Some(call) = self.call.as_mut() else {
-            return Poll::Pending;
-        };
-        let output = ready!(call.as_mut().poll(cx));
-        self.call = None;
-        Poll::Ready(output)
-    }
-}
-
-impl<F: Future + Send + 'static> Drop for ToTheEnd<F> {
-    fn drop(&mut self) {
-        if let Some(call) = self.call.take() {
-            self.connection.spawn(async move {
-                drop(call.await);
-            });
-        }
     }
 }
 

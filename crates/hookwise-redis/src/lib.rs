@@ -69,6 +69,7 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod acks;
+mod batch;
 mod connection;
 mod dead_letters;
 mod entry;

@@ -11,18 +11,19 @@ use hookwise_runtime::{
     DeadLetterStore, DurableQueue, Enqueue, IfNew, QueueFuture, Stored, Unclaimed, Workers,
 };
 use redis::{AsyncCommands, Script, ToRedisArgs, streams::StreamId};
-use tokio::sync::Semaphore;
+use tokio::sync::{Semaphore, oneshot};
 
 use crate::{
     DEFAULT_NAMESPACE, RedisStore,
     acks::{self, ACK_DONE},
-    connection::{Connection, millis},
+    batch::{self, Pending, Writers, Written},
+    connection::Connection,
     dead_letters::RedisDeadLetters,
     entry::{EntryFields, delivery_fields, entry_fields},
-    local::{FreeSlot, Handover, Workshops},
+    local::Workshops,
     reader::{BURY, Reader, Workshop, keep_fresh},
     script_call::ScriptCall,
-    store::{STORE_AND_COMMIT, STORE_IF_NEW, duplicate_of},
+    store::{STORE_AND_COMMIT, duplicate_of},
 };
 
 /// The consumer group every instance's workers read through.
@@ -85,15 +86,18 @@ const MINIMUM_CLAIM_IDLE: Duration = Duration::from_millis(10);
 ///   again), nor the other way round. Through a `WebhookEndpoint`
 ///   ([`Webhooks::deliver_to`](hookwise_runtime::Webhooks::deliver_to)) that script
 ///   also looks the event's key up, so a delivery takes one round trip and no claim
-///   is made ([`DurableQueue::enqueue_if_new`]); through the axum extractor, which
+///   is made ([`DurableQueue::enqueue_if_new`]), and the deliveries of a handler that
+///   arrive while its scripts run share the next one (up to 16, two scripts at once;
+///   each delivery stored or not on its own): Redis's cost is mostly the call's, not
+///   the delivery's. Through the axum extractor, which
 ///   claims the event before the handler is named, it commits the claim instead.
 ///   Run Redis with `appendonly yes` so that what was acknowledged survives a Redis
 ///   restart.
 /// - Workers in every instance read through one consumer group, run the named
 ///   handler with the runtime's retries, timeout and dead-letter callback, and `XACK`
 ///   the entry when done: one task per stream acknowledges (and deletes), in one
-///   script, every entry processed while its last script was on its way. An entry that fails every attempt is moved to the
-///   dead-letter stream `<ns>:dead:{<provider>}` with its last error, where
+///   script, every entry processed while its last script was on its way. An entry
+///   that fails every attempt is moved to the dead-letter stream `<ns>:dead:{<provider>}` with its last error, where
 ///   [`dead_letters`](Self::dead_letters) lists it and [`replay`](Self::replay) puts it
 ///   back.
 /// - Through an endpoint, a delivery runs on the instance that stored it when one of
@@ -138,20 +142,23 @@ pub struct RedisQueue {
     pub(crate) claim_idle: Duration,
     pub(crate) poll_interval: Duration,
     pub(crate) max_deliveries: u32,
-    max_backlog: u64,
+    pub(crate) max_backlog: u64,
     run_where_stored: bool,
     /// Shared by the clones a worker takes for each entry it runs.
     pub(crate) scripts: Arc<Scripts>,
     /// This instance's workers, by stream: a delivery stored through an endpoint
     /// runs here when one of its handler's slots is free ([`crate::local`]).
     workshops: Arc<Workshops>,
+    /// The writers of deliveries stored through endpoints, in batches
+    /// ([`crate::batch`]).
+    pub(crate) writers: Arc<Writers>,
 }
 
 /// The queue's scripts, each with its SHA-1 for `EVALSHA`.
 pub(crate) struct Scripts {
     append: Script,
     store_and_commit: Script,
-    store_if_new: Script,
+    pub(crate) store_if_new: Script,
     pub(crate) ack_done: Script,
     pub(crate) bury: Script,
     replay: Script,
@@ -185,12 +192,13 @@ impl RedisQueue {
             scripts: Arc::new(Scripts {
                 append: Script::new(APPEND),
                 store_and_commit: Script::new(STORE_AND_COMMIT),
-                store_if_new: Script::new(STORE_IF_NEW),
+                store_if_new: Script::new(batch::STORE_IF_NEW),
                 ack_done: Script::new(ACK_DONE),
                 bury: Script::new(BURY),
                 replay: Script::new(REPLAY),
             }),
             workshops: Arc::default(),
+            writers: Arc::default(),
         })
     }
 
@@ -341,67 +349,7 @@ impl RedisQueue {
         }
     }
 
-    /// Appends an entry of `fields` to `stream` and marks the event whose Redis key
-    /// and retention are `mark` processed, in one script (`STORE_IF_NEW`), if that
-    /// key is free and the backlog is not full: both or neither. With a `free` slot
-    /// of this instance's workers, the script also claims the new entry for this
-    /// instance's consumer when no older one waits: the delivery is then run here
-    /// ([`IfNew::StoredToRunHere`]).
-    async fn append_if_new(
-        &self,
-        stream: String,
-        fields: EntryFields,
-        mark: (String, u64),
-        free: Option<FreeSlot>,
-    ) -> Result<IfNew, StoreError> {
-        let Some(free) = free else {
-            let answer = self.store_if_new(&stream, &fields, mark, "").await?;
-            return self.if_new(&stream, &answer);
-        };
-        // Driven to its end even if the request is dropped meanwhile: an entry read
-        // into this consumer for a run that will not happen is given back (Handover).
-        let queue = self.clone();
-        let call = self.connection.to_the_end(async move {
-            let consumer = queue.consumer.clone();
-            let answer = queue
-                .store_if_new(&stream, &fields, mark, &consumer)
-                .await?;
-            match answer.strip_prefix("here:") {
-                Some(id) => Ok(Err(Handover::new(id.to_owned(), fields, free))),
-                None => queue.if_new(&stream, &answer).map(Ok),
-            }
-        });
-        match call.await {
-            Ok(Ok(if_new)) => Ok(if_new),
-            Ok(Err(handover)) => Ok(handover
-                .run_here()
-                .map_or(IfNew::Stored, IfNew::StoredToRunHere)),
-            Err(error) => Err(error),
-        }
-    }
-
-    /// Runs `STORE_IF_NEW` for an entry of `fields` in `stream` and the event whose
-    /// Redis key and retention are `mark`; with `consumer` (else empty), reading the
-    /// next undelivered entry into it. The script's answer.
-    async fn store_if_new(
-        &self,
-        stream: &str,
-        fields: &EntryFields,
-        (event_key, retention_ms): (String, u64),
-        consumer: &str,
-    ) -> Result<String, StoreError> {
-        let args = [
-            retention_ms.to_string(),
-            GROUP.to_owned(),
-            consumer.to_owned(),
-            millis(self.claim_idle).to_string(),
-        ];
-        let script = &self.scripts.store_if_new;
-        self.append_scripted(script, (stream, event_key), &args, fields)
-            .await
-    }
-
-    /// What `STORE_IF_NEW`'s `answer` (other than `here:`) says.
+    /// What the store script's `answer` for a delivery (other than `here:`) says.
     fn if_new(&self, stream: &str, answer: &str) -> Result<IfNew, StoreError> {
         match answer {
             // `here:` is never answered without a consumer.
@@ -603,13 +551,38 @@ impl<P: Provider> DurableQueue<P> for RedisQueue {
             .downcast_ref::<RedisStore>()?
             .mark_args(&self.connection, delivery.dedupe_key())?;
         Some(Box::pin(async move {
+            let (event_key, retention_ms) = mark;
             let fields = entry_fields(head, delivery);
             let stream = self.stream(delivery.provider(), handler);
             let free = self
                 .run_where_stored
                 .then(|| self.workshops.free_slot(&stream))
                 .flatten();
-            self.append_if_new(stream, fields, mark, free).await
+            let (answer, answered) = oneshot::channel();
+            let pending = Pending {
+                event_key,
+                retention_ms,
+                fields,
+                free,
+                answer,
+            };
+            let writer = self.writers.of(self, &stream);
+            // Bounded as a call is: a wait for room among the waiting deliveries,
+            // and for the batch's script. Should it run out, the delivery may still
+            // be stored: the sender's retry finds it a duplicate.
+            let written = tokio::time::timeout(self.connection.timeout(), async move {
+                let stopped = || StoreError::new("the durable queue's writer has stopped");
+                writer.send(pending).await.map_err(|_| stopped())?;
+                answered.await.unwrap_or_else(|_| Err(stopped()))
+            })
+            .await
+            .unwrap_or_else(|_| Err(self.connection.timed_out("XADD")))?;
+            match written {
+                Written::Here(handover) => Ok(handover
+                    .run_here()
+                    .map_or(IfNew::Stored, IfNew::StoredToRunHere)),
+                Written::Answered(answer) => self.if_new(&stream, &answer),
+            }
         }))
     }
 

@@ -117,53 +117,6 @@ return 'stored'
 "
 );
 
-/// Stores a delivery in a durable queue's stream and marks its event processed, in
-/// one atomic step, if the event's key is free: unless the key `KEYS[2]` is held or
-/// the stream `KEYS[1]` holds `ARGV[1]` entries, appends the fields `ARGV[6..]` and
-/// sets the key to `done` for `ARGV[2]` ms. Answers `stored`, `full`, or
-/// `taken:<value>` with what holds the key.
-///
-/// With a consumer `ARGV[4]` (of the group `ARGV[3]`), whose instance has a running
-/// slot free, the new entry is claimed for that consumer when no older entry waits
-/// undelivered, and answered `here:<id>` (the caller runs it): pending there with one
-/// delivery counted and the group's position moved past it, the state an
-/// `XREADGROUP` of it leaves, made by the `XCLAIM … FORCE JUSTID LASTID` Redis
-/// itself sends a replica for one. Unlike that read, it does not bring the entry
-/// back into Lua, which hashes every byte of every string it makes (a fifth of a
-/// delivery's instructions in Redis 7.0). Until the group's next read, `XINFO
-/// GROUPS` shows its `entries-read` as unknown.
-///
-/// Whether an older entry waits is asked before the append, by an `XREADGROUP` of
-/// one entry, which reads nothing when none does. One read instead is made idle for
-/// `ARGV[5]` ms, the claim idle time, with no delivery counted, so the next scan of
-/// any reader takes it over; the new entry is left for the readers (`stored`).
-pub(crate) const STORE_IF_NEW: &str = r"
-local held = redis.call('GET', KEYS[2])
-if held then
-    return 'taken:' .. held
-end
-if redis.call('XLEN', KEYS[1]) >= tonumber(ARGV[1]) then
-    return 'full'
-end
-local here = ARGV[4] ~= ''
-if here then
-    local read = redis.pcall('XREADGROUP', 'GROUP', ARGV[3], ARGV[4], 'COUNT', '1', 'STREAMS', KEYS[1], '>')
-    if type(read) == 'table' and read.err then
-        here = false
-    elseif type(read) == 'table' and read[1] and read[1][2][1] then
-        here = false
-        redis.call('XCLAIM', KEYS[1], ARGV[3], ARGV[4], '0', read[1][2][1][1], 'IDLE', ARGV[5], 'RETRYCOUNT', '0', 'JUSTID')
-    end
-end
-local id = redis.call('XADD', KEYS[1], '*', unpack(ARGV, 6))
-redis.call('SET', KEYS[2], 'done', 'PX', ARGV[2])
-if not here then
-    return 'stored'
-end
-redis.call('XCLAIM', KEYS[1], ARGV[3], ARGV[4], '0', id, 'RETRYCOUNT', '1', 'FORCE', 'JUSTID', 'LASTID', id)
-return 'here:' .. id
-";
-
 /// A [`DedupeStore`] on Redis, shared by every instance of a receiver.
 ///
 /// Each event key is one Redis string, `<namespace>:dedupe:{<provider>}:<event key>`
@@ -308,7 +261,7 @@ impl RedisStore {
     }
 
     /// What a durable queue on the same server needs to mark `key` processed in its
-    /// own script ([`STORE_IF_NEW`]): the key's Redis key and the retention in ms;
+    /// own script (`batch::STORE_IF_NEW`): the key's Redis key and the retention in ms;
     /// `None` when `connection` is another server's.
     pub(crate) fn mark_args(
         &self,
