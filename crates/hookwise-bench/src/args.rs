@@ -2,6 +2,8 @@
 //! does not parse is refused before anything starts, with clap's message and exit
 //! code 2.
 
+use std::time::Duration;
+
 use clap::{CommandFactory, Parser, ValueEnum, error::ErrorKind};
 
 use crate::{
@@ -97,6 +99,11 @@ pub(crate) struct Config {
     /// --baseline layer, this prices the metrics feature.
     #[arg(long)]
     pub(crate) metrics: bool,
+
+    /// With --queue postgres: PgQueue::batch_wait, in µs (default 0): how long the
+    /// statement that stores B's deliveries waits for more.
+    #[arg(long, value_name = "MICROSECONDS", default_value_t = 0)]
+    pg_batch_wait: u64,
 }
 
 impl Config {
@@ -115,6 +122,12 @@ impl Config {
                  the hand-rolled receiver has none of them",
             ));
         }
+        if self.pg_batch_wait > 0 && self.queue != Queue::Postgres {
+            return Err(Self::command().error(
+                ErrorKind::ArgumentConflict,
+                "--pg-batch-wait applies to --queue postgres",
+            ));
+        }
         Ok(self)
     }
 
@@ -124,6 +137,7 @@ impl Config {
             store: self.store,
             queue: self.queue,
             metrics: self.metrics,
+            batch_wait: Duration::from_micros(self.pg_batch_wait),
         }
     }
 
@@ -313,11 +327,20 @@ mod tests {
             store: Store::Redis,
             queue: Queue::Postgres,
             metrics: true,
+            batch_wait: Duration::ZERO,
         };
         assert_eq!(
             config.servers(),
             [Server::Layer(Backend::MEMORY), Server::Layer(durable)]
         );
+        let waiting = parse(&["--queue", "postgres", "--pg-batch-wait", "1000"])
+            .and_then(Config::checked)
+            .expect("valid flags");
+        assert_eq!(waiting.backend().batch_wait, Duration::from_millis(1));
+        let error = parse(&["--queue", "redis", "--pg-batch-wait", "1000"])
+            .and_then(Config::checked)
+            .expect_err("a Postgres setting");
+        assert_eq!(error.exit_code(), 2, "{error}");
         for flags in [&["--queue", "redis"][..], &["--metrics"]] {
             let args = [&["--contender", "hand-rolled"][..], flags].concat();
             let error = parse(&args)

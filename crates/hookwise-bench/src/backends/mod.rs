@@ -83,6 +83,8 @@ pub(crate) struct Backend {
     /// Whether the runtime sends its counters to the `metrics` facade (to the
     /// Prometheus recorder the benchmark installs with `--metrics`).
     pub(crate) metrics: bool,
+    /// `PgQueue::batch_wait` of a Postgres queue.
+    pub(crate) batch_wait: Duration,
 }
 
 impl Backend {
@@ -91,6 +93,7 @@ impl Backend {
         store: Store::Memory,
         queue: Queue::None,
         metrics: false,
+        batch_wait: Duration::ZERO,
     };
 
     /// Whether accepted events go to a durable queue.
@@ -111,6 +114,10 @@ impl Backend {
             Queue::None => format!("WebhookLayer, {store}"),
             Queue::Redis => format!("WebhookEndpoint, {store} + RedisQueue"),
             Queue::Postgres => format!("WebhookEndpoint, {store} + PgQueue"),
+        };
+        let served = match self.batch_wait.is_zero() {
+            true => served,
+            false => format!("{served}, batch wait {:?}", self.batch_wait),
         };
         match self.metrics {
             true => format!("{served}, metrics"),
@@ -192,7 +199,7 @@ impl Databases {
                     // The queue's tables come with the store's migration.
                     pg_store = Some(postgres.store(fresh).await?);
                 }
-                builder.durable_queue(postgres.queue(fresh)?)
+                builder.durable_queue(postgres.queue(fresh)?.batch_wait(backend.batch_wait))
             }
         };
         let builder = if backend.is_durable() {
