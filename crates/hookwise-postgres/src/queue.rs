@@ -11,7 +11,7 @@ use hookwise_runtime::{
     DeadLetterStore, DurableQueue, Enqueue, IfNew, QueueFuture, Stored, Unclaimed, Workers,
 };
 use sqlx::{AssertSqlSafe, PgPool, Row, postgres::PgRow};
-use tokio::sync::{Semaphore, oneshot};
+use tokio::sync::Semaphore;
 
 use crate::{
     DEFAULT_TIMEOUT, PgStore,
@@ -240,9 +240,9 @@ impl PgQueue {
     ///
     /// A trade of latency for throughput under steady load: every delivery of a
     /// quiet queue waits too. Measured on 2 shared cores with `1 ms`: 16 rows a
-    /// statement instead of about 6 under load and a fifth more deliveries a
-    /// second, but a p50 of 5 to 6 ms instead of 3 at 50 deliveries a second
-    /// (BENCHMARKS.md, sections 23 and 24).
+    /// statement instead of about 6 under load and a tenth to a fifth more
+    /// deliveries a second, but a p50 of 4 to 6 ms instead of 2 to 3 at 50
+    /// deliveries a second (BENCHMARKS.md, sections 23 and 24).
     ///
     /// ```no_run
     /// # use std::time::Duration;
@@ -456,9 +456,9 @@ impl<P: Provider> DurableQueue<P> for PgQueue {
                 (true, None) => self.local.free_slot(provider, handler),
                 _ => None,
             };
-            let (answer, answered) = oneshot::channel();
-            let pending = Pending {
-                row: QueueRow::of(head, delivery, line),
+            let row = QueueRow::of(head, delivery, line);
+            let pending = |answer| Pending {
+                row,
                 sql,
                 retention_ms: millis(store.retention),
                 free,
@@ -468,13 +468,12 @@ impl<P: Provider> DurableQueue<P> for PgQueue {
             // Bounded as a call is: a wait for room among the waiting deliveries,
             // and for the batch's statement. Should it run out, the delivery may
             // still be stored: the sender's retry finds it a duplicate.
-            let written = tokio::time::timeout(self.timeout, async move {
-                let stopped = || StoreError::new("the durable queue's writer has stopped");
-                writer.send(pending).await.map_err(|_| stopped())?;
-                answered.await.unwrap_or_else(|_| Err(stopped()))
-            })
-            .await
-            .unwrap_or_else(|_| Err(timed_out("enqueue", self.timeout)))?;
+            let written = tokio::time::timeout(self.timeout, writer.ask(pending))
+                .await
+                .map_err(|_| timed_out("enqueue", self.timeout))?
+                .unwrap_or_else(|| {
+                    Err(StoreError::new("the durable queue's writer has stopped"))
+                })?;
             match written {
                 Written::Stored(None) => Ok(IfNew::Stored),
                 Written::Stored(Some(handover)) => Ok(handover

@@ -11,7 +11,7 @@ use hookwise_runtime::{
     DeadLetterStore, DurableQueue, Enqueue, IfNew, QueueFuture, Stored, Unclaimed, Workers,
 };
 use redis::{AsyncCommands, Script, ToRedisArgs, streams::StreamId};
-use tokio::sync::{Semaphore, oneshot};
+use tokio::sync::Semaphore;
 
 use crate::{
     DEFAULT_NAMESPACE, RedisStore,
@@ -86,20 +86,21 @@ const MINIMUM_CLAIM_IDLE: Duration = Duration::from_millis(10);
 ///   again), nor the other way round. Through a `WebhookEndpoint`
 ///   ([`Webhooks::deliver_to`](hookwise_runtime::Webhooks::deliver_to)) that script
 ///   also looks the event's key up, so a delivery takes one round trip and no claim
-///   is made ([`DurableQueue::enqueue_if_new`]), and the deliveries of a handler that
-///   arrive while its scripts run share the next one (up to 16, two scripts at once;
-///   each delivery stored or not on its own): Redis's cost is mostly the call's, not
-///   the delivery's. Through the axum extractor, which
-///   claims the event before the handler is named, it commits the claim instead.
+///   is made ([`DurableQueue::enqueue_if_new`]), and the deliveries of a handler
+///   that arrive while its scripts run share the next one (up to 16, two scripts at
+///   once; each delivery stored or not on its own): Redis's cost is mostly the
+///   call's, not the delivery's. Through the axum extractor, which claims the event
+///   before the handler is named, it commits the claim instead.
 ///   Run Redis with `appendonly yes` so that what was acknowledged survives a Redis
 ///   restart.
 /// - Workers in every instance read through one consumer group, run the named
 ///   handler with the runtime's retries, timeout and dead-letter callback, and `XACK`
 ///   the entry when done: one task per stream acknowledges (and deletes), in one
 ///   script, every entry processed while its last script was on its way. An entry
-///   that fails every attempt is moved to the dead-letter stream `<ns>:dead:{<provider>}` with its last error, where
-///   [`dead_letters`](Self::dead_letters) lists it and [`replay`](Self::replay) puts it
-///   back.
+///   that fails every attempt is moved to the dead-letter stream
+///   `<ns>:dead:{<provider>}` with its last error, where
+///   [`dead_letters`](Self::dead_letters) lists it and [`replay`](Self::replay) puts
+///   it back.
 /// - Through an endpoint, a delivery runs on the instance that stored it when one of
 ///   its handler's running slots is free there: the store script also claims the new
 ///   entry for this instance's consumer, and the handler runs from the delivery the
@@ -558,8 +559,7 @@ impl<P: Provider> DurableQueue<P> for RedisQueue {
                 .run_where_stored
                 .then(|| self.workshops.free_slot(&stream))
                 .flatten();
-            let (answer, answered) = oneshot::channel();
-            let pending = Pending {
+            let pending = |answer| Pending {
                 event_key,
                 retention_ms,
                 fields,
@@ -570,13 +570,12 @@ impl<P: Provider> DurableQueue<P> for RedisQueue {
             // Bounded as a call is: a wait for room among the waiting deliveries,
             // and for the batch's script. Should it run out, the delivery may still
             // be stored: the sender's retry finds it a duplicate.
-            let written = tokio::time::timeout(self.connection.timeout(), async move {
-                let stopped = || StoreError::new("the durable queue's writer has stopped");
-                writer.send(pending).await.map_err(|_| stopped())?;
-                answered.await.unwrap_or_else(|_| Err(stopped()))
-            })
-            .await
-            .unwrap_or_else(|_| Err(self.connection.timed_out("XADD")))?;
+            let written = tokio::time::timeout(self.connection.timeout(), writer.ask(pending))
+                .await
+                .map_err(|_| self.connection.timed_out("XADD"))?
+                .unwrap_or_else(|| {
+                    Err(StoreError::new("the durable queue's writer has stopped"))
+                })?;
             match written {
                 Written::Here(handover) => Ok(handover
                     .run_here()

@@ -4,7 +4,7 @@
 
 use std::{fmt, future::Future, sync::Arc, time::Duration};
 
-use tokio::sync::{Semaphore, mpsc};
+use tokio::sync::{Semaphore, mpsc, oneshot};
 
 /// The items that may wait for a [`BatchWriter`]'s batches; a sender past them
 /// waits for room.
@@ -45,9 +45,7 @@ pub struct Batching {
 ///         let _ = answer.send(true);
 ///     }
 /// });
-/// let (answer, answered) = oneshot::channel();
-/// writer.send((7, answer)).await.expect("the writer runs");
-/// assert!(answered.await.expect("answered"));
+/// assert_eq!(writer.ask(|answer| (7, answer)).await, Some(true));
 /// # }
 /// ```
 pub struct BatchWriter<T> {
@@ -90,6 +88,16 @@ impl<T: Send + 'static> BatchWriter<T> {
     /// the item back when the writer's task is gone (its `write` panicked).
     pub async fn send(&self, item: T) -> Result<(), T> {
         self.waiting.send(item).await.map_err(|error| error.0)
+    }
+
+    /// Sends the item `make` makes with a new answer channel, and waits for its
+    /// answer: `None` when the writer's task is gone or dropped the item unanswered.
+    /// Dropped meanwhile, the item is still written if it was sent; its answer
+    /// finds no one.
+    pub async fn ask<R>(&self, make: impl FnOnce(oneshot::Sender<R>) -> T) -> Option<R> {
+        let (answer, answered) = oneshot::channel();
+        self.send(make(answer)).await.ok()?;
+        answered.await.ok()
     }
 
     /// Whether the writer's task is gone.
@@ -168,8 +176,6 @@ async fn fill<T>(arrived: &mut mpsc::Receiver<T>, batch: &mut Vec<T>, max: usize
 #[cfg(test)]
 mod tests {
     use std::sync::Mutex;
-
-    use tokio::sync::oneshot;
 
     use super::*;
 
