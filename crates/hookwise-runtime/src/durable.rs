@@ -362,7 +362,13 @@ pub struct StoredHead {
 impl StoredHead {
     /// The stored form of `head`.
     pub fn of(head: &Parts) -> Self {
-        let mut headers = Vec::new();
+        // Sized first: grown header by header, it was reallocated about five times.
+        let room = head
+            .headers
+            .iter()
+            .map(|(name, value)| name.as_str().len() + value.len() + 4)
+            .sum();
+        let mut headers = Vec::with_capacity(room);
         for (name, value) in &head.headers {
             headers.extend_from_slice(name.as_str().as_bytes());
             headers.extend_from_slice(b": ");
