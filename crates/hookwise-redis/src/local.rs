@@ -1,12 +1,12 @@
 //! Running a delivery on the instance that stored it. When one of the handler's
 //! running slots is free here, the script that stores a delivery through an endpoint
-//! (`batch::STORE_IF_NEW`) also claims the new entry for this instance's consumer, and the
-//! runtime runs it from the delivery it holds ([`IfNew::StoredToRunHere`]): no read
-//! of the stream, no decoding, no second parse. The entry is pending in this
+//! (`batch::STORE_IF_NEW`) also claims the new entry for this instance's consumer,
+//! and the runtime runs it from the delivery it holds ([`IfNew::StoredToRunHere`]):
+//! no read of the stream, no decoding, no second parse. The entry is pending in this
 //! consumer, kept fresh while it runs and acknowledged or dead-lettered after, as
 //! one its reader read. A request cut while its batch's script runs gives it back
-//! to the readers once the script has answered ([`Handover`]); a process that dies mid-run leaves it to be taken
-//! over after the claim idle time.
+//! to the readers once the script has answered ([`Handover`]); a process that dies
+//! mid-run leaves it to be taken over after the claim idle time.
 //!
 //! [`IfNew::StoredToRunHere`]: hookwise_runtime::IfNew::StoredToRunHere
 
