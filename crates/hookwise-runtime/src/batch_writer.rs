@@ -15,10 +15,10 @@ pub const BATCH_WRITER_WAITING: usize = 1_024;
 pub struct Batching {
     /// The most items one batch holds (0 counts as 1).
     pub max: usize,
-    /// The batches written at once (0 counts as 1): with one, a batch is what
-    /// arrived while the one before it was written; with two, the next fills and
-    /// starts while the first is on its way, which keeps a database with more than
-    /// one core busy.
+    /// The batches written at once (0 counts as 1; at most `u32::MAX`): with one, a
+    /// batch is what arrived while the one before it was written; with two, the next
+    /// fills and starts while the first is on its way, which keeps a database with
+    /// more than one core busy.
     pub in_flight: usize,
     /// How long a batch of fewer than `max` items waits for more, from its first
     /// item. Zero: no timer, only one turn of the scheduler, for the senders already
@@ -120,7 +120,8 @@ pub(crate) async fn write_batches<T, F, Fut>(
     Fut: Future<Output = ()> + Send + 'static,
 {
     let max = batching.max.max(1);
-    let in_flight = batching.in_flight.max(1);
+    // Within what a semaphore holds and `acquire_many` takes back at the end.
+    let in_flight = batching.in_flight.clamp(1, u32::MAX as usize);
     let writing = Arc::new(Semaphore::new(in_flight));
     loop {
         // A free place first: what arrives meanwhile joins this batch.
