@@ -264,7 +264,8 @@ impl RedisQueue {
     /// the entry costs (section 21). The entry is pending in this consumer as one a
     /// reader read: kept fresh while it runs, acknowledged or dead-lettered after,
     /// taken over after the claim idle time if this process dies. A request cut
-    /// while its store script runs gives the entry back to the readers at once.
+    /// while its batch's store script runs gives the entry back to the readers once
+    /// the script has answered.
     #[must_use]
     pub fn run_where_stored(mut self, run_where_stored: bool) -> Self {
         self.run_where_stored = run_where_stored;

@@ -14,7 +14,8 @@
 //! - the handlers registered by name ([`Handler`]), and with a
 //!   [`DurableQueue`] the readers that run stored deliveries, started once per
 //!   handler when the runtime is built, keyed by the handler's name (a queue's
-//!   workers acknowledge processed entries in batches through an [`AckBatcher`]);
+//!   workers acknowledge processed entries in batches through an [`AckBatcher`], and
+//!   its endpoint path may store deliveries in batches through a [`BatchWriter`]);
 //! - the [`Stats`] and the [`ShutdownHandle`] that drains it all.
 //!
 //! Adapters only wrap it: `hookwise-tower`'s `WebhookLayer` and `hookwise-axum`'s
