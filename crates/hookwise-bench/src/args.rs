@@ -156,6 +156,7 @@ impl Config {
         let a = match self.baseline {
             Baseline::Bare => Server::Bare,
             Baseline::HandRolled => Server::HandRolled,
+            Baseline::HandGuarded => Server::HandGuarded,
             Baseline::Layer => Server::Layer(Backend::MEMORY),
         };
         let b = match self.contender {
@@ -186,6 +187,11 @@ pub(crate) enum Baseline {
     /// claim the id in a DashMap, spawn the handler; B/A is then what the layer adds
     /// beyond it.
     HandRolled,
+    /// The hand-rolled receiver with the layer's guarantees written by hand:
+    /// retention and a bound on the ids, bounded background work, retries, a
+    /// handler timeout, panics caught, dead letters; B/A is then what the layer's
+    /// way of giving them costs.
+    HandGuarded,
     /// The route behind WebhookLayer, in memory: against B on a durable backend
     /// (--store, --queue), what the backend costs.
     Layer,
@@ -308,6 +314,11 @@ mod tests {
         );
         let auto = parse(&["--rate", "auto"]).expect("auto");
         assert_eq!(auto.rate(), Rate::OfA(0.25));
+        let guarded = parse(&["--baseline", "hand-guarded"]).expect("a baseline");
+        assert_eq!(
+            guarded.servers(),
+            [Server::HandGuarded, Server::Layer(Backend::MEMORY)]
+        );
     }
 
     #[test]

@@ -62,15 +62,15 @@ impl HandRolled {
 
 /// The envelope's fields, typed; `data` kept as JSON.
 #[derive(Debug, Deserialize)]
-struct Envelope {
-    id: String,
+pub(crate) struct Envelope {
+    pub(crate) id: String,
     #[serde(rename = "type")]
-    kind: String,
-    created: u64,
+    pub(crate) kind: String,
+    pub(crate) created: u64,
     #[serde(rename = "orgId")]
-    org_id: String,
-    livemode: bool,
-    data: serde_json::Value,
+    pub(crate) org_id: String,
+    pub(crate) livemode: bool,
+    pub(crate) data: serde_json::Value,
 }
 
 /// The axum handler: verify, parse, claim, spawn, answer.
@@ -79,40 +79,9 @@ pub async fn receive(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let Some((t, signature)) = headers
-        .get("hoursmith-signature")
-        .and_then(|value| value.to_str().ok())
-        .and_then(parse_header)
-    else {
-        return refuse(
-            StatusCode::UNAUTHORIZED,
-            r#"{"error":"signature_malformed"}"#,
-        );
-    };
-    let Ok(timestamp) = t.parse::<u64>() else {
-        return refuse(
-            StatusCode::UNAUTHORIZED,
-            r#"{"error":"signature_malformed"}"#,
-        );
-    };
-    if now_secs().abs_diff(timestamp) > TOLERANCE_SECS {
-        return refuse(
-            StatusCode::UNAUTHORIZED,
-            r#"{"error":"timestamp_out_of_tolerance"}"#,
-        );
-    }
-    let mut mac = receiver.key.clone();
-    mac.update(t.as_bytes());
-    mac.update(b".");
-    mac.update(&body);
-    if mac.verify_slice(&signature).is_err() {
-        return refuse(
-            StatusCode::UNAUTHORIZED,
-            r#"{"error":"signature_mismatch"}"#,
-        );
-    }
-    let Ok(event) = serde_json::from_slice::<Envelope>(&body) else {
-        return refuse(StatusCode::BAD_REQUEST, r#"{"error":"invalid_payload"}"#);
+    let event = match verified_event(&receiver.key, &headers, &body) {
+        Ok(event) => event,
+        Err((status, body)) => return refuse(status, body),
     };
     if receiver.seen.insert(event.id.clone(), ()).is_some() {
         return answer(r#"{"status":"duplicate"}"#);
@@ -123,6 +92,47 @@ pub async fn receive(
     });
     answer(r#"{"status":"accepted"}"#)
 }
+
+/// The contract's checks, in its order: the signature header, the timestamp's
+/// tolerance, the HMAC of `t.body` (constant time), then the envelope; otherwise
+/// the status and body of the refusal ([`refuse`]).
+pub(crate) fn verified_event(
+    key: &Hmac<Sha256>,
+    headers: &HeaderMap,
+    body: &Bytes,
+) -> Result<Envelope, Refusal> {
+    const MALFORMED: Refusal = (
+        StatusCode::UNAUTHORIZED,
+        r#"{"error":"signature_malformed"}"#,
+    );
+    let (t, signature) = headers
+        .get("hoursmith-signature")
+        .and_then(|value| value.to_str().ok())
+        .and_then(parse_header)
+        .ok_or(MALFORMED)?;
+    let timestamp = t.parse::<u64>().map_err(|_| MALFORMED)?;
+    if now_secs().abs_diff(timestamp) > TOLERANCE_SECS {
+        return Err((
+            StatusCode::UNAUTHORIZED,
+            r#"{"error":"timestamp_out_of_tolerance"}"#,
+        ));
+    }
+    let mut mac = key.clone();
+    mac.update(t.as_bytes());
+    mac.update(b".");
+    mac.update(body);
+    mac.verify_slice(&signature).map_err(|_| {
+        (
+            StatusCode::UNAUTHORIZED,
+            r#"{"error":"signature_mismatch"}"#,
+        )
+    })?;
+    serde_json::from_slice::<Envelope>(body)
+        .map_err(|_| (StatusCode::BAD_REQUEST, r#"{"error":"invalid_payload"}"#))
+}
+
+/// A refusal's status and JSON body.
+pub(crate) type Refusal = (StatusCode, &'static str);
 
 /// `t` and the first `v1`, decoded; `None` when either is missing or malformed.
 fn parse_header(value: &str) -> Option<(&str, [u8; 32])> {
@@ -150,11 +160,11 @@ fn decode_hex(hex: &str) -> Option<[u8; 32]> {
     Some(out)
 }
 
-fn answer(body: &'static str) -> Response {
+pub(crate) fn answer(body: &'static str) -> Response {
     ([(CONTENT_TYPE, "application/json")], body).into_response()
 }
 
-fn refuse(status: StatusCode, body: &'static str) -> Response {
+pub(crate) fn refuse(status: StatusCode, body: &'static str) -> Response {
     (status, [(CONTENT_TYPE, "application/json")], body).into_response()
 }
 

@@ -10,14 +10,16 @@
 //! | `benches/receive.rs` | `Receiver::receive` for one whole delivery | `cargo bench -p hookwise-bench --bench receive` |
 //! | `src/main.rs` | loopback load: bare axum route vs the same route behind `WebhookLayer` | `cargo run --release -p hookwise-bench -- --seconds 10` |
 //! | `src/main.rs` with `--baseline hand-rolled` | the same, against [`hand_rolled`]: the contract's work written without hookwise | `cargo run --release -p hookwise-bench -- --seconds 10 --baseline hand-rolled` |
+//! | `src/main.rs` with `--baseline hand-guarded` | the same, against [`hand_guarded`]: the hand-rolled receiver with the layer's guarantees written by hand (bounded retention, bounded background work, retries, timeouts, panics caught, dead letters, drain) | `cargo run --release -p hookwise-bench -- --seconds 10 --baseline hand-guarded` |
 //! | `src/main.rs` with `--store`, `--queue` | the layer in memory against hookwise on Redis or Postgres (a server started for the run) | `cargo run --release -p hookwise-bench -- --seconds 10 --baseline layer --store redis --queue redis` |
 //! | `src/bin/memory.rs` | resident bytes per key of `MemoryStore` at 1,000,000 keys | `cargo run --release -p hookwise-bench --bin memory` |
-//! | `src/bin/layer_path.rs` | the layer's whole path in one process, for instruction counts (`--hand-rolled`: the hand-rolled receiver's) | `valgrind --tool=callgrind target/release/layer_path --requests 5000` |
+//! | `src/bin/layer_path.rs` | the layer's whole path in one process, for instruction counts (`--hand-rolled`, `--hand-guarded`: the hand-written receivers') | `valgrind --tool=callgrind target/release/layer_path --requests 5000` |
 //!
 //! `BENCHMARKS.md` at the repository root has the numbers and how to read them.
 
 #![forbid(unsafe_code)]
 
+pub mod hand_guarded;
 pub mod hand_rolled;
 
 use std::{

@@ -15,6 +15,7 @@ use axum::{
 use bytes::Bytes;
 use hookwise_bench::{
     HOURSMITH_SECRET,
+    hand_guarded::{self, HandGuarded, Limits},
     hand_rolled::{self, HandRolled},
 };
 use hookwise_tower::{WebhookEndpoint, WebhookLayer};
@@ -33,6 +34,8 @@ pub(crate) enum Server {
     Bare,
     /// [`hand_rolled`]: the contract's work, written without hookwise.
     HandRolled,
+    /// [`hand_guarded`]: the same with the layer's guarantees written by hand.
+    HandGuarded,
     /// hookwise on `backend`: the route behind `WebhookLayer`, or with a durable
     /// queue a `WebhookEndpoint`.
     Layer(Backend),
@@ -44,6 +47,7 @@ impl Server {
         match self {
             Self::Bare => "bare axum".to_owned(),
             Self::HandRolled => "hand-rolled receiver".to_owned(),
+            Self::HandGuarded => "hand-rolled receiver, guarded".to_owned(),
             Self::Layer(backend) => backend.label(),
         }
     }
@@ -55,12 +59,22 @@ impl Server {
         databases: &Databases,
         fresh: &str,
     ) -> Result<Started, Box<dyn Error>> {
-        let (app, instance) = match self {
-            Self::Bare => (bare(), None),
-            Self::HandRolled => (hand_rolled(), None),
+        let (mut instance, mut guarded) = (None, None);
+        let app = match self {
+            Self::Bare => bare(),
+            Self::HandRolled => hand_rolled(),
+            Self::HandGuarded => {
+                let receiver = HandGuarded::new(HOURSMITH_SECRET.as_bytes(), Limits::default());
+                guarded = Some(receiver.clone());
+                Router::new()
+                    .route(PATH, post(hand_guarded::receive))
+                    .with_state(receiver)
+            }
             Self::Layer(backend) => {
-                let instance = databases.instance(backend, fresh).await?;
-                (hookwise(backend, &instance)?, Some(instance))
+                let started = databases.instance(backend, fresh).await?;
+                let app = hookwise(backend, &started)?;
+                instance = Some(started);
+                app
             }
         };
         let (addr, task) = serve(app).await;
@@ -68,6 +82,7 @@ impl Server {
             addr,
             task,
             instance,
+            guarded,
         })
     }
 }
@@ -80,16 +95,20 @@ pub(crate) struct Started {
     task: JoinHandle<()>,
     /// The hookwise runtime it serves, if it is a hookwise server.
     pub(crate) instance: Option<Instance>,
+    /// The guarded hand-rolled receiver, if it is that one: drained as a hookwise
+    /// runtime is.
+    guarded: Option<HandGuarded>,
 }
 
 impl Started {
-    /// Stops listening and stops its hookwise runtime; how many accepted events had
-    /// not finished.
+    /// Stops listening and stops its hookwise runtime (or drains the guarded
+    /// receiver); how many accepted events had not finished.
     pub(crate) async fn stop(self) -> usize {
         self.task.abort();
-        match self.instance {
-            Some(instance) => instance.stop().await,
-            None => 0,
+        match (self.instance, self.guarded) {
+            (Some(instance), _) => instance.stop().await,
+            (None, Some(guarded)) => guarded.drain().await,
+            (None, None) => 0,
         }
     }
 }

@@ -13,7 +13,9 @@
 //! work in both. `--size BYTES` changes the body size. `--hand-rolled` sends the same
 //! deliveries to the load benchmark's hand-rolled receiver
 //! ([`hookwise_bench::hand_rolled`]) instead, so that the difference of the two totals
-//! is what the layer does beyond the contract's own work.
+//! is what the layer does beyond the contract's own work. `--hand-guarded` sends them
+//! to the hand-rolled receiver with the layer's guarantees written by hand
+//! ([`hookwise_bench::hand_guarded`]).
 //!
 //! `--redis URL` sends them instead through a `WebhookEndpoint` on a `RedisStore` and
 //! a `RedisQueue` at `URL` (a fresh key namespace per run), as the load benchmark's
@@ -37,6 +39,7 @@ use axum::{
 };
 use hookwise_bench::{
     HOURSMITH_SECRET, KIB, event_id,
+    hand_guarded::{self, HandGuarded, Limits},
     hand_rolled::{self, HandRolled},
     hoursmith_body, hoursmith_headers, now_secs,
 };
@@ -57,6 +60,10 @@ fn main() -> ExitCode {
             receiver = Measured::HandRolled;
             continue;
         }
+        if flag == "--hand-guarded" {
+            receiver = Measured::HandGuarded;
+            continue;
+        }
         let value = args.next();
         let number = value.as_deref().and_then(|v| v.parse::<u64>().ok());
         match (flag.as_str(), number, value) {
@@ -65,7 +72,7 @@ fn main() -> ExitCode {
             ("--redis", _, Some(url)) => receiver = Measured::Redis(url),
             _ => {
                 eprintln!(
-                    "usage: layer_path [--requests N] [--size BYTES] [--hand-rolled | --redis URL]"
+                    "usage: layer_path [--requests N] [--size BYTES] [--hand-rolled | --hand-guarded | --redis URL]"
                 );
                 return ExitCode::FAILURE;
             }
@@ -96,6 +103,8 @@ enum Measured {
     Layer,
     /// The load benchmark's hand-rolled receiver.
     HandRolled,
+    /// The same with the layer's guarantees written by hand.
+    HandGuarded,
     /// A `WebhookEndpoint` on a `RedisStore` and a `RedisQueue` at this URL.
     Redis(String),
 }
@@ -110,21 +119,27 @@ async fn run(
 ) -> Result<u64, Box<dyn std::error::Error>> {
     let provider = Hoursmith::new(HOURSMITH_SECRET)?;
     // As `axum::serve` does, the router gets its state (here none) once, up front.
-    // A runtime, and its drain at the end, only when hookwise is the one measured.
-    let (mut app, shutdown): (Router, _) = match receiver {
-        Measured::HandRolled => {
-            let app = Router::new()
-                .route(PATH, post(hand_rolled::receive))
-                .with_state(HandRolled::new(HOURSMITH_SECRET.as_bytes()));
-            (app, None)
+    // A runtime, and its drain at the end, only when hookwise is the one measured;
+    // the guarded receiver's own drain when it is.
+    let (mut guarded, mut shutdown) = (None, None);
+    let mut app: Router = match receiver {
+        Measured::HandRolled => Router::new()
+            .route(PATH, post(hand_rolled::receive))
+            .with_state(HandRolled::new(HOURSMITH_SECRET.as_bytes())),
+        Measured::HandGuarded => {
+            let receiver = HandGuarded::new(HOURSMITH_SECRET.as_bytes(), Limits::default());
+            guarded = Some(receiver.clone());
+            Router::new()
+                .route(PATH, post(hand_guarded::receive))
+                .with_state(receiver)
         }
         Measured::Layer => {
             let webhooks = Webhooks::new(Receiver::new(provider, MemoryStore::new())?);
-            let app = Router::new()
+            shutdown = Some(webhooks.shutdown_handle());
+            Router::new()
                 .route(PATH, post(|| async {}))
                 .layer(WebhookLayer::new(&webhooks)?)
-                .with_state(());
-            (app, Some(webhooks.shutdown_handle()))
+                .with_state(())
         }
         Measured::Redis(url) => {
             // Keys of this run only: the server may hold an earlier run's.
@@ -136,8 +151,8 @@ async fn run(
                 .handler(HANDLER, |_| async { Ok::<_, std::convert::Infallible>(()) })
                 .build()?;
             let endpoint = WebhookEndpoint::new(&webhooks, HANDLER)?;
-            let app = Router::new().route(PATH, post_service(endpoint));
-            (app, Some(webhooks.shutdown_handle()))
+            shutdown = Some(webhooks.shutdown_handle());
+            Router::new().route(PATH, post_service(endpoint))
         }
     };
 
@@ -165,9 +180,10 @@ async fn run(
         tokio::task::yield_now().await;
     }
     // The hand-rolled receiver's spawned handlers ran at the yields above.
-    let unfinished = match shutdown {
-        Some(shutdown) => shutdown.shutdown(Duration::from_secs(10)).await.unfinished,
-        None => 0,
+    let unfinished = match (shutdown, guarded) {
+        (Some(shutdown), _) => shutdown.shutdown(Duration::from_secs(10)).await.unfinished,
+        (None, Some(guarded)) => guarded.drain().await,
+        (None, None) => 0,
     };
     Ok(failures + unfinished as u64)
 }
