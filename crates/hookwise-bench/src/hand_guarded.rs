@@ -32,10 +32,12 @@ use std::{
 };
 
 use axum::{
+    Router,
     body::Bytes,
     extract::State,
     http::{HeaderMap, StatusCode},
     response::Response,
+    routing::post,
 };
 use dashmap::{DashMap, mapref::entry::Entry};
 use futures_util::FutureExt;
@@ -132,6 +134,13 @@ impl HandGuarded {
                 dead: Mutex::new(VecDeque::new()),
             }),
         }
+    }
+
+    /// An axum router that takes deliveries at `path` with this receiver.
+    pub fn router(&self, path: &str) -> Router {
+        Router::new()
+            .route(path, post(receive))
+            .with_state(self.clone())
     }
 
     /// Takes no new run and waits for those accepted; how many had not ended.

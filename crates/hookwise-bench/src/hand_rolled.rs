@@ -18,10 +18,12 @@
 use std::{hint::black_box, sync::Arc};
 
 use axum::{
+    Router,
     body::Bytes,
     extract::State,
     http::{HeaderMap, StatusCode, header::CONTENT_TYPE},
     response::{IntoResponse, Response},
+    routing::post,
 };
 use dashmap::DashMap;
 use hmac::{Hmac, KeyInit, Mac};
@@ -57,6 +59,11 @@ impl HandRolled {
             key: <Hmac<Sha256> as KeyInit>::new_from_slice(secret).expect("HMAC takes any key"),
             seen: Arc::new(DashMap::new()),
         }
+    }
+
+    /// An axum router that takes deliveries at `path` with this receiver.
+    pub fn router(self, path: &str) -> Router {
+        Router::new().route(path, post(receive)).with_state(self)
     }
 }
 

@@ -15,8 +15,8 @@ use axum::{
 use bytes::Bytes;
 use hookwise_bench::{
     HOURSMITH_SECRET,
-    hand_guarded::{self, HandGuarded, Limits},
-    hand_rolled::{self, HandRolled},
+    hand_guarded::{HandGuarded, Limits},
+    hand_rolled::HandRolled,
 };
 use hookwise_tower::{WebhookEndpoint, WebhookLayer};
 use http::StatusCode;
@@ -62,13 +62,10 @@ impl Server {
         let (mut instance, mut guarded) = (None, None);
         let app = match self {
             Self::Bare => bare(),
-            Self::HandRolled => hand_rolled(),
+            Self::HandRolled => HandRolled::new(HOURSMITH_SECRET.as_bytes()).router(PATH),
             Self::HandGuarded => {
                 let receiver = HandGuarded::new(HOURSMITH_SECRET.as_bytes(), Limits::default());
-                guarded = Some(receiver.clone());
-                Router::new()
-                    .route(PATH, post(hand_guarded::receive))
-                    .with_state(receiver)
+                guarded.insert(receiver).router(PATH)
             }
             Self::Layer(backend) => {
                 let started = databases.instance(backend, fresh).await?;
@@ -122,13 +119,6 @@ fn bare() -> Router {
             StatusCode::OK
         }),
     )
-}
-
-/// The hand-rolled receiver: the contract's work without hookwise.
-fn hand_rolled() -> Router {
-    Router::new()
-        .route(PATH, post(hand_rolled::receive))
-        .with_state(HandRolled::new(HOURSMITH_SECRET.as_bytes()))
 }
 
 /// hookwise, ack-fast, with a handler that does nothing: in memory or on a store

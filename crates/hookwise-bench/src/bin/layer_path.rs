@@ -39,8 +39,8 @@ use axum::{
 };
 use hookwise_bench::{
     HOURSMITH_SECRET, KIB, event_id,
-    hand_guarded::{self, HandGuarded, Limits},
-    hand_rolled::{self, HandRolled},
+    hand_guarded::{HandGuarded, Limits},
+    hand_rolled::HandRolled,
     hoursmith_body, hoursmith_headers, now_secs,
 };
 use hookwise_core::{Hoursmith, MemoryStore, Receiver};
@@ -123,15 +123,10 @@ async fn run(
     // the guarded receiver's own drain when it is.
     let (mut guarded, mut shutdown) = (None, None);
     let mut app: Router = match receiver {
-        Measured::HandRolled => Router::new()
-            .route(PATH, post(hand_rolled::receive))
-            .with_state(HandRolled::new(HOURSMITH_SECRET.as_bytes())),
+        Measured::HandRolled => HandRolled::new(HOURSMITH_SECRET.as_bytes()).router(PATH),
         Measured::HandGuarded => {
             let receiver = HandGuarded::new(HOURSMITH_SECRET.as_bytes(), Limits::default());
-            guarded = Some(receiver.clone());
-            Router::new()
-                .route(PATH, post(hand_guarded::receive))
-                .with_state(receiver)
+            guarded.insert(receiver).router(PATH)
         }
         Measured::Layer => {
             let webhooks = Webhooks::new(Receiver::new(provider, MemoryStore::new())?);
