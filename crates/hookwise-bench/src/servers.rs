@@ -32,9 +32,11 @@ pub(crate) const PATH: &str = "/webhooks/hoursmith";
 pub(crate) enum Server {
     /// A bare axum route that reads the body and answers `200`.
     Bare,
-    /// [`hand_rolled`]: the contract's work, written without hookwise.
+    /// [`hand_rolled`](hookwise_bench::hand_rolled): the contract's work, written
+    /// without hookwise.
     HandRolled,
-    /// [`hand_guarded`]: the same with the layer's guarantees written by hand.
+    /// [`hand_guarded`](hookwise_bench::hand_guarded): the same with the layer's
+    /// guarantees written by hand.
     HandGuarded,
     /// hookwise on `backend`: the route behind `WebhookLayer`, or with a durable
     /// queue a `WebhookEndpoint`.
