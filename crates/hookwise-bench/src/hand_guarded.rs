@@ -14,6 +14,7 @@
 //!   panic caught; the last failure kept in a bounded dead-letter list; then the id
 //!   marked done for the retention;
 //! - the runs tracked, so that a shutdown waits for them ([`HandGuarded::drain`]);
+//!   after it, a delivery is answered `503` `shutting_down` and its claim released;
 //! - one `tracing` span a delivery, with the event id.
 //!
 //! What it leaves out of the layer: several `v1` (secret rotation), the body's
@@ -185,9 +186,14 @@ pub async fn receive(
         }
         let admitted = match inner.admitted.clone().try_acquire_owned() {
             Ok(admitted) if !inner.runs.is_closed() => admitted,
-            _ => {
+            refused => {
+                // Released: the sender's retry is processed.
                 inner.seen.remove(&event.id);
-                return refuse(StatusCode::SERVICE_UNAVAILABLE, r#"{"error":"queue_full"}"#);
+                let error = match refused {
+                    Ok(_) => r#"{"error":"shutting_down"}"#,
+                    Err(_) => r#"{"error":"queue_full"}"#,
+                };
+                return refuse(StatusCode::SERVICE_UNAVAILABLE, error);
             }
         };
         let run = inner.clone();
@@ -354,8 +360,11 @@ mod tests {
         // Shut down: nothing new is taken, and its claim is released.
         receiver.drain().await;
         assert_eq!(
-            deliver(&receiver, 3).await.0,
-            StatusCode::SERVICE_UNAVAILABLE
+            deliver(&receiver, 3).await,
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                r#"{"error":"shutting_down"}"#.to_owned()
+            )
         );
         assert_eq!(deliver(&receiver, 2).await.1, r#"{"status":"duplicate"}"#);
     }
