@@ -5,8 +5,10 @@
 //!
 //! - the event ids in a `DashMap` with a retention (96 h) and a bound (1 M ids;
 //!   full, the expired ones are swept, and if that frees nothing, `503`). A claim
-//!   stays provisional while its event runs: a redelivery meanwhile is answered `409`
-//!   `in_progress`, and a claim older than 5 minutes (its run died) is taken over;
+//!   is provisional until its event's run is admitted (a redelivery racing it is
+//!   answered `409` `in_progress`; one older than 5 minutes is taken over), then the
+//!   event is accounted for and a redelivery is a duplicate, as the layer confirms
+//!   a claim once its run owns the event;
 //! - the background work bounded: 32 runs at once and 1,024 waiting, past which a
 //!   delivery is answered `503` `queue_full` and its claim released, so the
 //!   sender's retry is processed;
@@ -18,8 +20,8 @@
 //! - one `tracing` span a delivery, with the event id.
 //!
 //! What it leaves out of the layer: several `v1` (secret rotation), the body's
-//! size limit and read timeout, typed events per type with snapshots, a claim's
-//! lease renewed while its event waits, replaying dead letters, stats and metrics.
+//! size limit and read timeout, typed events per type with snapshots, replaying
+//! dead letters, stats and metrics.
 //! Against it, B/A prices the layer's way of giving the same guarantees rather
 //! than the guarantees themselves.
 
@@ -104,8 +106,10 @@ struct Inner {
 /// What an event id stands for.
 #[derive(Debug, Clone, Copy)]
 enum Seen {
-    /// Claimed; its run has not ended.
+    /// Claimed by a delivery whose run is not admitted yet.
     Claimed { at: Instant },
+    /// Its run is admitted: it ends as `Done`, whatever happens in it.
+    Accepted,
     /// Its run ended (processed or dead-lettered).
     Done { at: Instant },
 }
@@ -196,6 +200,10 @@ pub async fn receive(
                 return refuse(StatusCode::SERVICE_UNAVAILABLE, error);
             }
         };
+        // The run owns the event now: a redelivery is a duplicate.
+        if let Some(mut seen) = inner.seen.get_mut(event.id.as_str()) {
+            *seen = Seen::Accepted;
+        }
         let run = inner.clone();
         inner.runs.spawn(
             async move {
@@ -219,12 +227,14 @@ impl Inner {
         if self.seen.len() >= self.limits.ids {
             self.seen.retain(|_, seen| match *seen {
                 Seen::Claimed { at } => now - at < LEASE,
+                Seen::Accepted => true,
                 Seen::Done { at } => now - at < RETENTION,
             });
         }
         let full = self.seen.len() >= self.limits.ids;
         match self.seen.entry(id.to_owned()) {
             Entry::Occupied(mut held) => match *held.get() {
+                Seen::Accepted => Some(answer(r#"{"status":"duplicate"}"#)),
                 Seen::Done { at } if now - at < RETENTION => {
                     Some(answer(r#"{"status":"duplicate"}"#))
                 }
@@ -316,19 +326,19 @@ mod tests {
     }
 
     // On a current-thread runtime an accepted event's run starts only when the test
-    // awaits something that yields, so its claim is seen provisional until then.
+    // awaits something that yields: the redelivery below comes before the run.
     #[tokio::test(flavor = "current_thread")]
-    async fn a_redelivery_is_in_progress_while_the_first_runs_and_a_duplicate_after() {
+    async fn a_redelivery_before_the_run_is_a_duplicate_and_the_event_runs_once() {
         let receiver = receiver(Limits::default());
-        assert_eq!(deliver(&receiver, 1).await.0, StatusCode::OK);
         assert_eq!(
             deliver(&receiver, 1).await,
-            (
-                StatusCode::CONFLICT,
-                r#"{"error":"in_progress"}"#.to_owned()
-            )
+            (StatusCode::OK, r#"{"status":"accepted"}"#.to_owned())
         );
-        assert_eq!(receiver.drain().await, 1, "one run had not ended");
+        assert_eq!(
+            deliver(&receiver, 1).await,
+            (StatusCode::OK, r#"{"status":"duplicate"}"#.to_owned())
+        );
+        assert_eq!(receiver.drain().await, 1, "one run, not yet ended");
         assert_eq!(
             deliver(&receiver, 1).await,
             (StatusCode::OK, r#"{"status":"duplicate"}"#.to_owned())
