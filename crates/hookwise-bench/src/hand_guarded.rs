@@ -54,7 +54,7 @@ use crate::hand_rolled::{Envelope, answer, refuse, verified_event};
 
 /// How long a processed event's id is remembered.
 const RETENTION: Duration = Duration::from_secs(96 * 60 * 60);
-/// How long a claim holds without its run ending before it is taken over.
+/// How long a claim holds without its run being admitted before it is taken over.
 const LEASE: Duration = Duration::from_secs(5 * 60);
 /// The most attempts of a run, and the wait before the second.
 const ATTEMPTS: u32 = 5;
@@ -112,6 +112,18 @@ enum Seen {
     Accepted,
     /// Its run ended (processed or dead-lettered).
     Done { at: Instant },
+}
+
+impl Seen {
+    /// Whether it still holds its id at `now`: a claim for its lease, an accepted
+    /// event until its run ends, a processed one for the retention.
+    fn holds(self, now: Instant) -> bool {
+        match self {
+            Self::Claimed { at } => now - at < LEASE,
+            Self::Accepted => true,
+            Self::Done { at } => now - at < RETENTION,
+        }
+    }
 }
 
 impl fmt::Debug for HandGuarded {
@@ -225,26 +237,19 @@ impl Inner {
         let now = Instant::now();
         // Before taking an entry: `len` and `retain` lock every shard.
         if self.seen.len() >= self.limits.ids {
-            self.seen.retain(|_, seen| match *seen {
-                Seen::Claimed { at } => now - at < LEASE,
-                Seen::Accepted => true,
-                Seen::Done { at } => now - at < RETENTION,
-            });
+            self.seen.retain(|_, seen| seen.holds(now));
         }
         let full = self.seen.len() >= self.limits.ids;
         match self.seen.entry(id.to_owned()) {
             Entry::Occupied(mut held) => match *held.get() {
-                Seen::Accepted => Some(answer(r#"{"status":"duplicate"}"#)),
-                Seen::Done { at } if now - at < RETENTION => {
-                    Some(answer(r#"{"status":"duplicate"}"#))
-                }
-                Seen::Claimed { at } if now - at < LEASE => {
-                    Some(refuse(StatusCode::CONFLICT, r#"{"error":"in_progress"}"#))
-                }
-                _ => {
+                seen if !seen.holds(now) => {
                     held.insert(Seen::Claimed { at: now });
                     None
                 }
+                Seen::Claimed { .. } => {
+                    Some(refuse(StatusCode::CONFLICT, r#"{"error":"in_progress"}"#))
+                }
+                Seen::Accepted | Seen::Done { .. } => Some(answer(r#"{"status":"duplicate"}"#)),
             },
             Entry::Vacant(_) if full => Some(refuse(
                 StatusCode::SERVICE_UNAVAILABLE,
