@@ -115,11 +115,11 @@ impl Config {
 
     /// Refuses what each flag allows alone but not together.
     fn checked(self) -> Result<Self, clap::Error> {
-        if self.contender == Contender::HandRolled && self.backend() != Backend::MEMORY {
+        if self.contender != Contender::Layer && self.backend() != Backend::MEMORY {
             return Err(Self::command().error(
                 ErrorKind::ArgumentConflict,
                 "--store, --queue and --metrics apply to the layer (--contender layer); \
-                 the hand-rolled receiver has none of them",
+                 the hand-written receivers have none of them",
             ));
         }
         if self.pg_batch_wait > 0 && self.queue != Queue::Postgres {
@@ -162,6 +162,7 @@ impl Config {
         let b = match self.contender {
             Contender::Layer => Server::Layer(self.backend()),
             Contender::HandRolled => Server::HandRolled,
+            Contender::HandGuarded => Server::HandGuarded,
         };
         [a, b]
     }
@@ -206,6 +207,9 @@ pub(crate) enum Contender {
     /// The hand-rolled receiver instead (with the default baseline: what the
     /// contract's own work costs next to a bare route).
     HandRolled,
+    /// The hand-rolled receiver with the layer's guarantees written by hand (with
+    /// --baseline hand-rolled: what writing those guarantees costs a user).
+    HandGuarded,
 }
 
 /// How each client loads its server.
@@ -319,6 +323,9 @@ mod tests {
             guarded.servers(),
             [Server::HandGuarded, Server::Layer(Backend::MEMORY)]
         );
+        let written = parse(&["--baseline", "hand-rolled", "--contender", "hand-guarded"])
+            .expect("two hand-written receivers");
+        assert_eq!(written.servers(), [Server::HandRolled, Server::HandGuarded]);
     }
 
     #[test]
@@ -352,12 +359,14 @@ mod tests {
             .and_then(Config::checked)
             .expect_err("a Postgres setting");
         assert_eq!(error.exit_code(), 2, "{error}");
-        for flags in [&["--queue", "redis"][..], &["--metrics"]] {
-            let args = [&["--contender", "hand-rolled"][..], flags].concat();
-            let error = parse(&args)
-                .and_then(Config::checked)
-                .expect_err("the hand-rolled receiver has no backend and no metrics");
-            assert_eq!(error.exit_code(), 2, "{error}");
+        for contender in ["hand-rolled", "hand-guarded"] {
+            for flags in [&["--queue", "redis"][..], &["--metrics"]] {
+                let args = [&["--contender", contender][..], flags].concat();
+                let error = parse(&args)
+                    .and_then(Config::checked)
+                    .expect_err("a hand-written receiver has no backend and no metrics");
+                assert_eq!(error.exit_code(), 2, "{error}");
+            }
         }
     }
 
