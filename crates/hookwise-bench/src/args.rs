@@ -119,7 +119,7 @@ impl Config {
             return Err(Self::command().error(
                 ErrorKind::ArgumentConflict,
                 "--store, --queue and --metrics apply to the layer (--contender layer); \
-                 the hand-written receivers have none of them",
+                 the other contenders have none of them",
             ));
         }
         if self.pg_batch_wait > 0 && self.queue != Queue::Postgres {
@@ -163,6 +163,7 @@ impl Config {
             Contender::Layer => Server::Layer(self.backend()),
             Contender::HandRolled => Server::HandRolled,
             Contender::HandGuarded => Server::HandGuarded,
+            Contender::Endpoint => Server::Endpoint,
         };
         [a, b]
     }
@@ -210,6 +211,10 @@ pub(crate) enum Contender {
     /// The hand-rolled receiver with the layer's guarantees written by hand (with
     /// --baseline hand-rolled: what writing those guarantees costs a user).
     HandGuarded,
+    /// hookwise in memory served by WebhookEndpoint with a named handler: the
+    /// layer's work without a wrapped service to call (with --baseline layer: what
+    /// calling the wrapped route costs).
+    Endpoint,
 }
 
 /// How each client loads its server.
@@ -326,6 +331,12 @@ mod tests {
         let written = parse(&["--baseline", "hand-rolled", "--contender", "hand-guarded"])
             .expect("two hand-written receivers");
         assert_eq!(written.servers(), [Server::HandRolled, Server::HandGuarded]);
+        let endpoint =
+            parse(&["--baseline", "layer", "--contender", "endpoint"]).expect("an endpoint");
+        assert_eq!(
+            endpoint.servers(),
+            [Server::Layer(Backend::MEMORY), Server::Endpoint]
+        );
     }
 
     #[test]
@@ -359,12 +370,12 @@ mod tests {
             .and_then(Config::checked)
             .expect_err("a Postgres setting");
         assert_eq!(error.exit_code(), 2, "{error}");
-        for contender in ["hand-rolled", "hand-guarded"] {
+        for contender in ["hand-rolled", "hand-guarded", "endpoint"] {
             for flags in [&["--queue", "redis"][..], &["--metrics"]] {
                 let args = [&["--contender", contender][..], flags].concat();
                 let error = parse(&args)
                     .and_then(Config::checked)
-                    .expect_err("a hand-written receiver has no backend and no metrics");
+                    .expect_err("only --contender layer takes a backend and metrics");
                 assert_eq!(error.exit_code(), 2, "{error}");
             }
         }

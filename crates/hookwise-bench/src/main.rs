@@ -124,7 +124,9 @@ fn main() -> ExitCode {
     let [a_server, b_server] = config.servers();
     let databases = match b_server {
         Server::Layer(backend) => Databases::start(backend),
-        Server::Bare | Server::HandRolled | Server::HandGuarded => Ok(Databases::none()),
+        Server::Bare | Server::HandRolled | Server::HandGuarded | Server::Endpoint => {
+            Ok(Databases::none())
+        }
     };
     let databases = match databases {
         Ok(databases) => databases,

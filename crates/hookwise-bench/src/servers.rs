@@ -41,6 +41,9 @@ pub(crate) enum Server {
     /// hookwise on `backend`: the route behind `WebhookLayer`, or with a durable
     /// queue a `WebhookEndpoint`.
     Layer(Backend),
+    /// hookwise in memory, served by `WebhookEndpoint` with a named handler that
+    /// does nothing: the layer's work without a wrapped service to call.
+    Endpoint,
 }
 
 impl Server {
@@ -51,6 +54,7 @@ impl Server {
             Self::HandRolled => "hand-rolled receiver".to_owned(),
             Self::HandGuarded => "hand-rolled receiver, guarded".to_owned(),
             Self::Layer(backend) => backend.label(),
+            Self::Endpoint => "WebhookEndpoint".to_owned(),
         }
     }
 
@@ -74,6 +78,12 @@ impl Server {
                 let app = hookwise(backend, &started)?;
                 instance = Some(started);
                 app
+            }
+            Self::Endpoint => {
+                let started = Instance::with_handler()?;
+                let endpoint = WebhookEndpoint::new(&started.webhooks, HANDLER)?;
+                instance = Some(started);
+                Router::new().route(PATH, post_service(endpoint))
             }
         };
         let (addr, task) = serve(app).await;

@@ -232,6 +232,19 @@ pub(crate) struct Instance {
 }
 
 impl Instance {
+    /// A runtime in memory with a handler registered as [`HANDLER`] that does
+    /// nothing, for `WebhookEndpoint`.
+    pub(crate) fn with_handler() -> Result<Self, Box<dyn Error>> {
+        let receiver = Receiver::new(Hoursmith::new(HOURSMITH_SECRET)?, MemoryStore::new())?;
+        let webhooks = Webhooks::builder(receiver)
+            .handler(HANDLER, |_| async { Ok::<_, Infallible>(()) })
+            .build()?;
+        Ok(Self {
+            webhooks,
+            pg_store: None,
+        })
+    }
+
     /// Stops taking deliveries, waits for accepted work (and a queue's readers) to
     /// stop, and closes the Postgres pool; how many events had not finished.
     pub(crate) async fn stop(self) -> usize {

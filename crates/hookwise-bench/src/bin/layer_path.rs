@@ -15,7 +15,9 @@
 //! ([`hookwise_bench::hand_rolled`]) instead, so that the difference of the two totals
 //! is what the layer does beyond the contract's own work. `--hand-guarded` sends them
 //! to the hand-rolled receiver with the layer's guarantees written by hand
-//! ([`hookwise_bench::hand_guarded`]).
+//! ([`hookwise_bench::hand_guarded`]). `--endpoint` sends them to a
+//! `WebhookEndpoint` in memory with a named handler that does nothing: the layer's
+//! work without a wrapped service to call.
 //!
 //! `--redis URL` sends them instead through a `WebhookEndpoint` on a `RedisStore` and
 //! a `RedisQueue` at `URL` (a fresh key namespace per run), as the load benchmark's
@@ -64,6 +66,10 @@ fn main() -> ExitCode {
             receiver = Measured::HandGuarded;
             continue;
         }
+        if flag == "--endpoint" {
+            receiver = Measured::Endpoint;
+            continue;
+        }
         let value = args.next();
         let number = value.as_deref().and_then(|v| v.parse::<u64>().ok());
         match (flag.as_str(), number, value) {
@@ -72,7 +78,7 @@ fn main() -> ExitCode {
             ("--redis", _, Some(url)) => receiver = Measured::Redis(url),
             _ => {
                 eprintln!(
-                    "usage: layer_path [--requests N] [--size BYTES] [--hand-rolled | --hand-guarded | --redis URL]"
+                    "usage: layer_path [--requests N] [--size BYTES] [--hand-rolled | --hand-guarded | --endpoint | --redis URL]"
                 );
                 return ExitCode::FAILURE;
             }
@@ -105,11 +111,13 @@ enum Measured {
     HandRolled,
     /// The same with the layer's guarantees written by hand.
     HandGuarded,
+    /// A `WebhookEndpoint` in memory, with a named handler.
+    Endpoint,
     /// A `WebhookEndpoint` on a `RedisStore` and a `RedisQueue` at this URL.
     Redis(String),
 }
 
-/// The name the Redis runtime's handler is registered under.
+/// The name the endpoint's handler is registered under.
 const HANDLER: &str = "hook";
 
 async fn run(
@@ -135,6 +143,14 @@ async fn run(
                 .route(PATH, post(|| async {}))
                 .layer(WebhookLayer::new(&webhooks)?)
                 .with_state(())
+        }
+        Measured::Endpoint => {
+            let webhooks = Webhooks::builder(Receiver::new(provider, MemoryStore::new())?)
+                .handler(HANDLER, |_| async { Ok::<_, std::convert::Infallible>(()) })
+                .build()?;
+            let endpoint = WebhookEndpoint::new(&webhooks, HANDLER)?;
+            shutdown = Some(webhooks.shutdown_handle());
+            Router::new().route(PATH, post_service(endpoint))
         }
         Measured::Redis(url) => {
             // Keys of this run only: the server may hold an earlier run's.
