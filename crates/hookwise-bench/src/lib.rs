@@ -11,9 +11,10 @@
 //! | `src/main.rs` | loopback load: bare axum route vs the same route behind `WebhookLayer` | `cargo run --release -p hookwise-bench -- --seconds 10` |
 //! | `src/main.rs` with `--baseline hand-rolled` | the same, against [`hand_rolled`]: the contract's work written without hookwise | `cargo run --release -p hookwise-bench -- --seconds 10 --baseline hand-rolled` |
 //! | `src/main.rs` with `--baseline hand-guarded` | the same, against [`hand_guarded`]: the hand-rolled receiver with the layer's guarantees written by hand (bounded retention, bounded background work, retries, timeouts, panics caught, dead letters, drain) | `cargo run --release -p hookwise-bench -- --seconds 10 --baseline hand-guarded` |
+//! | `src/main.rs` with `--contender hand-guarded` or `--contender endpoint` | server B the guarded receiver (against `--baseline hand-rolled`: what the guarantees cost written by hand) or `WebhookEndpoint` in memory with a named handler (against `--baseline layer`: what calling the wrapped route costs) | `cargo run --release -p hookwise-bench -- --seconds 10 --baseline layer --contender endpoint` |
 //! | `src/main.rs` with `--store`, `--queue` | the layer in memory against hookwise on Redis or Postgres (a server started for the run) | `cargo run --release -p hookwise-bench -- --seconds 10 --baseline layer --store redis --queue redis` |
 //! | `src/bin/memory.rs` | resident bytes per key of `MemoryStore` at 1,000,000 keys | `cargo run --release -p hookwise-bench --bin memory` |
-//! | `src/bin/layer_path.rs` | the layer's whole path in one process, for instruction counts (`--hand-rolled`, `--hand-guarded`: the hand-written receivers') | `valgrind --tool=callgrind target/release/layer_path --requests 5000` |
+//! | `src/bin/layer_path.rs` | the layer's whole path in one process, for instruction counts (`--hand-rolled`, `--hand-guarded`: the hand-written receivers'; `--endpoint`: `WebhookEndpoint` in memory) | `valgrind --tool=callgrind target/release/layer_path --requests 5000` |
 //!
 //! `BENCHMARKS.md` at the repository root has the numbers and how to read them.
 

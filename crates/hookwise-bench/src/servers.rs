@@ -18,6 +18,8 @@ use hookwise_bench::{
     hand_guarded::{HandGuarded, Limits},
     hand_rolled::HandRolled,
 };
+use hookwise_core::{ConfigError, Hoursmith};
+use hookwise_runtime::Webhooks;
 use hookwise_tower::{WebhookEndpoint, WebhookLayer};
 use http::StatusCode;
 use tokio::{net::TcpListener, task::JoinHandle};
@@ -81,9 +83,9 @@ impl Server {
             }
             Self::Endpoint => {
                 let started = Instance::with_handler()?;
-                let endpoint = WebhookEndpoint::new(&started.webhooks, HANDLER)?;
+                let app = endpoint(&started.webhooks)?;
                 instance = Some(started);
-                Router::new().route(PATH, post_service(endpoint))
+                app
             }
         };
         let (addr, task) = serve(app).await;
@@ -140,12 +142,17 @@ fn bare() -> Router {
 fn hookwise(backend: Backend, instance: &Instance) -> Result<Router, Box<dyn Error>> {
     let webhooks = &instance.webhooks;
     Ok(if backend.is_durable() {
-        Router::new().route(PATH, post_service(WebhookEndpoint::new(webhooks, HANDLER)?))
+        endpoint(webhooks)?
     } else {
         Router::new()
             .route(PATH, post(|| async {}))
             .layer(WebhookLayer::new(webhooks)?)
     })
+}
+
+/// The handler registered as [`HANDLER`] in `webhooks`, served by `WebhookEndpoint`.
+fn endpoint(webhooks: &Webhooks<Hoursmith>) -> Result<Router, ConfigError> {
+    Ok(Router::new().route(PATH, post_service(WebhookEndpoint::new(webhooks, HANDLER)?)))
 }
 
 /// Serves `app` on a free loopback port, in the background.

@@ -203,7 +203,7 @@ impl Databases {
             }
         };
         let builder = if backend.is_durable() {
-            builder.handler(HANDLER, |_| async { Ok::<_, Infallible>(()) })
+            with_handler(builder)
         } else {
             builder
         };
@@ -222,6 +222,11 @@ impl Databases {
     }
 }
 
+/// `builder` with a handler registered as [`HANDLER`] that does nothing.
+fn with_handler(builder: WebhooksBuilder<Hoursmith>) -> WebhooksBuilder<Hoursmith> {
+    builder.handler(HANDLER, |_| async { Ok::<_, Infallible>(()) })
+}
+
 /// A runtime for one scenario, on its backend, and what to close after it.
 #[derive(Debug)]
 pub(crate) struct Instance {
@@ -236,9 +241,7 @@ impl Instance {
     /// nothing, for `WebhookEndpoint`.
     pub(crate) fn with_handler() -> Result<Self, Box<dyn Error>> {
         let receiver = Receiver::new(Hoursmith::new(HOURSMITH_SECRET)?, MemoryStore::new())?;
-        let webhooks = Webhooks::builder(receiver)
-            .handler(HANDLER, |_| async { Ok::<_, Infallible>(()) })
-            .build()?;
+        let webhooks = with_handler(Webhooks::builder(receiver)).build()?;
         Ok(Self {
             webhooks,
             pg_store: None,

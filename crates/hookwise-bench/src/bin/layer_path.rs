@@ -47,7 +47,7 @@ use hookwise_bench::{
 };
 use hookwise_core::{Hoursmith, MemoryStore, Receiver};
 use hookwise_redis::{RedisQueue, RedisStore};
-use hookwise_runtime::Webhooks;
+use hookwise_runtime::{ShutdownHandle, Webhooks, WebhooksBuilder};
 use hookwise_tower::{WebhookEndpoint, WebhookLayer};
 use http::Request;
 use tower_service::Service;
@@ -120,6 +120,19 @@ enum Measured {
 /// The name the endpoint's handler is registered under.
 const HANDLER: &str = "hook";
 
+/// `builder`'s runtime with a handler registered as [`HANDLER`] that does nothing,
+/// served by `WebhookEndpoint`; and the handle to shut it down.
+fn endpoint(
+    builder: WebhooksBuilder<Hoursmith>,
+) -> Result<(Router, ShutdownHandle), Box<dyn std::error::Error>> {
+    let webhooks = builder
+        .handler(HANDLER, |_| async { Ok::<_, std::convert::Infallible>(()) })
+        .build()?;
+    let endpoint = WebhookEndpoint::new(&webhooks, HANDLER)?;
+    let app = Router::new().route(PATH, post_service(endpoint));
+    Ok((app, webhooks.shutdown_handle()))
+}
+
 async fn run(
     requests: u64,
     size: usize,
@@ -145,25 +158,20 @@ async fn run(
                 .with_state(())
         }
         Measured::Endpoint => {
-            let webhooks = Webhooks::builder(Receiver::new(provider, MemoryStore::new())?)
-                .handler(HANDLER, |_| async { Ok::<_, std::convert::Infallible>(()) })
-                .build()?;
-            let endpoint = WebhookEndpoint::new(&webhooks, HANDLER)?;
-            shutdown = Some(webhooks.shutdown_handle());
-            Router::new().route(PATH, post_service(endpoint))
+            let builder = Webhooks::builder(Receiver::new(provider, MemoryStore::new())?);
+            let (app, handle) = endpoint(builder)?;
+            shutdown = Some(handle);
+            app
         }
         Measured::Redis(url) => {
             // Keys of this run only: the server may hold an earlier run's.
             let namespace = format!("layer-path-{}-{}", std::process::id(), now_secs());
             let store = RedisStore::new(&url)?.namespace(&namespace);
             let queue = RedisQueue::new(&url)?.namespace(&namespace);
-            let webhooks = Webhooks::builder(Receiver::new(provider, store)?)
-                .durable_queue(queue)
-                .handler(HANDLER, |_| async { Ok::<_, std::convert::Infallible>(()) })
-                .build()?;
-            let endpoint = WebhookEndpoint::new(&webhooks, HANDLER)?;
-            shutdown = Some(webhooks.shutdown_handle());
-            Router::new().route(PATH, post_service(endpoint))
+            let builder = Webhooks::builder(Receiver::new(provider, store)?).durable_queue(queue);
+            let (app, handle) = endpoint(builder)?;
+            shutdown = Some(handle);
+            app
         }
     };
 
